@@ -1,0 +1,146 @@
+"""Dataset adapters: a corpus on disk -> a list of :class:`Sample` (what to read, its label, its
+speaker). No torch and no decoding here; :mod:`edge_emotion.preprocess` turns a sample into model
+inputs and :mod:`.cache` stores them.
+
+Each adapter accepts the official release's layout *and* any layout that keeps the official file
+names (it finds files by name pattern under the root), e.g. ``../shared/data/ravdess/audio16k``.
+When nothing under the root matches, it raises :class:`DatasetLayoutError` saying what it expected.
+
+Adapters (``get_dataset(name, root)``):
+
+============== ========================================================== ==================
+name           files                                                      modality
+============== ========================================================== ==================
+ravdess        ``01-01-EE-II-SS-RR-AA.mp4`` (Video_Speech_Actor_XX)        audio + video
+ravdess-audio  ``03-01-EE-II-SS-RR-AA.wav|flac`` (Audio_Speech_Actors_01-24) audio
+crema-d        ``VideoFlash/AAAA_SSS_EEE_LL.flv`` (+ ``AudioWAV`` same stem) audio + video
+crema-d-audio  ``AudioWAV/AAAA_SSS_EEE_LL.wav`` (or .flac/.mp3)              audio
+iemocap        ``Session*/dialog/EmoEvaluation/*.txt`` + ``dialog/avi`` +  audio + video
+               ``sentences/wav``
+iemocap-audio  the same without the videos                                audio
+fer2013        ``<emotion>/*.jpg|png`` folders, or zips of them             face image
+============== ========================================================== ==================
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_emotion.errors import InputError
+
+
+class DatasetLayoutError(InputError):
+    """A dataset root that does not hold the files an adapter expects."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled clip (or face image) of a corpus.
+
+    ``key`` is unique across corpora (``"<dataset>/<id>"``) and names the sample in caches and
+    split files. ``label`` is the corpus's own emotion name (mapped onto a model's labels with
+    :class:`edge_emotion.labels.LabelMapper`). ``speaker`` is the actor, for speaker-independent
+    splits (None when unknown, as in FER2013). ``start_ms``/``end_ms`` cut a segment out of
+    ``video_path`` (IEMOCAP's dialog videos); the audio file, when given, starts at ``start_ms``.
+    ``image_path`` + ``member`` is a face image (``member`` names it inside a zip archive).
+    ``subset`` is a split the corpus itself defines (FER2013: ``train``/``test``/``private-test``).
+    """
+
+    key: str
+    dataset: str
+    label: str
+    speaker: str | None = None
+    video_path: Path | None = None
+    audio_path: Path | None = None
+    image_path: Path | None = None
+    member: str | None = None
+    start_ms: int = 0
+    end_ms: int | None = None
+    subset: str | None = None
+    audio_in_video: bool = False  # the audio track of video_path is the sample's audio
+
+    def __post_init__(self) -> None:
+        if self.video_path is None and self.audio_path is None and self.image_path is None:
+            raise ValueError(f"sample {self.key} has no file")
+
+    @property
+    def modality(self) -> str:
+        """``"av"``, ``"audio"``, ``"video"`` or ``"image"``."""
+        if self.image_path is not None:
+            return "image"
+        if self.video_path is not None:
+            return "av" if self.audio_path is not None or self.audio_in_video else "video"
+        return "audio"
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """The samples an adapter found, and what it skipped (``{reason: count}``)."""
+
+    name: str
+    root: Path
+    samples: tuple[Sample, ...]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def label_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(s.label for s in self.samples).items()))
+
+
+# name -> (module under edge_emotion.train, function)
+ADAPTERS: dict[str, tuple[str, str]] = {
+    "ravdess": ("ravdess", "ravdess_av"),
+    "ravdess-audio": ("ravdess", "ravdess_audio"),
+    "crema-d": ("crema_d", "crema_d_av"),
+    "crema-d-audio": ("crema_d", "crema_d_audio"),
+    "iemocap": ("iemocap", "iemocap_av"),
+    "iemocap-audio": ("iemocap", "iemocap_audio"),
+    "fer2013": ("fer2013", "fer2013"),
+}
+
+#: The datasets ``edge-emotion eval`` accepts (the DESIGN.md contract) plus the audio-only variants.
+DATASET_NAMES: tuple[str, ...] = tuple(ADAPTERS)
+
+
+def get_dataset(name: str, root: str | Path) -> DatasetIndex:
+    """Index the corpus ``name`` under ``root``; raises :class:`DatasetLayoutError` for a root that
+    does not hold it and :class:`InputError` for an unknown name."""
+    if name not in ADAPTERS:
+        raise InputError(f"unknown dataset {name!r}; choose one of: {', '.join(ADAPTERS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"{name}: dataset root {root} is not a directory")
+    module_name, function = ADAPTERS[name]
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    return getattr(module, function)(root)
+
+
+def find_files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Every file under ``root`` (recursively, following the official folders or any other) whose
+    suffix is one of ``suffixes`` (lower case, with the dot), sorted."""
+    wanted = {s.lower() for s in suffixes}
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in wanted and p.is_file())
+
+
+def require(samples: list[Sample], name: str, root: Path, expected: str) -> None:
+    if not samples:
+        raise DatasetLayoutError(f"{name}: no samples under {root}; expected {expected}")
+
+
+__all__ = [
+    "Sample",
+    "DatasetIndex",
+    "DatasetLayoutError",
+    "ADAPTERS",
+    "DATASET_NAMES",
+    "get_dataset",
+    "find_files",
+]
