@@ -1,0 +1,144 @@
+"""A bundle's three graphs loaded on one runtime: the SDK's only way to run the model.
+
+>>> model = BundleModel.from_bundle("bundles/edge", backend="auto", threads=2)
+>>> logits = model.fuse(audio, visual, audio_mask, visual_mask)
+
+``backend="auto"`` walks :data:`edge_emotion.formats.AUTO_ORDER` and takes the first format the
+bundle carries whose runtime is installed and loads: TensorRT INT8, TensorRT FP16, OpenVINO INT8,
+ONNX Runtime INT8, OpenVINO FP32, OpenVINO FP16, ONNX Runtime FP32, OpenVINO on the FP32 ONNX,
+torch. INT8 comes before FP32 when present (about 2x faster on CPUs, ENVIRONMENT.md). A named
+backend runs the best format it can read (:meth:`Bundle.best_format`), or ``format`` when given.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle
+from .config import PresetConfig
+from .errors import BackendError
+from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
+
+logger = logging.getLogger(__name__)
+
+
+def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tuple[str, str]]:
+    """The (format, runtime) pairs to try, best first."""
+    from .runtimes import BACKENDS, is_available
+
+    if format_key is not None and format_key not in bundle.formats:
+        raise BackendError(f"bundle {bundle.root} has no format {format_key!r}; it has: {', '.join(bundle.formats)}")
+    if backend == "auto":
+        pairs = [
+            (key, runtime)
+            for key, runtime in AUTO_ORDER
+            if key in bundle.formats and format_key in (None, key) and is_available(runtime)
+        ]
+        if not pairs:
+            installed = [name for name in BACKENDS if is_available(name)]
+            raise BackendError(
+                f"no installed runtime can run bundle {bundle.root} (formats: {', '.join(bundle.formats)}; "
+                f"installed runtimes: {', '.join(installed) or 'none'})"
+            )
+        return pairs
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
+    if format_key is not None:
+        if backend not in get_format(format_key).runtimes:
+            raise BackendError(f"backend {backend!r} cannot run format {format_key!r}")
+        return [(format_key, backend)]
+    best = bundle.best_format(backend)
+    if best is None:
+        raise BackendError(
+            f"bundle {bundle.root} has no format that {backend} runs (it has: {', '.join(bundle.formats)})"
+        )
+    return [(best, backend)]
+
+
+class BundleModel:
+    """The visual encoder, audio encoder and fusion head of one bundle format on one runtime.
+    Build it with :meth:`from_bundle`."""
+
+    def __init__(self, bundle: Bundle, format_key: str, backend_name: str, backends: dict):
+        self.bundle = bundle
+        self.format_key = format_key
+        self.backend_name = backend_name
+        self.backends = backends  # graph name -> runtimes.Backend
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle_or_path: Bundle | str | Path,
+        backend: str = "auto",
+        device: str | None = None,
+        threads: int | None = None,
+        format: str | None = None,  # noqa: A002 - the format key, as on the command line
+    ) -> BundleModel:
+        """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
+        ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
+        (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
+        from .runtimes import load_backend
+
+        bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
+        options = {} if threads is None else {"threads": threads}
+        failures = []
+        for key, runtime in _candidates(bundle, backend, format):
+            runtime_options = {} if runtime == "tensorrt" else options  # engines fix their own threading
+            try:
+                backends = {
+                    g: load_backend(runtime, bundle.graph_path(key, g), device=device, **runtime_options)
+                    for g in GRAPHS
+                }
+            except BackendError as exc:
+                if backend != "auto":
+                    raise
+                logger.warning("auto: %s on %s failed (%s); trying the next", key, runtime, exc)
+                failures.append(f"{key} on {runtime}: {exc}")
+                continue
+            logger.info("bundle %s: running format %s on %s", bundle.name, key, runtime)
+            return cls(bundle, key, runtime, backends)
+        raise BackendError(f"no runtime could load bundle {bundle.root}: " + "; ".join(failures))
+
+    @property
+    def preset(self) -> PresetConfig:
+        return self.bundle.preset
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.bundle.labels
+
+    @property
+    def precision(self) -> str:
+        return get_format(self.format_key).precision
+
+    @property
+    def device(self) -> str:
+        return self.backends[VISUAL_ENCODER].device
+
+    def encode_faces(self, faces: np.ndarray) -> np.ndarray:
+        """``faces`` ``(N, 3, S, S) float32`` normalised crops -> embeddings ``(N, D_v) float32``."""
+        return self.backends[VISUAL_ENCODER].run({"face": faces})["embedding"]
+
+    def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
+        """``log_mel`` ``(N, 1, n_mels, n_frames) float32`` normalised -> ``(N, T_a, D_a) float32``."""
+        return self.backends[AUDIO_ENCODER].run({"log_mel": log_mel})["audio_steps"]
+
+    def fuse(
+        self, audio: np.ndarray, visual: np.ndarray, audio_mask: np.ndarray, visual_mask: np.ndarray
+    ) -> np.ndarray:
+        """Aligned ``audio`` ``(N, T, D_a)``, ``visual`` ``(N, T, D_v)`` and their masks ``(N, T)``
+        (float32 1/0) -> logits ``(N, C) float32``."""
+        inputs = {"audio": audio, "visual": visual, "audio_mask": audio_mask, "visual_mask": visual_mask}
+        return self.backends[FUSION_HEAD].run(inputs)["logits"]
+
+    def __repr__(self) -> str:
+        return (
+            f"BundleModel({self.bundle.name!r}, format={self.format_key!r}, backend={self.backend_name!r}, "
+            f"device={self.device!r})"
+        )
+
+
+__all__ = ["BundleModel"]
