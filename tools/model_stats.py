@@ -99,10 +99,13 @@ def _tucker_worker(variant: str, shape: dict, repeats: int, threads: int, queue)
     queue.put({"variant": variant, "median_ms": 1000 * statistics.median(times), "peak_rss_growth_mb": (peak - before) / 1024})
 
 
-def tucker_benchmark(shape: dict, repeats: int, threads: int) -> list[dict]:
+ALL_VARIANTS = ("factored", "materialised A1+A2 (vectorised)", "literal A1+A2 (loops)")
+
+
+def tucker_benchmark(shape: dict, repeats: int, threads: int, variants=ALL_VARIANTS) -> list[dict]:
     ctx = mp.get_context("spawn")
     rows = []
-    for variant in ("factored", "materialised A1+A2 (vectorised)", "literal A1+A2 (loops)"):
+    for variant in variants:
         queue = ctx.Queue()
         proc = ctx.Process(target=_tucker_worker, args=(variant, shape, repeats, threads, queue))
         proc.start()
@@ -132,9 +135,12 @@ def main() -> None:
     results = {"modules": stats, "tucker": []}
     # The paper's sizes (T=60, D_a=D_v=256, batch 8) with the paper preset's ranks, and the fusion
     # head's real input sizes (d_model + 1 for the appended constant).
-    for d in (256, 257):
+    # Then larger feature sizes, to show how memory scales with D_a·D_v (the loop version is left
+    # out there: it only adds Python overhead to the materialised one).
+    for d in (256, 257, 512, 1024):
         shape = {"batch": 8, "T": 60, "D_a": d, "D_v": d, "ranks": list(PRESETS["paper"].model.ranks)}
-        rows = tucker_benchmark(shape, args.repeats, args.threads)
+        variants = ALL_VARIANTS if d <= 257 else ALL_VARIANTS[:2]
+        rows = tucker_benchmark(shape, args.repeats, args.threads, variants)
         results["tucker"].append({"shape": shape, "rows": rows})
         print(f"\nTucker fusion, batch {shape['batch']}, T={shape['T']}, D_a=D_v={d}, ranks {tuple(shape['ranks'])}:")
         print(f"{'variant':<34} {'median ms':>10} {'peak RSS +MB':>13} {'time ratio':>11}")
