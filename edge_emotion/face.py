@@ -1,0 +1,290 @@
+"""Face detection and tracking (MediaPipe Tasks ``FaceDetector``), and the face crop the visual
+encoder takes.
+
+The detector runs the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0,
+see ``LICENSE-mediapipe.txt``); nothing is downloaded. MediaPipe and OpenCV are imported when a
+:class:`FaceTracker` is built or a crop is made, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import VisualConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "face_detection_short_range.tflite"
+
+RUNNING_MODES = ("image", "video", "live_stream")
+SELECTIONS = ("largest", "stable")
+#: ``FaceObservation.status`` values. Only "ok" is usable.
+STATUSES = ("ok", "no_face", "too_small", "out_of_frame")
+#: A face with less than this fraction of its box inside the frame is "out_of_frame".
+MIN_INSIDE_FRACTION = 0.5
+#: How long ``detect`` waits for MediaPipe's answer in live-stream mode.
+LIVE_STREAM_TIMEOUT_S = 2.0
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """What the tracker saw in one frame.
+
+    ``status``: "ok" (a usable primary face; also when several faces are present, see
+    ``n_faces``), "no_face", "too_small" (the longer side is under ``VisualConfig.min_face_px``)
+    or "out_of_frame" (less than half of the face box lies inside the frame). ``bbox`` ``(x, y, w,
+    h)`` is the primary face in source-frame pixels, clipped to the frame (None when no face);
+    ``score`` its detection score (0 when none); ``at_border`` whether the unclipped box touches or
+    crosses the frame's edge.
+    """
+
+    timestamp_ms: int
+    status: str
+    bbox: Box | None = None
+    score: float = 0.0
+    n_faces: int = 0
+    at_border: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if (self.bbox is None) != (self.n_faces == 0):
+            raise ValueError("bbox is None exactly when no face was found")
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "ok"
+
+
+def _iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+class FaceTracker:
+    """Finds the primary face in each frame and follows it.
+
+    ``running_mode``: "image" (frames are unrelated), "video" (decoded frames, synchronous) or
+    "live_stream" (MediaPipe's asynchronous mode; ``detect`` submits the frame and waits for its
+    result). In video and live-stream modes ``timestamp_ms`` must strictly increase, else
+    ``ValueError`` (MediaPipe's convention). ``select``: "largest" face, or "stable" — the face
+    overlapping most (IoU) with the previous primary face, else the largest. Detections under
+    ``visual.min_detection_score`` are discarded. ``model_path`` defaults to the carried
+    short-range BlazeFace model. No face, several faces, a face at the border and a tiny face are
+    statuses of the returned :class:`FaceObservation`, never exceptions.
+    """
+
+    def __init__(
+        self,
+        visual: VisualConfig,
+        running_mode: str = "video",
+        select: str = "largest",
+        model_path: str | os.PathLike | None = None,
+    ):
+        if running_mode not in RUNNING_MODES:
+            raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {running_mode!r}")
+        if select not in SELECTIONS:
+            raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise FileNotFoundError(f"face detection model not found: {path}")
+        self.visual = visual
+        self.running_mode = running_mode
+        self.select = select
+        self._previous: Box | None = None
+        self._last_ms: int | None = None
+        self._results: dict[int, Any] = {}
+        self._result_ready = threading.Condition()
+        mode = {"image": RunningMode.IMAGE, "video": RunningMode.VIDEO, "live_stream": RunningMode.LIVE_STREAM}
+        options = FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=mode[running_mode],
+            min_detection_confidence=visual.min_detection_score,
+            result_callback=self._on_result if running_mode == "live_stream" else None,
+        )
+        self._detector = FaceDetector.create_from_options(options)
+
+    def _on_result(self, result: Any, image: Any, timestamp_ms: int) -> None:
+        with self._result_ready:
+            self._results[int(timestamp_ms)] = result
+            self._result_ready.notify_all()
+
+    def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[Any] | None:
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame_rgb))
+        if self.running_mode == "image":
+            return self._detector.detect(image).detections
+        if self.running_mode == "video":
+            return self._detector.detect_for_video(image, timestamp_ms).detections
+        self._detector.detect_async(image, timestamp_ms)
+        with self._result_ready:
+            if not self._result_ready.wait_for(lambda: timestamp_ms in self._results, LIVE_STREAM_TIMEOUT_S):
+                log.warning("face detector gave no result for the frame at %d ms", timestamp_ms)
+                return None
+            result = self._results.pop(timestamp_ms)
+            self._results.clear()
+            return result.detections
+
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation:
+        """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> the primary face."""
+        if self._detector is None:
+            raise RuntimeError("the FaceTracker is closed")
+        frame = np.asarray(frame_rgb)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame_rgb must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        timestamp_ms = int(timestamp_ms)
+        if self.running_mode != "image" and self._last_ms is not None and timestamp_ms <= self._last_ms:
+            raise ValueError(
+                f"timestamp_ms must strictly increase in {self.running_mode} mode: {timestamp_ms} after {self._last_ms}"
+            )
+        self._last_ms = timestamp_ms
+        detections = self._run(frame, timestamp_ms) or []
+        height, width = frame.shape[:2]
+        boxes: list[tuple[Box, float]] = []
+        for det in detections:
+            b = det.bounding_box
+            score = float(det.categories[0].score) if det.categories else 0.0
+            boxes.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score))
+        if not boxes:
+            self._previous = None
+            return FaceObservation(timestamp_ms, "no_face")
+        raw, score = self._choose(boxes)
+        self._previous = raw
+        clipped = _clip(raw, width, height)
+        x, y, w, h = raw
+        at_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
+        inside = clipped[2] * clipped[3] / max(1, w * h)
+        if inside < MIN_INSIDE_FRACTION or clipped[2] == 0 or clipped[3] == 0:
+            status = "out_of_frame"
+        elif max(w, h) < self.visual.min_face_px:
+            status = "too_small"
+        else:
+            status = "ok"
+        return FaceObservation(timestamp_ms, status, clipped, score, len(boxes), at_border)
+
+    def _choose(self, boxes: list[tuple[Box, float]]) -> tuple[Box, float]:
+        def area(item: tuple[Box, float]) -> int:
+            return item[0][2] * item[0][3]
+
+        if self.select == "stable" and self._previous is not None:
+            overlaps = [_iou(box, self._previous) for box, _ in boxes]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] > 0:
+                return boxes[best]
+        return max(boxes, key=area)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _to_input(image_rgb_or_grey: np.ndarray, visual: VisualConfig) -> np.ndarray:
+    """Resize a face image to ``crop_size`` (INTER_AREA shrinking, INTER_LINEAR enlarging), grey
+    if asked (ITU-R 601 luma on 3 channels), scale to [0, 1], normalise, CHW float32."""
+    import cv2
+
+    image = np.ascontiguousarray(image_rgb_or_grey)
+    size = visual.crop_size
+    if image.shape[0] != size or image.shape[1] != size:
+        shrinking = image.shape[0] > size or image.shape[1] > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    x = image.astype(np.float32) / np.float32(255.0)
+    if x.ndim == 2:
+        x = np.repeat(x[:, :, None], 3, axis=2)
+    elif visual.grayscale:
+        luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = np.repeat(luma[:, :, None], 3, axis=2)
+    mean = np.asarray(visual.mean, np.float32)
+    std = np.asarray(visual.std, np.float32)
+    return np.ascontiguousarray(((x - mean) / std).transpose(2, 0, 1), dtype=np.float32)
+
+
+def crop_box(bbox: Box, margin: float) -> Box:
+    """The square crop for a face box: centred on the box, side ``max(w, h) * (1 + margin)``
+    (at least 1 px), in source pixels; it may extend past the frame."""
+    x, y, w, h = bbox
+    side = max(1, int(round(max(w, h) * (1 + margin))))
+    cx, cy = x + w / 2, y + h / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side, side
+
+
+def crop_face(frame_rgb: np.ndarray, bbox: Box, visual: VisualConfig) -> np.ndarray:
+    """The visual encoder's input for one face: ``(3, S, S) float32`` with ``S = crop_size``.
+
+    ``frame_rgb`` ``(H, W, 3) uint8``; ``bbox`` ``(x, y, w, h)`` in its pixels. The square of
+    :func:`crop_box` is cut out; its parts outside the frame are filled with the normalisation
+    mean colour (``round(255 * visual.mean)``, so they are 0 after normalising). Then it is
+    resized, made grey if ``visual.grayscale``, scaled to [0, 1] and normalised with
+    ``visual.mean`` / ``visual.std`` like :func:`face_image_to_input`.
+    """
+    frame = np.asarray(frame_rgb)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame_rgb must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    height, width = frame.shape[:2]
+    x0, y0, side, _ = crop_box(bbox, visual.margin)
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(width, x0 + side), min(height, y0 + side)
+    if fx0 == x0 and fy0 == y0 and fx1 == x0 + side and fy1 == y0 + side:
+        square = frame[y0 : y0 + side, x0 : x0 + side]
+    else:
+        fill = np.round(255 * np.asarray(visual.mean)).astype(np.uint8)
+        square = np.empty((side, side, 3), np.uint8)
+        square[:] = fill
+        if fx1 > fx0 and fy1 > fy0:
+            square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    return _to_input(square, visual)
+
+
+def face_image_to_input(image: np.ndarray, visual: VisualConfig) -> np.ndarray:
+    """An image that already is a face crop (FER2013's 48x48 grey faces) -> ``(3, S, S) float32``,
+    with the same resize, grey conversion and normalisation as :func:`crop_face`.
+
+    ``image``: ``(H, W)`` grey or ``(H, W, 3)`` RGB, uint8. A grey image is repeated on 3 channels.
+    """
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f"image must be (H, W) or (H, W, 3) uint8, got {img.shape} {img.dtype}")
+    return _to_input(img, visual)
+
+
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "STATUSES",
+    "FaceObservation",
+    "FaceTracker",
+    "crop_box",
+    "crop_face",
+    "face_image_to_input",
+]

@@ -1,0 +1,52 @@
+"""What sources yield: video frames and mono PCM chunks, each with an integer ``timestamp_ms``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One picture: ``image`` ``(H, W, 3) uint8`` RGB, taken at ``timestamp_ms`` on the source's clock."""
+
+    image: np.ndarray
+    timestamp_ms: int
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise ValueError(f"image must be (H, W, 3) uint8, got {self.image.shape} {self.image.dtype}")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono PCM ``pcm`` ``(S,) float32`` in [-1, 1] at ``sample_rate`` Hz; its first sample was
+    captured at ``timestamp_ms``."""
+
+    pcm: np.ndarray
+    sample_rate: int
+    timestamp_ms: int
+
+    def __post_init__(self) -> None:
+        if self.pcm.ndim != 1 or self.pcm.dtype != np.float32:
+            raise ValueError(f"pcm must be (S,) float32, got {self.pcm.shape} {self.pcm.dtype}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * self.pcm.shape[0] / self.sample_rate
+
+    @property
+    def end_ms(self) -> float:
+        """The time just after the last sample."""
+        return self.timestamp_ms + self.duration_ms
