@@ -51,7 +51,8 @@ class FormatSpec:
     lists, best first, the backends that can run the format, and ``runtime_extra`` the pip extra
     that installs each (``""`` for the base install). ``exporter`` names the function that writes
     the format, ``"module:function"``, called as
-    ``function(model, format_key, onnx_files, work_dir, **options) -> (files, metadata)``.
+    ``function(model, format_key, onnx_files, work_dir, **options) -> (files, metadata)``, with
+    ``onnx_files`` the FP32 ONNX graphs ``{graph: path}`` and ``work_dir`` an empty folder of its own.
     ``exportable_here`` says whether an x86 CPU machine without a GPU can produce it.
     """
 
@@ -111,7 +112,7 @@ _ROWS: tuple[FormatSpec, ...] = (
         runtimes=("onnxruntime",),
         runtime_extra=_ORT,
         export_extra="export",
-        exporter="edge_emotion.export.onnx_int8:export",
+        exporter="edge_emotion.export.quantize_onnx:export",
         exportable_here=True,
     ),
     FormatSpec(

@@ -227,7 +227,9 @@ def write_bundle(
         work_dir = Path(work)
         onnx_files = export_onnx(model, work_dir / "onnx-fp32")
         for key in keys:
-            files, metadata = _exporter(key)(model, key, onnx_files, work_dir, **export_options)
+            format_dir = work_dir / key
+            format_dir.mkdir()
+            files, metadata = _exporter(key)(model, key, onnx_files, format_dir, **export_options)
             metadata = {**metadata, "tool_versions": tool_versions()}
             runtime = _parity_runtime(key) if parity else None
             if runtime is not None:

@@ -67,7 +67,7 @@ def export_torch_format(
     """The ``torch`` row's exporter (see :class:`~edge_emotion.formats.FormatSpec`)."""
     if format_key != "torch":
         raise ValueError(f"export_torch_format writes the 'torch' format, not {format_key!r}")
-    files = export_torch_programs(model, Path(work_dir) / "torch")
+    files = export_torch_programs(model, work_dir)
     return files, {"program": "torch.export", "max_batch": MAX_BATCH}
 
 

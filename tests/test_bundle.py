@@ -1,0 +1,299 @@
+"""Bundles: export -> load -> predict round trips on every installed runtime, the manifest, and
+the refusals of a bundle that does not match its manifest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge_emotion.bundle import MANIFEST_NAME, Bundle
+from edge_emotion.errors import BackendError, BundleError
+from edge_emotion.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
+
+torch = pytest.importorskip("torch", reason="building a bundle needs torch (the 'export' extra)")
+pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
+
+from edge_emotion.export.bundle_writer import add_format, create_bundle, write_bundle  # noqa: E402
+from edge_emotion.export.onnx_export import example_inputs, torch_outputs  # noqa: E402
+from edge_emotion.runtimes import is_available  # noqa: E402
+from fakes import fresh_model, make_bundle  # noqa: E402
+
+from edge_emotion.engine import BundleModel  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def full_bundle(tmp_path_factory):
+    """A bundle with the onnx and torch formats of ``fresh_model("edge", 0)``."""
+    return make_bundle(tmp_path_factory.mktemp("full"), formats=("onnx", "torch"))
+
+
+@pytest.fixture()
+def bundle_copy(tmp_path):
+    return make_bundle(tmp_path)
+
+
+# -- the format table ------------------------------------------------------------------------------
+def test_format_table_is_consistent():
+    from edge_emotion.runtimes import BACKENDS
+
+    assert set(RUNTIMES) == set(BACKENDS)
+    for key, spec in FORMATS.items():
+        assert spec.key == key
+        assert ":" in spec.exporter and spec.exporter.startswith("edge_emotion.export.")
+        assert all(BACKENDS[r].extra == spec.runtime_extra[r] for r in spec.runtimes)
+    assert {key for key, _ in AUTO_ORDER} == set(FORMATS)
+    for key, runtime in AUTO_ORDER:
+        assert runtime in FORMATS[key].runtimes
+    assert {
+        "onnx",
+        "onnx-int8",
+        "openvino",
+        "openvino-fp16",
+        "openvino-int8",
+        "tensorrt-fp16",
+        "tensorrt-int8",
+        "torch",
+    } <= set(FORMATS)
+
+
+# -- round trips -----------------------------------------------------------------------------------
+def test_manifest_contents(full_bundle):
+    bundle = Bundle.load(full_bundle)
+    model = fresh_model("edge", 0)
+    assert bundle.preset == model.preset
+    assert bundle.labels == model.preset.labels
+    assert bundle.formats == ("onnx", "torch")
+    assert bundle.schema_version == 1
+    assert bundle.graph_path("onnx", "fusion_head") == full_bundle.resolve() / "onnx" / "fusion_head.onnx"
+    assert bundle.best_format("onnxruntime") == "onnx" and bundle.best_format("tensorrt") is None
+    assert {"training_data", "split_protocol", "metrics", "command"} <= set(bundle.provenance)
+    assert {"torch", "onnx", "onnxruntime", "edge-emotion"} <= set(bundle.tool_versions)
+    onnx_entry = bundle.format_info("onnx")
+    assert onnx_entry["precision"] == "fp32" and onnx_entry["opset"] >= 17
+    parity = onnx_entry["parity"]
+    assert parity["label_agreement"] == 1.0
+    assert all(parity["graphs"][g]["max_abs_diff"] < TOLERANCE for g in GRAPHS)
+    assert bundle.size_bytes("onnx") == sum((full_bundle / "onnx" / f"{g}.onnx").stat().st_size for g in GRAPHS)
+
+
+def _runnable(backend: str) -> list:
+    reason = f"the {backend} runtime is not installed here"
+    return [pytest.param(backend, marks=pytest.mark.skipif(not is_available(backend), reason=reason))]
+
+
+@pytest.mark.parametrize("backend", _runnable("onnxruntime") + _runnable("openvino") + _runnable("torch"))
+def test_round_trip_graphs_match_pytorch(full_bundle, backend):
+    """export -> load -> run each graph: the backend agrees with the PyTorch model."""
+    model = fresh_model("edge", 0)
+    engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1)
+    assert engine.backend_name == backend
+    assert engine.format_key == ("torch" if backend == "torch" else "onnx")
+    inputs = example_inputs(model.preset, batch=3, seed=7)
+    want = torch_outputs(model, inputs)
+    np.testing.assert_allclose(
+        engine.encode_faces(inputs["visual_encoder"]["face"]),
+        want["visual_encoder"]["embedding"],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    np.testing.assert_allclose(
+        engine.encode_audio(inputs["audio_encoder"]["log_mel"]),
+        want["audio_encoder"]["audio_steps"],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    logits = engine.fuse(**inputs["fusion_head"])
+    np.testing.assert_allclose(logits, want["fusion_head"]["logits"], atol=TOLERANCE, rtol=0)
+    assert logits.dtype == np.float32 and logits.shape == (3, len(engine.labels))
+
+
+@pytest.mark.parametrize("backend", _runnable("onnxruntime") + _runnable("openvino"))
+def test_round_trip_predict(full_bundle, backend):
+    """The whole model (encoders -> alignment -> fusion) through the bundle predicts what
+    ``EmotionModel.forward`` predicts on the same window."""
+    model = fresh_model("edge", 0)
+    preset = model.preset
+    engine = BundleModel.from_bundle(full_bundle, backend=backend)
+    rng = np.random.default_rng(0)
+    n, t_v, s = 2, preset.video_frames, preset.visual.crop_size
+    log_mel = rng.standard_normal((n, 1, preset.audio.n_mels, preset.audio.n_frames)).astype(np.float32)
+    faces = rng.standard_normal((n, t_v, 3, s, s)).astype(np.float32)
+    face_mask = (rng.random((n, t_v)) > 0.3).astype(np.float32)
+    audio_mask = (rng.random((n, preset.model.time_steps)) > 0.3).astype(np.float32)
+    with torch.no_grad():
+        want = model(*(torch.from_numpy(a) for a in (log_mel, faces, face_mask, audio_mask))).numpy()
+
+    embeddings = engine.encode_faces(faces.reshape(n * t_v, 3, s, s)).reshape(n, t_v, -1)
+    audio_seq = engine.encode_audio(log_mel)
+    audio_idx, video_idx = model.audio_index.numpy(), model.video_index.numpy()
+    visual_mask = face_mask[:, video_idx] * model.video_index_ok.numpy()
+    audio = audio_seq[:, audio_idx] * audio_mask[..., None]
+    visual = embeddings[:, video_idx] * visual_mask[..., None]
+    got = engine.fuse(audio, visual, audio_mask, visual_mask)
+    np.testing.assert_allclose(got, want, atol=TOLERANCE, rtol=0)
+    assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_auto_picks_the_best_installed_format(full_bundle):
+    engine = BundleModel.from_bundle(full_bundle)
+    # no INT8 or OpenVINO IR in this bundle: FP32 ONNX on ONNX Runtime comes before torch
+    assert (engine.format_key, engine.backend_name) == ("onnx", "onnxruntime")
+    assert engine.preset == Bundle.load(full_bundle).preset and engine.precision == "fp32"
+
+
+@pytest.mark.skipif(not is_available("openvino"), reason="openvino is not installed here")
+def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
+    """An OpenVINO IR (.xml + .bin) added with add_format is hashed with its companion, loads, and
+    is what ``auto`` picks over FP32 ONNX on ONNX Runtime."""
+    import openvino as ov
+
+    files = {}
+    for graph in GRAPHS:
+        files[graph] = tmp_path / "ir" / f"{graph}.xml"
+        ov.save_model(
+            ov.convert_model(str(bundle_copy / "onnx" / f"{graph}.onnx")), str(files[graph]), compress_to_fp16=False
+        )
+    entry = add_format(bundle_copy, "openvino", files, {"note": "test"})
+    assert entry["graphs"]["visual_encoder"]["companions"][0]["file"] == "openvino/visual_encoder.bin"
+    engine = BundleModel.from_bundle(bundle_copy)
+    assert (engine.format_key, engine.backend_name) == ("openvino", "openvino")
+    model = fresh_model("edge", 0)
+    inputs = example_inputs(model.preset, batch=2)
+    np.testing.assert_allclose(
+        engine.fuse(**inputs["fusion_head"]),
+        torch_outputs(model, inputs)["fusion_head"]["logits"],
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    (bundle_copy / "openvino" / "audio_encoder.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(BundleError, match=r"openvino/audio_encoder\.bin .*altered"):
+        Bundle.load(bundle_copy)
+
+
+def test_add_format_checks_its_files(bundle_copy):
+    onnx_files = {g: bundle_copy / "onnx" / f"{g}.onnx" for g in GRAPHS}
+    with pytest.raises(BundleError, match="needs exactly the graphs"):
+        add_format(bundle_copy, "onnx-int8", {"visual_encoder": onnx_files["visual_encoder"]})
+    with pytest.raises(BundleError, match=r"expects \.xml"):
+        add_format(bundle_copy, "openvino", onnx_files)
+    with pytest.raises(ValueError, match="unknown format 'onnx-int4'"):
+        add_format(bundle_copy, "onnx-int4", onnx_files)
+    entry = add_format(bundle_copy, "onnx-int8", onnx_files, {"quantization": "none (test)"})
+    assert Bundle.load(bundle_copy).format_info("onnx-int8")["quantization"] == "none (test)"
+    assert entry["precision"] == "int8"
+
+
+def test_write_bundle_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    model = fresh_model("edge")
+    with pytest.raises(BundleError, match="not empty"):
+        create_bundle(tmp_path, model.preset)
+    with pytest.raises(ValueError, match="unknown format"):
+        write_bundle(model, tmp_path / "b", formats=("onnx", "nope"))
+    assert not (tmp_path / "b").exists()
+
+
+# -- refusals --------------------------------------------------------------------------------------
+def test_altered_file_is_refused(bundle_copy):
+    path = bundle_copy / "onnx" / "fusion_head.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different content
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"onnx/fusion_head\.onnx .*altered.*sha256"):
+        Bundle.load(bundle_copy)
+    Bundle.load(bundle_copy, verify=False)  # the caller can opt out of hashing
+
+
+def test_truncated_file_is_refused(bundle_copy):
+    path = bundle_copy / "onnx" / "audio_encoder.onnx"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(BundleError, match=r"onnx/audio_encoder\.onnx .*altered.*bytes"):
+        Bundle.load(bundle_copy)
+
+
+def test_missing_file_is_refused(bundle_copy):
+    (bundle_copy / "onnx" / "visual_encoder.onnx").unlink()
+    with pytest.raises(BundleError, match=r"onnx/visual_encoder\.onnx .*missing"):
+        Bundle.load(bundle_copy)
+    with pytest.raises(BundleError, match=r"visual_encoder\.onnx .*missing"):
+        BundleModel.from_bundle(bundle_copy)
+
+
+def test_missing_manifest_is_refused(bundle_copy, tmp_path):
+    (bundle_copy / MANIFEST_NAME).unlink()
+    with pytest.raises(BundleError, match="has no manifest.json"):
+        Bundle.load(bundle_copy)
+    with pytest.raises(BundleError, match="does not exist"):
+        Bundle.load(tmp_path / "nowhere")
+
+
+def _edit_manifest(bundle_dir, edit):
+    path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_unknown_schema_is_refused(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m.update(schema_version=99))
+    with pytest.raises(BundleError, match="schema_version 99 is not known"):
+        Bundle.load(bundle_copy)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("preset"), "lacks preset"),
+        (lambda m: m["preset"]["model"].update(heads=3), "preset .* is invalid"),
+        (lambda m: m.update(labels=["a", "b"]), "labels"),
+        (lambda m: m["formats"].update(onnx8=m["formats"]["onnx"]), "format 'onnx8' is not known"),
+        (lambda m: m["formats"]["onnx"]["graphs"].pop("audio_encoder"), "lacks the graph.*audio_encoder"),
+        (lambda m: m["formats"]["onnx"]["graphs"]["fusion_head"].update(file="../escape.onnx"), "not a path inside"),
+    ],
+    ids=["no-preset", "bad-preset", "labels", "unknown-format", "missing-graph", "escape"],
+)
+def test_inconsistent_manifest_is_refused(bundle_copy, edit, message):
+    _edit_manifest(bundle_copy, edit)
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(bundle_copy)
+
+
+def test_corrupt_manifest_is_refused(bundle_copy):
+    (bundle_copy / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(BundleError, match="manifest.json cannot be read"):
+        Bundle.load(bundle_copy)
+
+
+def test_backend_choice_errors(bundle_copy):
+    with pytest.raises(
+        BackendError, match="unknown backend 'onnx'; choose one of: auto, onnxruntime, openvino, tensorrt, torch"
+    ):
+        BundleModel.from_bundle(bundle_copy, backend="onnx")
+    with pytest.raises(BackendError, match="no format that tensorrt runs"):
+        BundleModel.from_bundle(bundle_copy, backend="tensorrt")
+    with pytest.raises(BackendError, match="has no format 'torch'"):
+        BundleModel.from_bundle(bundle_copy, format="torch")
+
+
+def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
+    code = (
+        "import sys; from edge_emotion.bundle import Bundle; import edge_emotion.formats, edge_emotion.engine;"
+        f"b = Bundle.load({str(bundle_copy)!r}); assert b.formats == ('onnx',);"
+        "heavy = [m for m in ('torch', 'onnx', 'openvino', 'onnxruntime') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bundle_copies_are_independent(tmp_path):
+    first = make_bundle(tmp_path / "a")
+    second = make_bundle(tmp_path / "b")
+    shutil.rmtree(first / "onnx")
+    Bundle.load(second)
