@@ -52,10 +52,11 @@ def import_runtime(module: str, package: str, extra: str, what: str) -> ModuleTy
     except ImportError as exc:
         error = MissingDependencyError(package, extra, what)
         if not extra:  # part of the base install (onnxruntime): there is no extra to name
-            error.args = (
+            message = (
                 f"{package} is not installed (needed for {what}); it is part of the base install: "
-                f"pip install edge-emotion (or {package}-gpu on a CUDA machine)",
+                f"pip install edge-emotion (or {package}-gpu on a CUDA machine)"
             )
+            error.args, error.msg = (message,), message  # ImportError's str() shows .msg
         raise error from exc
 
 

@@ -1,0 +1,245 @@
+"""The runtime backends: the registry, the protocol, input checks, device choice, and the errors
+for unknown and missing runtimes. TensorRT tests run only where TensorRT and a GPU exist."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from edge_emotion.runtimes import (
+    BACKENDS,
+    Backend,
+    available_backends,
+    backend_class,
+    is_available,
+    load_backend,
+)
+from edge_emotion.runtimes.onnxruntime_backend import choose_providers
+from edge_emotion.runtimes.tensorrt_backend import _device_index as trt_device_index
+
+from edge_emotion.errors import BackendError, InputError, MissingDependencyError
+from edge_emotion.formats import GRAPHS, graph_tensors
+
+pytest.importorskip("torch", reason="building a test bundle needs torch (the 'export' extra)")
+pytest.importorskip("onnx", reason="building a test bundle needs onnx (the 'export' extra)")
+
+from edge_emotion.export.onnx_export import example_inputs, torch_outputs  # noqa: E402
+from fakes import fresh_model, make_bundle  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("rt"), formats=("onnx", "torch"))
+
+
+def _skip_unless(name: str):
+    return pytest.mark.skipif(not is_available(name), reason=f"the {name} runtime is not installed here")
+
+
+# -- registry ---------------------------------------------------------------------------------------
+def test_unknown_backend_lists_the_valid_names(bundle_dir):
+    with pytest.raises(
+        BackendError, match="unknown backend 'onnxrt'; choose one of: onnxruntime, openvino, tensorrt, torch"
+    ):
+        load_backend("onnxrt", bundle_dir / "onnx" / "visual_encoder.onnx")
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "extra"),
+    [("openvino", "openvino", "openvino"), ("tensorrt", "tensorrt", "tensorrt"), ("torch", "torch", "train")],
+)
+def test_missing_runtime_names_the_extra(monkeypatch, bundle_dir, name, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` raise ImportError
+    assert not is_available(name)
+    assert name not in available_backends()
+    suffix = ".pt2" if name == "torch" else ".onnx"
+    folder = "torch" if name == "torch" else "onnx"
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'edge-emotion\[{extra}\]'") as info:
+        load_backend(name, bundle_dir / folder / f"visual_encoder{suffix}")
+    assert info.value.extra == extra and info.value.package == module
+
+
+def test_missing_onnxruntime_says_it_is_the_base_install(monkeypatch, bundle_dir):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependencyError, match="part of the base install: pip install edge-emotion"):
+        load_backend("onnxruntime", bundle_dir / "onnx" / "visual_encoder.onnx")
+
+
+def test_available_backends_here():
+    available = available_backends()
+    assert "onnxruntime" in available  # the base install
+    assert set(available) <= set(BACKENDS)
+    for name in BACKENDS:
+        assert isinstance(backend_class(name), type)  # importing a backend module imports no runtime
+
+
+def test_missing_graph_file(tmp_path):
+    with pytest.raises(BackendError, match="does not exist"):
+        load_backend("onnxruntime", tmp_path / "nothing.onnx")
+
+
+def test_a_file_that_is_not_a_graph(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"not a model")
+    with pytest.raises(BackendError, match="onnxruntime could not load"):
+        load_backend("onnxruntime", path)
+
+
+# -- each backend against PyTorch ---------------------------------------------------------------
+ONNX_BACKENDS = [
+    pytest.param("onnxruntime", marks=_skip_unless("onnxruntime")),
+    pytest.param("openvino", marks=_skip_unless("openvino")),
+]
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+@pytest.mark.parametrize(
+    ("name", "folder", "suffix"),
+    [
+        pytest.param("onnxruntime", "onnx", ".onnx", marks=_skip_unless("onnxruntime")),
+        pytest.param("openvino", "onnx", ".onnx", marks=_skip_unless("openvino")),
+        pytest.param("torch", "torch", ".pt2", marks=_skip_unless("torch")),
+    ],
+)
+def test_backend_runs_graph_like_pytorch(bundle_dir, name, folder, suffix, graph):
+    backend = load_backend(name, bundle_dir / folder / f"{graph}{suffix}", threads=1)
+    assert isinstance(backend, Backend) and backend.name == name
+    model = fresh_model("edge", 0)
+    inputs_spec, outputs_spec = graph_tensors(model.preset)[graph]
+    assert [s.name for s in backend.input_specs] == [s.name for s in inputs_spec]
+    assert [s.name for s in backend.output_specs] == [s.name for s in outputs_spec]
+    for got, want in zip(backend.input_specs, inputs_spec, strict=True):
+        assert got.dtype == "float32"
+        assert got.shape == tuple(None if d == "N" else d for d in want.shape)
+    for batch in (1, 3):
+        inputs = example_inputs(model.preset, batch=batch, seed=batch)[graph]
+        expected = torch_outputs(model, {graph: inputs})[graph]
+        outputs = backend.run(inputs)
+        assert set(outputs) == set(expected)
+        for key, value in outputs.items():
+            assert value.dtype == np.float32
+            np.testing.assert_allclose(value, expected[key], atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("name", ONNX_BACKENDS)
+def test_bad_inputs_are_refused(bundle_dir, name):
+    backend = load_backend(name, bundle_dir / "onnx" / "fusion_head.onnx")
+    inputs = example_inputs(fresh_model("edge").preset, batch=2)["fusion_head"]
+    with pytest.raises(InputError, match="expected inputs"):
+        backend.run({k: v for k, v in inputs.items() if k != "visual_mask"})
+    with pytest.raises(InputError, match=r"input 'audio' must have shape \('N', 30, 128\)"):
+        backend.run({**inputs, "audio": inputs["audio"][:, :10]})
+    with pytest.raises(InputError, match="disagree on the batch size"):
+        backend.run({**inputs, "audio_mask": inputs["audio_mask"][:1]})
+    as_float64 = {k: v.astype(np.float64) for k, v in inputs.items()}  # converted, not refused
+    np.testing.assert_allclose(backend.run(as_float64)["logits"], backend.run(inputs)["logits"], atol=1e-6)
+
+
+# -- devices and options ------------------------------------------------------------------------------
+def test_onnxruntime_providers():
+    cpu_only = ["CPUExecutionProvider"]
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers(None, cpu_only) == ["CPUExecutionProvider"]
+    assert choose_providers(None, gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert choose_providers("cuda:1", gpu) == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert choose_providers("tensorrt", gpu)[0] == ("TensorrtExecutionProvider", {"device_id": 0})
+    assert choose_providers("CPU", gpu) == ["CPUExecutionProvider"]
+    with pytest.raises(BackendError, match="needs CUDAExecutionProvider.*install onnxruntime-gpu"):
+        choose_providers("cuda", cpu_only)
+    with pytest.raises(BackendError, match="unknown device 'npu'"):
+        choose_providers("npu", gpu)
+
+
+@_skip_unless("onnxruntime")
+def test_onnxruntime_threads_option(bundle_dir):
+    backend = load_backend("onnxruntime", bundle_dir / "onnx" / "audio_encoder.onnx", device="cpu", threads=2)
+    assert backend.device == "CPUExecutionProvider"
+    assert backend.session.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(BackendError, match="threads must be >= 1"):
+        load_backend("onnxruntime", bundle_dir / "onnx" / "audio_encoder.onnx", threads=0)
+
+
+@_skip_unless("openvino")
+def test_openvino_devices_and_static_batch(bundle_dir):
+    path = bundle_dir / "onnx" / "visual_encoder.onnx"
+    with pytest.raises(BackendError, match="device 'NPU7' is not available here; available: CPU"):
+        load_backend("openvino", path, device="NPU7")
+    auto = load_backend("openvino", path, device="AUTO")
+    assert auto.device == "AUTO"
+    static = load_backend("openvino", path, batch=2, threads=1)
+    assert static.input_specs[0].shape[0] == 2
+    inputs = example_inputs(fresh_model("edge").preset, batch=2)["visual_encoder"]
+    assert static.run(inputs)["embedding"].shape == (2, 128)
+    with pytest.raises(InputError, match="must have shape"):
+        static.run(example_inputs(fresh_model("edge").preset, batch=3)["visual_encoder"])
+
+
+def test_tensorrt_device_names():
+    assert trt_device_index(None) == 0
+    assert trt_device_index("cuda:2") == 2
+    assert trt_device_index("cuda") == 0
+    with pytest.raises(BackendError, match="bad device 'cpu'"):
+        trt_device_index("cpu")
+
+
+# -- TensorRT (a GPU with TensorRT and cuda-python) --------------------------------------------------
+def _tensorrt_reason() -> str | None:
+    if not is_available("tensorrt"):
+        return "tensorrt is not importable here (it cannot be installed on CPU machines, see ENVIRONMENT.md)"
+    try:
+        from edge_emotion.runtimes.tensorrt_backend import _import_cudart
+
+        rt = _import_cudart()
+        err, count = rt.cudaGetDeviceCount()
+        if int(err) != 0 or count == 0:
+            return "no CUDA device for TensorRT"
+    except Exception as exc:  # no cuda-python, or no driver
+        return f"CUDA is not usable for TensorRT: {exc}"
+    return None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_tensorrt_reason() is not None, reason=str(_tensorrt_reason()))
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_tensorrt_engine_runs_graph_like_pytorch(bundle_dir, tmp_path, graph):
+    """Build an FP32 engine from the ONNX graph with TensorRT's builder (batch 1..4), load it with
+    the backend and compare with PyTorch (TF32 disabled, so FP32 tolerances hold)."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = (
+        0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse((bundle_dir / "onnx" / f"{graph}.onnx").read_bytes()), parser.get_error(0)
+    config = builder.create_builder_config()
+    config.clear_flag(trt.BuilderFlag.TF32)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        rest = tuple(tensor.shape)[1:]
+        profile.set_shape(tensor.name, (1, *rest), (2, *rest), (4, *rest))
+    config.add_optimization_profile(profile)
+    engine_path = tmp_path / f"{graph}.engine"
+    engine_path.write_bytes(bytes(builder.build_serialized_network(network, config)))
+
+    backend = load_backend("tensorrt", engine_path, device="cuda:0")
+    model = fresh_model("edge", 0)
+    for batch in (1, 3):
+        inputs = example_inputs(model.preset, batch=batch, seed=batch)[graph]
+        expected = torch_outputs(model, {graph: inputs})[graph]
+        for key, value in backend.run(inputs).items():
+            np.testing.assert_allclose(value, expected[key], atol=1e-3, rtol=0)
+
+
+@pytest.mark.skipif(
+    is_available("tensorrt"), reason="tensorrt is installed here: the missing-runtime path cannot occur"
+)
+def test_tensorrt_missing_names_the_extra(bundle_dir):
+    with pytest.raises(MissingDependencyError, match=r"edge-emotion\[tensorrt\]"):
+        load_backend("tensorrt", bundle_dir / "onnx" / "visual_encoder.onnx")
