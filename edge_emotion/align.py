@@ -134,5 +134,55 @@ class Aligner:
             self.audio_step_times(preset), self.centers(0.0), max(step_period, self.step_ms) / 2
         )
 
+    def align(
+        self,
+        preset: PresetConfig,
+        start_ms: int,
+        audio_seq: np.ndarray | None,
+        speech: np.ndarray | None,
+        frame_ms: np.ndarray,
+        frame_values: np.ndarray,
+        frame_valid: np.ndarray | None = None,
+        frame_period_ms: float | None = None,
+    ) -> AlignedWindow:
+        """One window's fusion inputs from the audio encoder's output and timestamped frame embeddings.
+
+        ``audio_seq`` ``(T_a, D_a)``: the audio encoder's steps for the window starting at
+        ``start_ms`` (None: no audio, all audio steps masked, ``D_a = preset.model.audio_dim``);
+        ``speech`` ``(T,) bool`` which common steps hold speech (e.g.
+        :func:`edge_emotion.features.speech_steps`; None: all). ``frame_ms`` ``(S,)`` strictly
+        increasing timestamps of the frame embeddings ``frame_values`` ``(S, D_v)``, ``frame_valid``
+        ``(S,) bool`` (False: no usable face in that frame); frames outside the window are simply
+        not matched. ``frame_period_ms`` defaults to ``1000 / visual.fps``. Steps with no frame
+        within half a period, or whose frame has no face, are masked; nothing is interpolated.
+        """
+        if self.time_steps != preset.model.time_steps or abs(self.window_ms - preset.window_ms) > 1e-6:
+            raise ValueError("this Aligner was not built for the given preset")
+        t = self.time_steps
+        if audio_seq is None:
+            audio = np.zeros((t, preset.model.audio_dim), np.float32)
+            audio_mask = np.zeros(t, bool)
+        else:
+            seq = np.asarray(audio_seq, dtype=np.float32)
+            if seq.ndim != 2 or seq.shape[0] != preset.audio_steps:
+                raise ValueError(f"audio_seq must be (T_a={preset.audio_steps}, D_a), got {seq.shape}")
+            index, audio_mask = self.audio_index(preset)
+            if speech is not None:
+                flags = np.asarray(speech, dtype=bool)
+                if flags.shape != (t,):
+                    raise ValueError(f"speech must be (T={t},), got {flags.shape}")
+                audio_mask = audio_mask & flags
+            audio = np.where(audio_mask[:, None], seq[index], np.float32(0)).astype(np.float32)
+        period = frame_period_ms if frame_period_ms is not None else 1000.0 / preset.visual.fps
+        visual, visual_mask = self.place(frame_ms, frame_values, start_ms, period, frame_valid)
+        return AlignedWindow(
+            start_ms=int(start_ms),
+            end_ms=int(round(start_ms + self.window_ms)),
+            audio=audio,
+            visual=visual,
+            audio_mask=audio_mask,
+            visual_mask=visual_mask,
+        )
+
 
 __all__ = ["Aligner", "AlignedWindow", "nearest_steps", "check_increasing"]

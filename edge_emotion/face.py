@@ -82,6 +82,26 @@ def _clip(box: Box, width: int, height: int) -> Box:
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
+def observe(
+    timestamp_ms: int, raw_bbox: Box, score: float, n_faces: int, width: int, height: int, visual: VisualConfig
+) -> FaceObservation:
+    """The observation of a primary face whose unclipped box is ``raw_bbox`` in a ``width`` x
+    ``height`` frame: clipped box, ``at_border``, and status "out_of_frame" (under
+    :data:`MIN_INSIDE_FRACTION` of the box inside), "too_small" (longer side under
+    ``visual.min_face_px``) or "ok"."""
+    clipped = _clip(raw_bbox, width, height)
+    x, y, w, h = raw_bbox
+    at_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
+    inside = clipped[2] * clipped[3] / max(1, w * h)
+    if inside < MIN_INSIDE_FRACTION or clipped[2] == 0 or clipped[3] == 0:
+        status = "out_of_frame"
+    elif max(w, h) < visual.min_face_px:
+        status = "too_small"
+    else:
+        status = "ok"
+    return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border)
+
+
 class FaceTracker:
     """Finds the primary face in each frame and follows it.
 
@@ -170,22 +190,11 @@ class FaceTracker:
             b = det.bounding_box
             score = float(det.categories[0].score) if det.categories else 0.0
             boxes.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score))
-        if not boxes:
-            self._previous = None
+        if not boxes:  # the previous primary face is kept: "stable" follows it after a miss
             return FaceObservation(timestamp_ms, "no_face")
         raw, score = self._choose(boxes)
         self._previous = raw
-        clipped = _clip(raw, width, height)
-        x, y, w, h = raw
-        at_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
-        inside = clipped[2] * clipped[3] / max(1, w * h)
-        if inside < MIN_INSIDE_FRACTION or clipped[2] == 0 or clipped[3] == 0:
-            status = "out_of_frame"
-        elif max(w, h) < self.visual.min_face_px:
-            status = "too_small"
-        else:
-            status = "ok"
-        return FaceObservation(timestamp_ms, status, clipped, score, len(boxes), at_border)
+        return observe(timestamp_ms, raw, score, len(boxes), width, height, self.visual)
 
     def _choose(self, boxes: list[tuple[Box, float]]) -> tuple[Box, float]:
         def area(item: tuple[Box, float]) -> int:
@@ -284,6 +293,7 @@ __all__ = [
     "STATUSES",
     "FaceObservation",
     "FaceTracker",
+    "observe",
     "crop_box",
     "crop_face",
     "face_image_to_input",
