@@ -77,7 +77,7 @@ def _iou(a: Box, b: Box) -> float:
 
 def _clip(box: Box, width: int, height: int) -> Box:
     x, y, w, h = box
-    x0, y0 = max(0, x), max(0, y)
+    x0, y0 = min(max(0, x), width), min(max(0, y), height)
     x1, y1 = min(width, x + w), min(height, y + h)
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
