@@ -1,0 +1,258 @@
+"""``edge-emotion eval``: a model on a corpus, as the field measures it and as a user meets it.
+
+One loop for both kinds of model, through a small predictor protocol (:class:`Predictor`):
+``encode_faces``, ``encode_audio`` and ``fuse`` — the three graphs of DESIGN.md, principle 1. A
+bundle is run by :class:`edge_emotion.engine.BundleModel` (no torch); a checkpoint by
+:class:`TorchPredictor` (torch, imported only then). Encoder outputs are aligned onto the common
+steps by :func:`edge_emotion.preprocess.align_encoded`, the numpy twin of
+``EmotionModel.forward_features``.
+
+Each clip is preprocessed with the SDK's functions (:mod:`edge_emotion.preprocess`) into windows;
+**the clip's prediction is the mean of the softmax over its windows** (argmax of the mean). Modes:
+
+- AV corpora (``ravdess``, ``crema-d``, ``iemocap``): audio and video as the clip has them;
+- audio-only corpora (``ravdess-audio``, ...): the video is masked;
+- ``fer2013``: each face image is one window showing that face in every frame, the audio masked.
+
+Samples whose label the model lacks are counted (``unmapped``), clips that fail to decode are
+counted (``failed``) — neither is silently dropped from the report.
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge_emotion.config import PresetConfig
+from edge_emotion.labels import LabelMapper
+from edge_emotion.preprocess import ClipFeatures, align_encoded, preprocess_face_image
+
+from .datasets import DatasetIndex, Sample
+from .metrics import classification_result, plot_confusion
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    """The three graphs of a model, numpy in and out (``BundleModel`` satisfies it as is)."""
+
+    @property
+    def preset(self) -> PresetConfig: ...
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    def encode_faces(self, faces: np.ndarray) -> np.ndarray:
+        """``(N, 3, S, S) float32`` -> ``(N, D_v) float32``."""
+
+    def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
+        """``(N, 1, n_mels, n_frames) float32`` -> ``(N, T_a, D_a) float32``."""
+
+    def fuse(self, audio: np.ndarray, visual: np.ndarray, audio_mask: np.ndarray, visual_mask: np.ndarray) -> np.ndarray:
+        """Aligned ``(N, T, D_a)``, ``(N, T, D_v)``, masks ``(N, T)`` -> logits ``(N, C)``."""
+
+
+class TorchPredictor:
+    """A training checkpoint run with torch, behind the :class:`Predictor` protocol."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        import torch
+
+        from .checkpoint import load_model
+
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = load_model(checkpoint, map_location=self.device).to(self.device)
+
+    @property
+    def preset(self) -> PresetConfig:
+        return self.model.preset
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.model.preset.labels
+
+    def _run(self, fn, *arrays: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            out = fn(*(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device) for a in arrays))
+        return out.float().cpu().numpy()
+
+    def encode_faces(self, faces: np.ndarray) -> np.ndarray:
+        return self._run(self.model.visual, faces)
+
+    def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
+        return self._run(self.model.audio, log_mel)
+
+    def fuse(self, audio, visual, audio_mask, visual_mask) -> np.ndarray:
+        return self._run(self.model.fusion, audio, visual, audio_mask, visual_mask)
+
+
+def load_predictor(model: str | Path, backend: str = "auto") -> Predictor:
+    """A checkpoint (``.pt`` file) -> :class:`TorchPredictor`; a bundle directory ->
+    :class:`edge_emotion.engine.BundleModel`."""
+    from edge_emotion.errors import InputError
+
+    path = Path(model)
+    if path.is_dir():
+        from edge_emotion.engine import BundleModel
+
+        return BundleModel.from_bundle(path, backend=backend)
+    if path.is_file():
+        return TorchPredictor(path)
+    raise InputError(f"model {path} is neither a bundle directory nor a checkpoint file")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_clip(predictor: Predictor, clip: ClipFeatures, use_audio: bool = True, use_video: bool = True) -> np.ndarray:
+    """``(W, C)`` softmax per window of one clip (masks per the mode)."""
+    preset = predictor.preset
+    w = clip.n_windows
+    t_v, d_v = preset.video_frames, preset.model.visual_dim
+    audio_mask = clip.speech.astype(np.float32) if (use_audio and clip.has_audio) else np.zeros_like(clip.speech, np.float32)
+    if audio_mask.any():
+        audio_seq = predictor.encode_audio(clip.log_mel[:, None].astype(np.float32))
+    else:
+        audio_seq = np.zeros((w, preset.audio_steps, preset.model.audio_dim), np.float32)
+    embeddings = np.zeros((w, t_v, d_v), np.float32)
+    face_mask = np.zeros((w, t_v), np.float32)
+    if use_video and clip.has_video and clip.face_mask.any():
+        present = np.flatnonzero(clip.face_mask)
+        encoded = np.zeros((clip.faces.shape[0], d_v), np.float32)
+        encoded[present] = predictor.encode_faces(clip.faces[present].astype(np.float32))
+        for i in range(w):
+            if clip.still:
+                embeddings[i], face_mask[i] = encoded[0], 1.0
+            else:
+                from edge_emotion.preprocess import frame_indices
+
+                idx = frame_indices(int(clip.window_start_ms[i]), preset)
+                ok = idx < clip.faces.shape[0]
+                embeddings[i, ok] = encoded[idx[ok]]
+                face_mask[i, ok] = clip.face_mask[idx[ok]]
+    fused = align_encoded(preset, audio_seq, embeddings, face_mask, audio_mask)
+    return _softmax(predictor.fuse(*fused).astype(np.float64))
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What ``edge-emotion eval`` reports (``to_dict`` is the ``--json`` file)."""
+
+    dataset: str
+    n: int
+    labels: tuple[str, ...]
+    weighted_accuracy: float
+    unweighted_accuracy: float
+    per_class: dict
+    confusion: list
+    unmapped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    clip_prediction: str = "mean of the softmax over the clip's windows"
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "n": self.n,
+            "labels": list(self.labels),
+            "weighted_accuracy": self.weighted_accuracy,
+            "unweighted_accuracy": self.unweighted_accuracy,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+            "unmapped": self.unmapped,
+            "n_unmapped": int(sum(self.unmapped.values())),
+            "failed": self.failed,
+            "n_failed": len(self.failed),
+            "skipped_by_adapter": self.skipped,
+            "clip_prediction": self.clip_prediction,
+        }
+
+
+def evaluate(
+    predictor: Predictor,
+    index: DatasetIndex,
+    samples: Iterable[Sample] | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Evaluate ``predictor`` on the corpus ``index`` (or a subset of its ``samples``)."""
+    from edge_emotion.preprocess import preprocess_clip
+
+    from .fer2013 import read_image
+
+    preset = predictor.preset
+    mapper = LabelMapper(predictor.labels)
+    chosen = list(index.samples if samples is None else samples)
+    y_true, y_pred, failed = [], [], {}
+    archives: dict[Path, zipfile.ZipFile] = {}
+    iterator: Iterable[Sample] = chosen
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(chosen, desc=f"eval {index.name}", unit="clip")
+    try:
+        for sample in iterator:
+            label = mapper(sample.label)
+            if label is None:
+                continue
+            try:
+                if sample.image_path is not None:
+                    archive = None
+                    if sample.member is not None:
+                        archive = archives.get(sample.image_path) or archives.setdefault(
+                            sample.image_path, zipfile.ZipFile(sample.image_path)
+                        )
+                    clip = preprocess_face_image(read_image(sample, archive), preset)
+                else:
+                    clip = preprocess_clip(
+                        preset,
+                        video_path=sample.video_path,
+                        audio_path=sample.audio_path,
+                        audio_in_video=sample.audio_in_video,
+                        start_ms=sample.start_ms,
+                        end_ms=sample.end_ms,
+                    )
+                probs = predict_clip(predictor, clip)
+            except Exception as exc:  # a broken clip is reported, not fatal
+                failed[sample.key] = f"{type(exc).__name__}: {exc}"
+                continue
+            y_true.append(label)
+            y_pred.append(int(probs.mean(axis=0).argmax()))
+    finally:
+        for archive in archives.values():
+            archive.close()
+    if failed:
+        log.warning("%d of %d samples could not be evaluated", len(failed), len(chosen))
+    result = classification_result(y_true, y_pred, predictor.labels)
+    return EvalResult(
+        dataset=index.name,
+        n=result.n,
+        labels=result.labels,
+        weighted_accuracy=result.weighted_accuracy,
+        unweighted_accuracy=result.unweighted_accuracy,
+        per_class=result.per_class,
+        confusion=result.confusion,
+        unmapped=mapper.report(),
+        failed=failed,
+        skipped=dict(index.skipped),
+    )
+
+
+def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
+    title = f"{result.dataset}: WA {result.weighted_accuracy:.3f}, UA {result.unweighted_accuracy:.3f}, n={result.n}"
+    return plot_confusion(result.confusion, result.labels, path, title)
+
+
+__all__ = ["Predictor", "TorchPredictor", "load_predictor", "predict_clip", "EvalResult", "evaluate", "write_confusion_png"]

@@ -1,0 +1,187 @@
+"""From corpora on disk to a stage's train / val / test datasets.
+
+1. index each corpus with its adapter (:func:`.datasets.get_dataset`), optionally limited;
+2. map labels onto the model's labels by name; samples the model lacks are counted and reported;
+3. split (:func:`.splits.make_split`), the split saved as ``split.json`` in the run directory;
+4. preprocess into the cache (clips in parallel; face images into one array), on rank 0 first;
+5. build the stage's datasets (:mod:`.stages`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_emotion.config import PresetConfig
+from edge_emotion.labels import LabelMapper
+
+from .cache import build_cache, build_image_cache
+from .config import TrainConfig
+from .data import FaceImageDataset, FusionMixDataset, WindowDataset, window_refs
+from .datasets import DatasetLayoutError, Sample, get_dataset
+from .distributed import DistContext, barrier
+from .model import EmotionModel
+from .splits import Split, make_split
+from .stages import StageData, drop_empty, encode_faces, encode_windows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Samples with their model label index, the split and what was left out."""
+
+    samples: list[Sample]
+    labels: dict[str, int]
+    split: Split
+    unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {label: count}
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {reason: count}
+    failed: dict[str, str] = field(default_factory=dict)  # sample key -> preprocessing error
+
+
+def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
+    """At most ``limit`` samples, spread evenly over the (sorted) list so that labels and speakers
+    stay mixed."""
+    if limit <= 0 or len(samples) <= limit:
+        return list(samples)
+    picks = np.linspace(0, len(samples) - 1, limit).round().astype(int)
+    return [samples[i] for i in sorted(set(picks.tolist()))]
+
+
+def index_corpora(corpora: list[tuple[str, Path]], preset: PresetConfig, config: TrainConfig) -> tuple[list[Sample], dict[str, int], dict, dict]:
+    samples: list[Sample] = []
+    labels: dict[str, int] = {}
+    unmapped: dict[str, dict[str, int]] = {}
+    skipped: dict[str, dict[str, int]] = {}
+    for name, root in corpora:
+        index = get_dataset(name, root)
+        if index.skipped:
+            skipped[name] = dict(index.skipped)
+        mapper = LabelMapper(preset.labels)
+        for s in limit_samples(list(index.samples), config.limit):
+            idx = mapper(s.label)
+            if idx is not None:
+                samples.append(s)
+                labels[s.key] = idx
+        if mapper.unmapped:
+            unmapped[name] = mapper.report()
+            log.warning("%s: %d samples have labels the model lacks: %s", name, sum(mapper.unmapped.values()), mapper.report())
+    return samples, labels, unmapped, skipped
+
+
+def prepare(
+    corpora: list[tuple[str, Path]],
+    preset: PresetConfig,
+    config: TrainConfig,
+    protocol: str,
+    fold: int,
+    out_dir: Path,
+    cache_dir: Path,
+    ctx: DistContext,
+    progress: bool = True,
+) -> tuple[PreparedData, dict[str, Path], np.ndarray | None]:
+    """Steps 1-4: returns the prepared samples, the cached clip files and the face-image array."""
+    samples, labels, unmapped, skipped = index_corpora(corpora, preset, config)
+    split = make_split(samples, protocol, fold, config.folds, config.seed, config.val_speakers)
+    if ctx.is_main:
+        split.save(out_dir / "split.json")
+    clips = [s for s in samples if s.image_path is None]
+    images = [s for s in samples if s.image_path is not None]
+    face_array = None
+    if ctx.is_main:
+        result = build_cache(clips, preset, cache_dir, workers=config.cache_workers, progress=progress)
+        if images:
+            build_image_cache(images, preset, cache_dir, progress=progress)
+    barrier(ctx)
+    result = build_cache(clips, preset, cache_dir, workers=1, progress=False) if not ctx.is_main else result
+    if images:
+        face_array = build_image_cache(images, preset, cache_dir, progress=False)
+    data = PreparedData(samples, labels, split, unmapped, skipped, dict(result.failed))
+    if ctx.is_main:
+        (out_dir / "data.json").write_text(
+            json.dumps(
+                {
+                    "corpora": [[n, str(r)] for n, r in corpora],
+                    "samples": len(samples),
+                    "unmapped_labels": unmapped,
+                    "skipped_by_adapter": skipped,
+                    "failed_preprocessing": data.failed,
+                },
+                indent=1,
+            )
+        )
+    return data, result.paths, face_array
+
+
+def _parts(data: PreparedData, paths: dict[str, Path], part: str) -> tuple[list[Sample], list[Sample]]:
+    chosen = data.split.part(data.samples, part)
+    clips = [s for s in chosen if s.image_path is None and s.key in paths]
+    images = [s for s in chosen if s.image_path is not None]
+    return clips, images
+
+
+def _window_set(data, paths, clips, preset, with_faces, first_clip, train: bool, notes: dict, part: str) -> WindowDataset:
+    refs = window_refs([paths[s.key] for s in clips], [data.labels[s.key] for s in clips], preset, first_clip)
+    if train:
+        refs, dropped = drop_empty(refs, need_face=with_faces)
+        notes[f"{part}_windows_without_speech_or_face"] = dropped
+    return WindowDataset(refs, preset, with_faces=with_faces)
+
+
+def _image_set(data, face_array, images, all_images, first_clip) -> FaceImageDataset:
+    position = {s.key: i for i, s in enumerate(all_images)}
+    return FaceImageDataset(face_array, [position[s.key] for s in images], [data.labels[s.key] for s in images], first_clip)
+
+
+def stage_data(
+    stage: str,
+    model: EmotionModel,
+    data: PreparedData,
+    paths: dict[str, Path],
+    face_array: np.ndarray | None,
+    config: TrainConfig,
+    device: torch.device,
+) -> StageData:
+    """Step 5: the datasets of ``stage`` for its train, val and test parts."""
+    preset = model.preset
+    all_images = [s for s in data.samples if s.image_path is not None]
+    notes: dict[str, int] = {}
+    sets = {}
+    for part in ("train", "val", "test"):
+        clips, images = _parts(data, paths, part)
+        train = part == "train"
+        if stage == "visual":
+            if not all_images:
+                raise DatasetLayoutError("the visual stage needs a face-image corpus (--dataset fer2013)")
+            sets[part] = _image_set(data, face_array, images, all_images, 0)
+        elif stage in ("audio", "full"):
+            if not clips and train:
+                raise DatasetLayoutError(f"the {stage} stage needs clips (e.g. --dataset ravdess-audio / ravdess)")
+            sets[part] = _window_set(data, paths, clips, preset, stage == "full", 0, train, notes, part)
+        else:  # fusion: encoders frozen, their outputs computed once
+            windows = encode_windows(model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device)
+            faces = (
+                encode_faces(model, _image_set(data, face_array, images, all_images, 0), device)
+                if images
+                else (np.zeros((0, preset.model.visual_dim), np.float32), np.zeros(0, np.int64))
+            )
+            sets[part] = FusionMixDataset(
+                windows,
+                faces[0],
+                faces[1],
+                preset,
+                faces_per_window=config.fusion_faces_per_audio if train else 1.0,
+                pair=train,
+                seed=config.seed,
+            )
+            if not train and len(windows) == 0:  # only faces to validate on: use them all
+                sets[part].n_face_items = len(faces[0])
+    return StageData(sets["train"], sets["val"], sets["test"], notes)
+
+
+__all__ = ["PreparedData", "prepare", "stage_data", "limit_samples", "index_corpora"]

@@ -1,0 +1,345 @@
+"""The training loop: one stage, one process or many (``torchrun``), CPU or GPU.
+
+``train(spec)`` prepares the data (:mod:`.prepare`), builds the stage (:mod:`.stages`), and runs
+``epochs`` epochs of Adam + cross-entropy with a cosine learning-rate decay, augmentation and
+modality dropout; mixed precision (``torch.autocast("cuda")`` + ``GradScaler``) on CUDA; DDP with a
+``DistributedSampler`` when started by ``torchrun``. After every epoch rank 0 validates (clip-level:
+the softmax averaged over a clip's windows), logs loss / WA / UA to the console, ``metrics.csv`` and
+TensorBoard (when importable), writes ``last.pt`` and, when validation UA improved, ``best.pt``.
+At the end the best checkpoint is evaluated on the test part and ``results.json`` is written.
+
+Run directory::
+
+    split.json  data.json  train_config.json  metrics.csv  tensorboard/  last.pt  best.pt  results.json
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from edge_emotion.config import PresetConfig
+
+from .augment import AudioAugment, FaceAugment, modality_dropout
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .distributed import DistContext, barrier, broadcast_value, cleanup, init_distributed, mean_across
+from .metrics import classification_result, clip_probabilities
+from .model import EmotionModel
+from .prepare import prepare, stage_data
+from .stages import NETS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to train: the preset, the config (its ``stage``), the corpora ``(name, root)``, the
+    split, where to write, and where to start from (``init``: an earlier stage's checkpoint whose
+    weights are loaded; ``resume``: continue ``out_dir/last.pt``)."""
+
+    preset: PresetConfig
+    config: TrainConfig
+    corpora: tuple[tuple[str, Path], ...]
+    out_dir: Path
+    cache_dir: Path
+    protocol: str = "actor-kfold"
+    fold: int = 0
+    init: Path | None = None
+    resume: bool = False
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_epoch: int
+    best_val_ua: float
+    history: tuple[dict, ...]
+    test: dict = field(default_factory=dict)
+
+
+def _loader(ds: Dataset, batch_size: int, shuffle: bool, ctx: DistContext, workers: int, seed: int) -> DataLoader:
+    sampler = None
+    if ctx.distributed and shuffle:
+        sampler = DistributedSampler(ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=False)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=ctx.device.type == "cuda",
+        drop_last=shuffle and len(ds) > batch_size,
+        generator=generator,
+        persistent_workers=workers > 0,
+    )
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class _Augmenter:
+    """Applies the stage's augmentations and modality dropout to a training batch on the device."""
+
+    def __init__(self, preset: PresetConfig, config: TrainConfig):
+        self.enabled = config.augment
+        self.dropout = config.modality_dropout
+        self.audio = AudioAugment(preset.audio)
+        self.faces = FaceAugment()
+
+    def __call__(self, batch: dict) -> dict:
+        if self.enabled:
+            if "log_mel" in batch:
+                batch["log_mel"], batch["audio_mask"] = self.audio(batch["log_mel"], batch["audio_mask"])
+            if "faces" in batch:
+                batch["faces"] = self.faces(batch["faces"])
+            if "face" in batch:
+                batch["face"] = self.faces(batch["face"])
+        if "audio_mask" in batch and "face_mask" in batch:
+            batch["audio_mask"], batch["face_mask"] = modality_dropout(batch["audio_mask"], batch["face_mask"], self.dropout)
+        return batch
+
+
+@torch.no_grad()
+def predict(net: nn.Module, ds: Dataset, device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Softmax per item ``(N, C)``, labels, clip ids, and the mean cross-entropy."""
+    net.eval()
+    probs, labels, clips, loss_sum = [], [], [], 0.0
+    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        batch = _to(batch, device)
+        logits = net(batch).float()
+        loss_sum += float(F.cross_entropy(logits, batch["label"], reduction="sum"))
+        probs.append(torch.softmax(logits, -1).cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+        clips.append(batch["clip"].cpu().numpy())
+    if not probs:
+        return np.zeros((0, 0)), np.zeros(0, np.int64), np.zeros(0, np.int64), math.nan
+    n = sum(len(lb) for lb in labels)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips), loss_sum / n
+
+
+def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: int, labels: tuple[str, ...]) -> dict:
+    """Clip-level WA / UA (softmax averaged over a clip's windows) and the window-level loss."""
+    probs, y, clips, loss = predict(net, ds, device, batch_size)
+    if len(y) == 0:
+        return {"loss": math.nan, "wa": math.nan, "ua": math.nan, "n": 0, "report": None}
+    ids, clip_p = clip_probabilities(probs, clips)
+    first = {c: i for i, c in reversed(list(enumerate(clips)))}
+    truth = np.array([y[first[c]] for c in ids])
+    result = classification_result(truth, clip_p.argmax(1), labels)
+    return {"loss": loss, "wa": result.weighted_accuracy, "ua": result.unweighted_accuracy, "n": result.n, "report": result.to_dict()}
+
+
+class _Logger:
+    """Console + ``metrics.csv`` + TensorBoard (if importable); rank 0 only."""
+
+    FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_wa", "val_ua", "seconds")
+
+    def __init__(self, out_dir: Path, resume: bool):
+        self.path = out_dir / "metrics.csv"
+        if not (resume and self.path.is_file()):
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.FIELDS)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+        except Exception as exc:  # tensorboard not installed: the CSV is enough
+            log.info("TensorBoard logging off (%s)", exc)
+            self.tb = None
+
+    def __call__(self, row: dict) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([row[k] for k in self.FIELDS])
+        if self.tb is not None:
+            for k in self.FIELDS[1:-1]:
+                if not math.isnan(row[k]):
+                    self.tb.add_scalar(k, row[k], row["epoch"])
+            self.tb.flush()
+        log.warning(
+            "epoch %d  lr %.2e  train loss %.4f  val loss %.4f  WA %.3f  UA %.3f  (%.1f s)",
+            row["epoch"], row["lr"], row["train_loss"], row["val_loss"], row["val_wa"], row["val_ua"], row["seconds"],
+        )
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _load_init(model: EmotionModel, path: Path) -> None:
+    state = load_checkpoint(path)
+    if state["preset"] != model.preset.to_dict():
+        from edge_emotion.errors import InputError
+
+        raise InputError(f"{path} was trained with another preset ({state['preset']['name']}) or labels")
+    model.load_state_dict(state["model"])
+    log.info("initialised from %s (stage %s, epoch %d)", path, state["stage"], state["epoch"])
+
+
+def train(spec: RunSpec) -> TrainResult:
+    """Run one stage of training (see the module doc); returns where the checkpoints are."""
+    ctx = init_distributed(spec.device)
+    try:
+        return _train(spec, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
+    config, preset, out = spec.config, spec.preset, Path(spec.out_dir)
+    stage = config.stage
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    if ctx.is_main:
+        (out / "train_config.json").write_text(
+            json.dumps({"preset": preset.to_dict(), "train": config.to_dict(), "protocol": spec.protocol, "fold": spec.fold,
+                        "corpora": [[n, str(r)] for n, r in spec.corpora], "init": str(spec.init) if spec.init else None}, indent=1)
+        )
+    model = EmotionModel(preset)
+    if spec.init is not None:
+        _load_init(model, Path(spec.init))
+    model.to(ctx.device)
+    data, paths, faces = prepare(list(spec.corpora), preset, config, spec.protocol, spec.fold, out, Path(spec.cache_dir), ctx, spec.progress)
+    sets = stage_data(stage, model, data, paths, faces, config, ctx.device)
+    net = NETS[stage](model).to(ctx.device)
+    if stage == "fusion":
+        model.visual.requires_grad_(False)
+        model.audio.requires_grad_(False)
+    log.info("stage %s: %d train / %d val / %d test items; %s", stage, len(sets.train), len(sets.val), len(sets.test), sets.notes)
+
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_learning_rate)
+    use_amp = config.amp and ctx.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    heads = (lambda: {"visual_head": net.head.state_dict()}) if stage == "visual" else (lambda: {})
+
+    start_epoch, history, best = 0, [], {"val_ua": -1.0, "epoch": -1}
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if spec.resume and last_path.is_file():
+        state = load_checkpoint(last_path, ctx.device)
+        if state["stage"] != stage or state["preset"] != preset.to_dict():
+            from edge_emotion.errors import InputError
+
+            raise InputError(f"{last_path} is from stage {state['stage']} / preset {state['preset']['name']}; cannot resume {stage}")
+        model.load_state_dict(state["model"])
+        if stage == "visual" and "visual_head" in state["heads"]:
+            net.head.load_state_dict(state["heads"]["visual_head"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] is not None and use_amp:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, history, best = state["epoch"] + 1, list(state["history"]), dict(state["best"])
+        log.warning("resuming %s at epoch %d (best val UA %.3f at epoch %d)", last_path, start_epoch, best["val_ua"], best["epoch"])
+    elif spec.resume:
+        log.warning("nothing to resume in %s; starting from epoch 0", out)
+
+    train_net: nn.Module = net
+    if ctx.distributed:
+        train_net = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+    loader = _loader(sets.train, config.batch_size, True, ctx, config.workers, config.seed)
+    augment = _Augmenter(preset, config)
+    logger = _Logger(out, spec.resume) if ctx.is_main else None
+    labels = preset.labels
+    eval_batch = max(config.batch_size, 64)
+
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.time()
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        if hasattr(sets.train, "set_epoch"):
+            sets.train.set_epoch(epoch)
+        torch.manual_seed(config.seed * 1000 + epoch * 10 + ctx.rank)
+        train_net.train()
+        if stage == "fusion":
+            model.visual.eval()
+            model.audio.eval()
+        total, count = 0.0, 0
+        bar = loader
+        if spec.progress and ctx.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
+        for batch in bar:
+            batch = augment(_to(batch, ctx.device))
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits = train_net(batch)
+                loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.grad_clip_norm > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            n = int(batch["label"].shape[0])
+            total += float(loss.detach()) * n
+            count += n
+            if bar is not loader:
+                bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        train_loss = mean_across(ctx, total / max(count, 1), count)
+        val = clip_metrics(net, sets.val, ctx.device, eval_batch, labels) if ctx.is_main else {"ua": 0.0}
+        val_ua = broadcast_value(ctx, val["ua"] if not math.isnan(val["ua"]) else -1.0)
+        if ctx.is_main:
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val["loss"], "val_wa": val["wa"], "val_ua": val["ua"], "seconds": round(time.time() - t0, 2)}
+            history.append(row)
+            improved = val_ua > best["val_ua"]
+            if improved:
+                best = {"val_ua": val_ua, "epoch": epoch}
+            common = dict(train_config=config.to_dict(), stage=stage, epoch=epoch, metrics=row, history=history, best=best, heads=heads())
+            save_checkpoint(last_path, model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, **common)
+            if improved or not best_path.is_file():
+                save_checkpoint(best_path, model, **common)
+            logger(row)
+        else:
+            best = {"val_ua": max(best["val_ua"], val_ua), "epoch": epoch}
+        barrier(ctx)
+
+    test: dict = {}
+    if ctx.is_main:
+        logger.close()
+        state = load_checkpoint(best_path, ctx.device)
+        model.load_state_dict(state["model"])
+        if stage == "visual" and "visual_head" in state["heads"]:
+            net.head.load_state_dict(state["heads"]["visual_head"])
+        test = clip_metrics(net, sets.test, ctx.device, eval_batch, labels) if len(sets.test) else {}
+        results = {
+            "stage": stage,
+            "preset": preset.name,
+            "protocol": spec.protocol,
+            "fold": spec.fold,
+            "world_size": ctx.world_size,
+            "best_epoch": best["epoch"],
+            "best_val_ua": best["val_ua"],
+            "test": test.get("report"),
+            "test_loss": test.get("loss"),
+            "unmapped_labels": data.unmapped,
+            "failed_preprocessing": len(data.failed),
+            "notes": sets.notes,
+        }
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    barrier(ctx)
+    return TrainResult(out, best_path, last_path, int(best["epoch"]), float(best["val_ua"]), tuple(history), test.get("report") or {})
+
+
+__all__ = ["RunSpec", "TrainResult", "train", "predict", "clip_metrics"]
