@@ -27,23 +27,12 @@ logger = logging.getLogger(__name__)
 
 def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tuple[str, str]]:
     """The (format, runtime) pairs to try, best first."""
-    from .runtimes import BACKENDS, is_available
+    from .runtimes import BACKENDS
 
     if format_key is not None and format_key not in bundle.formats:
         raise BackendError(f"bundle {bundle.root} has no format {format_key!r}; it has: {', '.join(bundle.formats)}")
-    if backend == "auto":
-        pairs = [
-            (key, runtime)
-            for key, runtime in AUTO_ORDER
-            if key in bundle.formats and format_key in (None, key) and is_available(runtime)
-        ]
-        if not pairs:
-            installed = [name for name in BACKENDS if is_available(name)]
-            raise BackendError(
-                f"no installed runtime can run bundle {bundle.root} (formats: {', '.join(bundle.formats)}; "
-                f"installed runtimes: {', '.join(installed) or 'none'})"
-            )
-        return pairs
+    if backend == "auto":  # runtimes are checked lazily by the caller: importing one costs time
+        return [(key, runtime) for key, runtime in AUTO_ORDER if key in bundle.formats and format_key in (None, key)]
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     if format_key is not None:
@@ -80,12 +69,14 @@ class BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
         (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from .runtimes import load_backend
+        from .runtimes import BACKENDS, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}
         failures = []
         for key, runtime in _candidates(bundle, backend, format):
+            if backend == "auto" and not is_available(runtime):
+                continue
             runtime_options = {} if runtime == "tensorrt" else options  # engines fix their own threading
             try:
                 backends = {
@@ -100,7 +91,13 @@ class BundleModel:
                 continue
             logger.info("bundle %s: running format %s on %s", bundle.name, key, runtime)
             return cls(bundle, key, runtime, backends)
-        raise BackendError(f"no runtime could load bundle {bundle.root}: " + "; ".join(failures))
+        if failures:
+            raise BackendError(f"no runtime could load bundle {bundle.root}: " + "; ".join(failures))
+        installed = [name for name in BACKENDS if is_available(name)]
+        raise BackendError(
+            f"no installed runtime can run bundle {bundle.root} (formats: {', '.join(bundle.formats)}; "
+            f"installed runtimes: {', '.join(installed) or 'none'})"
+        )
 
     @property
     def preset(self) -> PresetConfig:

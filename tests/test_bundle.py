@@ -297,3 +297,13 @@ def test_bundle_copies_are_independent(tmp_path):
     second = make_bundle(tmp_path / "b")
     shutil.rmtree(first / "onnx")
     Bundle.load(second)
+
+
+def test_auto_skips_runtimes_that_are_not_installed(bundle_copy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    if is_available("openvino"):
+        engine = BundleModel.from_bundle(bundle_copy)
+        assert (engine.format_key, engine.backend_name) == ("onnx", "openvino")
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(BackendError, match="no installed runtime can run bundle .*formats: onnx"):
+        BundleModel.from_bundle(bundle_copy)
