@@ -27,9 +27,7 @@ def check_increasing(timestamps_ms: np.ndarray, what: str = "timestamps") -> Non
         raise ValueError(f"{what} must be strictly increasing: {ts[bad]} is followed by {ts[bad + 1]}")
 
 
-def nearest_steps(
-    source_ms: np.ndarray, centers_ms: np.ndarray, tolerance_ms: float
-) -> tuple[np.ndarray, np.ndarray]:
+def nearest_steps(source_ms: np.ndarray, centers_ms: np.ndarray, tolerance_ms: float) -> tuple[np.ndarray, np.ndarray]:
     """For each step centre, the index of the nearest source timestamp and whether it is close enough.
 
     ``source_ms`` ``(S,)`` strictly increasing; ``centers_ms`` ``(T,)``. Returns ``index`` ``(T,)
@@ -130,9 +128,7 @@ class Aligner:
         """The static map from audio-encoder steps to common steps for one window: ``(T,) int64``
         indices and ``(T,) bool`` mask (all True: the audio steps tile the whole window)."""
         step_period = preset.audio.hop_ms * preset.audio.n_frames / preset.audio_steps
-        return nearest_steps(
-            self.audio_step_times(preset), self.centers(0.0), max(step_period, self.step_ms) / 2
-        )
+        return nearest_steps(self.audio_step_times(preset), self.centers(0.0), max(step_period, self.step_ms) / 2)
 
     def align(
         self,

@@ -83,9 +83,7 @@ def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
     min_log_hz = 1000.0
     min_log_mel = min_log_hz / f_sp
     logstep = math.log(6.4) / 27.0
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp
-    )
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
 
 
 def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:

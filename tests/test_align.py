@@ -117,8 +117,13 @@ def run_front_end(path, preset):
         speech = F.window_speech_steps(piece, preset)
         windows.append(
             aligner.align(
-                preset, start_ms, pooled_log_mel(log_mel, preset), speech,
-                np.array(frame_ms), np.array(embeddings), np.array(valid),
+                preset,
+                start_ms,
+                pooled_log_mel(log_mel, preset),
+                speech,
+                np.array(frame_ms),
+                np.array(embeddings),
+                np.array(valid),
             )
         )
     return media, np.array(frame_ms), np.array(valid), windows

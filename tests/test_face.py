@@ -231,8 +231,6 @@ def test_face_image_to_input_on_a_fer2013_face(shared_data):
     np.testing.assert_allclose(out[1], (resized / 255.0 - 0.5) / 0.25, atol=1e-5)
     # The same as cropping a frame that holds only that face, with no margin.
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    np.testing.assert_allclose(
-        crop_face(rgb, (0, 0, 48, 48), replace(EDGE.visual, margin=0.0)), out, atol=1e-5
-    )
+    np.testing.assert_allclose(crop_face(rgb, (0, 0, 48, 48), replace(EDGE.visual, margin=0.0)), out, atol=1e-5)
     with pytest.raises(ValueError):
         face_image_to_input(grey.astype(np.float32), EDGE.visual)

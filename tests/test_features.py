@@ -121,7 +121,9 @@ def test_log_mel_matches_a_direct_dft_of_one_frame(samples_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", [PAPER.audio, EDGE.audio, AudioConfig(mel_scale="htk")], ids=["paper", "edge", "htk"])
+@pytest.mark.parametrize(
+    "config", [PAPER.audio, EDGE.audio, AudioConfig(mel_scale="htk")], ids=["paper", "edge", "htk"]
+)
 def test_log_mel_matches_librosa_on_real_speech(shared_data, config):
     librosa = pytest.importorskip("librosa", reason="librosa is the reference (pip install 'edge-emotion[dev]')")
     sf = pytest.importorskip("soundfile", reason="soundfile reads the reference FLAC")

@@ -33,7 +33,7 @@ def write_wav(path, pcm_int16: np.ndarray, rate: int) -> None:
 
 
 def strictly_increasing(values) -> bool:
-    return all(b > a for a, b in zip(values, values[1:]))
+    return all(b > a for a, b in zip(values, values[1:], strict=False))
 
 
 # --- real clips ----------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_flv_with_a_data_stream_decodes_on_one_clock(samples_dir):
     assert strictly_increasing([c.timestamp_ms for c in chunks])
     assert chunks[0].timestamp_ms == 0
     # The chunks tile the track: each starts where the previous one ended.
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in zip(chunks, chunks[1:], strict=False):
         assert b.timestamp_ms == pytest.approx(a.end_ms, abs=1)
     # Both tracks end near the container's duration.
     assert chunks[-1].end_ms == pytest.approx(media.duration_ms, abs=80)
@@ -206,4 +206,7 @@ def test_camera_source_runs_its_loop_on_a_video_file(samples_dir):
     # differ by a few levels).
     first = next(iter(VideoFileSource(samples_dir / FLV))).image.astype(int)
     assert np.abs(frames[0].image.astype(int) - first).mean() < 3
-    assert np.abs(frames[0].image[..., ::-1].astype(int) - first).mean() > np.abs(frames[0].image.astype(int) - first).mean()
+    assert (
+        np.abs(frames[0].image[..., ::-1].astype(int) - first).mean()
+        > np.abs(frames[0].image.astype(int) - first).mean()
+    )

@@ -156,7 +156,9 @@ class AudioFileSource:
                     if seconds is None:
                         seconds = expected_s if expected_s is not None else 0.0
                     if start_s is not None and expected_s is not None and seconds - expected_s > AUDIO_GAP_MS / 1000:
-                        log.info("%s: audio gap of %.0f ms at %.3f s", self.path, 1000 * (seconds - expected_s), expected_s)
+                        log.info(
+                            "%s: audio gap of %.0f ms at %.3f s", self.path, 1000 * (seconds - expected_s), expected_s
+                        )
                         pending.append(resampler.flush())
                         yield from drain(final=True)
                         start_s = None

@@ -89,10 +89,12 @@ def _pyaudio() -> Any:
 class MicrophoneSource:
     """Mono :class:`AudioChunk` s of ``chunk_ms`` at ``sample_rate`` from a PyAudio input device.
 
-    ``device``: ``"default"``, a device index, or (part of) a device name. Capture is 16-bit
-    (paInt16), scaled to [-1, 1]. PortAudio's callback thread writes into a ring buffer of ``buffer_s`` seconds; iterating reads it. Capture is at
-    ``sample_rate`` when the device accepts it, else at the device's default rate and resampled
-    (FFmpeg's swresample, streaming). Channels are mixed to mono by their mean.
+    ``device``: ``"default"``, a device index, or (part of) a device name. PortAudio's callback
+    thread writes into a ring buffer of ``buffer_s`` seconds; iterating reads it. When the buffer
+    is full, incoming audio is dropped (``dropped_samples`` counts it) and shows as a gap in the
+    timestamps. Capture is 16-bit (paInt16) scaled to [-1, 1], at ``sample_rate`` when the device
+    accepts it, else at the device's default rate and resampled (FFmpeg's swresample,
+    streaming). Channels are mixed to mono by their mean.
 
     Timestamps (integer ms on the capture clock, see :class:`CaptureClock`): the first block is
     stamped by ``time.monotonic`` when it arrives, minus its duration; later samples are stamped
