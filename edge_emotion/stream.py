@@ -108,6 +108,8 @@ class EmotionStream:
         self._labels = tuple(model.labels)
         # time origin and windows
         self._origin_ms: int | None = None
+        self._first_audio_ms: int | None = None
+        self._first_video_ms: int | None = None
         self._next_window = 0
         self._smoothed: np.ndarray | None = None
         self._finished = False
@@ -138,9 +140,17 @@ class EmotionStream:
         self.close()
 
     # -- input -----------------------------------------------------------------------------
-    def _start_clock(self, timestamp_ms: int) -> None:
+    def _fix_origin(self, final: bool = False) -> int | None:
+        """The window grid starts at the earliest first timestamp of the expected modalities, so
+        that it does not depend on which modality was pushed first. Fixed once every expected
+        modality has started (or at :meth:`flush`, from whatever has)."""
         if self._origin_ms is None:
-            self._origin_ms = int(timestamp_ms)
+            firsts = {"audio": self._first_audio_ms, "video": self._first_video_ms}
+            expected = [firsts[k] for k in ("audio", "video") if getattr(self._config, k)]
+            present = [t for t in firsts.values() if t is not None]
+            if present and (final or all(t is not None for t in expected)):
+                self._origin_ms = int(min(present))
+        return self._origin_ms
 
     def _check_open(self) -> None:
         if self._finished:
@@ -159,7 +169,8 @@ class EmotionStream:
             raise ValueError(
                 f"video timestamps must strictly increase: {timestamp_ms} ms after {self._last_video_ms} ms"
             )
-        self._start_clock(timestamp_ms)
+        if self._first_video_ms is None:
+            self._first_video_ms = timestamp_ms
         self._last_video_ms = timestamp_ms
         self._video_end_ms = timestamp_ms + self._frame_period_ms
         # Subsample to the model's frame rate: keep a frame once a frame period (less a quarter,
@@ -193,7 +204,8 @@ class EmotionStream:
                 f"audio timestamps must strictly increase: {timestamp_ms} ms after {self._last_audio_ms} ms"
             )
         mono = to_mono(np.asarray(pcm))
-        self._start_clock(timestamp_ms)
+        if self._first_audio_ms is None:
+            self._first_audio_ms = timestamp_ms
         self._last_audio_ms = timestamp_ms
         if self._audio_rate is None:
             self._audio_rate, self._audio_t0_ms = int(sample_rate), float(timestamp_ms)
@@ -229,7 +241,7 @@ class EmotionStream:
     def poll(self) -> list[EmotionResult]:
         """Results of the windows completed since the last call, oldest first."""
         results = []
-        while self._origin_ms is not None:
+        while self._fix_origin() is not None:
             start = self._window_start(self._next_window)
             end = start + self._config.window_ms
             if not self._ready(end):
@@ -240,6 +252,7 @@ class EmotionStream:
     def flush(self) -> list[EmotionResult]:
         """End of input: the remaining complete windows, then the last partial one, so the end of
         the input is never dropped. The stream accepts no input afterwards."""
+        self._fix_origin(final=True)
         results = self.poll()
         data_end = self._data_end_ms()
         if data_end is not None:
