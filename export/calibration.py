@@ -173,7 +173,9 @@ def load_calibration(
     root = Path(directory)
     if not root.is_dir():
         raise InputError(f"calibration data: {root} is not a directory")
-    audio_files = _spread(sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()), max_audio_windows)
+    audio_files = _spread(
+        sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()), max_audio_windows
+    )
     images = _spread(_image_members(root), max_faces)
     if not audio_files and not images:
         raise InputError(
@@ -194,7 +196,9 @@ def load_calibration(
         return np.array([-1 if n is None or mapper.index(n) is None else mapper.index(n) for n in found], np.int64)
 
     calib = CalibrationSet(
-        log_mel=np.stack(log_mels).astype(np.float32) if log_mels else np.zeros((0, 1, preset.audio.n_mels, preset.audio.n_frames), np.float32),
+        log_mel=np.stack(log_mels).astype(np.float32)
+        if log_mels
+        else np.zeros((0, 1, preset.audio.n_mels, preset.audio.n_frames), np.float32),
         speech=np.stack(speech) if speech else np.zeros((0, t), np.float32),
         faces=np.stack(faces).astype(np.float32) if faces else np.zeros((0, 3, s, s), np.float32),
         audio_labels=labels(names[: len(audio_files)]),
@@ -215,7 +219,9 @@ class FusionWindows:
     pattern: tuple[str, ...]
 
 
-def fusion_inputs(preset: PresetConfig, audio_steps: np.ndarray, speech: np.ndarray, embeddings: np.ndarray, seed: int = 0) -> FusionWindows:
+def fusion_inputs(
+    preset: PresetConfig, audio_steps: np.ndarray, speech: np.ndarray, embeddings: np.ndarray, seed: int = 0
+) -> FusionWindows:
     """Pair audio windows with faces and place both on the common steps, as the SDK does.
 
     ``audio_steps`` ``(N_a, T_a, D_a)`` and ``speech`` ``(N_a, T)`` from the audio windows,

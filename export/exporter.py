@@ -55,10 +55,10 @@ def select_formats(names: Sequence[str], fp16: bool = False, int8: bool = False)
     """
     keys = [BASE_FORMAT]
     for name in names:
-        if name in FORMATS:
+        rows = {FORMATS[k].precision: k for k in FORMATS if family(k) == name}
+        if not rows and name in FORMATS:
             keys.append(name)
             continue
-        rows = {FORMATS[k].precision: k for k in FORMATS if family(k) == name}
         if not rows:
             raise InputError(
                 f"unknown format {name!r}; choose one of: {', '.join(families())} (or a key: {', '.join(FORMATS)})"
@@ -92,6 +92,14 @@ def parity_runtime(key: str) -> str | None:
     return next((r for r in get_format(key).runtimes if is_available(r)), None)
 
 
+def preflight(keys: Sequence[str]) -> None:
+    """Fail before any work when a format's build tool is missing (TensorRT off the target)."""
+    if any(get_format(k).layout == "tensorrt-engine" for k in keys):
+        from .tensorrt_export import import_tensorrt
+
+        import_tensorrt()
+
+
 @dataclass(frozen=True)
 class ExportSettings:
     """``threads``: runtime threads for the parity runs; ``overwrite``: replace a bundle at the
@@ -102,7 +110,14 @@ class ExportSettings:
     export_options: Mapping[str, Any] | None = None
 
 
-def _check(model, key: str, files: dict[str, Path], calibration: CalibrationSet | None, eval_set: CalibrationSet | None, threads: int | None) -> dict[str, Any]:
+def _check(
+    model,
+    key: str,
+    files: dict[str, Path],
+    calibration: CalibrationSet | None,
+    eval_set: CalibrationSet | None,
+    threads: int | None,
+) -> dict[str, Any]:
     runtime = parity_runtime(key)
     if runtime is None:
         return {"parity": {"status": f"not measured: none of {', '.join(get_format(key).runtimes)} is installed"}}
@@ -134,6 +149,7 @@ def export_model(
         get_format(key)
     if needs_calibration(keys) and calibration is None:
         raise InputError("INT8 formats need calibration data: pass --calib DIR with real speech and face crops")
+    preflight(keys)
     model.eval()
     root = create_bundle(out_dir, model.preset, provenance, overwrite=settings.overwrite)
     options = dict(settings.export_options or {})
@@ -142,11 +158,18 @@ def export_model(
         onnx_files = export_onnx(model, work_dir / "onnx-fp32")
         for key in keys:
             logger.info("exporting %s", key)
-            files, metadata = exporter_for(key)(model, key, onnx_files, work_dir / key, calibration=calibration, **options)
+            files, metadata = exporter_for(key)(
+                model, key, onnx_files, work_dir / key, calibration=calibration, **options
+            )
             sizes = {g: Path(p).stat().st_size for g, p in files.items()}
             checks = _check(model, key, files, calibration, eval_set, settings.threads)
             add_format(root, key, files, {**metadata, **checks, "tool_versions": tool_versions()})
-            logger.info("%s: %s bytes (main files), parity %s", key, sum(sizes.values()), checks["parity"].get("end_to_end", checks["parity"]))
+            logger.info(
+                "%s: %s bytes (main files), parity %s",
+                key,
+                sum(sizes.values()),
+                checks["parity"].get("end_to_end", checks["parity"]),
+            )
     return root
 
 
@@ -192,6 +215,7 @@ __all__ = [
     "families",
     "select_formats",
     "needs_calibration",
+    "preflight",
     "exporter_for",
     "parity_runtime",
     "export_model",

@@ -83,7 +83,9 @@ def export(
         ir = ov.convert_model(str(onnx_files[graph]))
         if per_graph is not None and plan[graph].quantize:
             if not per_graph[graph]:
-                raise InputError(f"openvino-int8: the calibration data has no inputs for {graph} (it needs both audio and faces)")
+                raise InputError(
+                    f"openvino-int8: the calibration data has no inputs for {graph} (it needs both audio and faces)"
+                )
             ir = quantize_ir(ir, per_graph[graph])
         target = work / f"{graph}.xml"
         ov.save_model(ir, str(target), compress_to_fp16=precision == "fp16")

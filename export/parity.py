@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 class _Graphs:
     """The three exported graphs on one runtime, run in batches."""
 
-    def __init__(self, files: Mapping[str, str | Path], runtime: str, threads: int | None, batch_size: int, device: str | None):
+    def __init__(
+        self, files: Mapping[str, str | Path], runtime: str, threads: int | None, batch_size: int, device: str | None
+    ):
         from edge_emotion.runtimes import load_backend
 
         options = {"threads": threads} if threads is not None and runtime in ("onnxruntime", "openvino") else {}
@@ -50,13 +52,19 @@ class _Graphs:
 def _torch(model, graph: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
     from .onnx_export import torch_outputs
 
-    return torch_outputs(model, {graph: {name: inputs[name] for name in GRAPH_INPUTS[graph]}})[graph][GRAPH_OUTPUTS[graph][0]]
+    return torch_outputs(model, {graph: {name: inputs[name] for name in GRAPH_INPUTS[graph]}})[graph][
+        GRAPH_OUTPUTS[graph][0]
+    ]
 
 
 def _diff(got: np.ndarray, want: np.ndarray) -> dict[str, float]:
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
     scale = float(np.max(np.abs(want))) or 1.0
-    return {"max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()), "max_rel_diff": float(err.max() / scale)}
+    return {
+        "max_abs_diff": float(err.max()),
+        "mean_abs_diff": float(err.mean()),
+        "max_rel_diff": float(err.max() / scale),
+    }
 
 
 def _agreement(got_logits: np.ndarray, want_logits: np.ndarray, keep: np.ndarray) -> float | None:
@@ -85,7 +93,11 @@ def measure_parity(
         "inputs": f"real windows: {calibration.n_audio} log-mel windows, {calibration.n_faces} face crops",
         "graphs": {},
     }
-    emb_ref = _torch(model, VISUAL_ENCODER, {"face": calibration.faces}) if calibration.n_faces else np.zeros((0, preset.model.visual_dim), np.float32)
+    emb_ref = (
+        _torch(model, VISUAL_ENCODER, {"face": calibration.faces})
+        if calibration.n_faces
+        else np.zeros((0, preset.model.visual_dim), np.float32)
+    )
     steps_ref = (
         _torch(model, AUDIO_ENCODER, {"log_mel": calibration.log_mel})
         if calibration.n_audio
@@ -134,7 +146,9 @@ def measure_parity(
     return report
 
 
-def _single_modality(preset, audio_steps: np.ndarray | None, speech: np.ndarray | None, embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
+def _single_modality(
+    preset, audio_steps: np.ndarray | None, speech: np.ndarray | None, embeddings: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """Fusion inputs for windows of one modality: audio windows with no face, or still faces
     (the face on every frame) with no audio."""
     from edge_emotion.preprocess import align_encoded
@@ -146,7 +160,10 @@ def _single_modality(preset, audio_steps: np.ndarray | None, speech: np.ndarray 
         frames, face_mask, audio_mask = np.zeros((n, t_v, d_v), np.float32), np.zeros((n, t_v), np.float32), speech
     else:
         n = len(embeddings)
-        audio_steps, audio_mask = np.zeros((n, t_a, d_a), np.float32), np.zeros((n, preset.model.time_steps), np.float32)
+        audio_steps, audio_mask = (
+            np.zeros((n, t_a, d_a), np.float32),
+            np.zeros((n, preset.model.time_steps), np.float32),
+        )
         frames, face_mask = np.repeat(embeddings[:, None], t_v, axis=1), np.ones((n, t_v), np.float32)
     audio, visual, a_mask, v_mask = align_encoded(preset, audio_steps, frames, face_mask, audio_mask)
     return {"audio": audio, "visual": visual, "audio_mask": a_mask, "visual_mask": v_mask}
@@ -168,9 +185,17 @@ def measure_accuracy(
     result: dict[str, Any] = {}
     audio_keep = eval_set.audio_labels >= 0
     if audio_keep.any():
-        log_mel, speech, labels = eval_set.log_mel[audio_keep], eval_set.speech[audio_keep], eval_set.audio_labels[audio_keep]
+        log_mel, speech, labels = (
+            eval_set.log_mel[audio_keep],
+            eval_set.speech[audio_keep],
+            eval_set.audio_labels[audio_keep],
+        )
         exported = run(FUSION_HEAD, _single_modality(preset, run(AUDIO_ENCODER, {"log_mel": log_mel}), speech, None))
-        ref = _torch(model, FUSION_HEAD, _single_modality(preset, _torch(model, AUDIO_ENCODER, {"log_mel": log_mel}), speech, None))
+        ref = _torch(
+            model,
+            FUSION_HEAD,
+            _single_modality(preset, _torch(model, AUDIO_ENCODER, {"log_mel": log_mel}), speech, None),
+        )
         result["audio"] = {
             "windows": int(len(labels)),
             "accuracy": float(np.mean(exported.argmax(1) == labels)),
@@ -180,7 +205,9 @@ def measure_accuracy(
     if face_keep.any():
         faces, labels = eval_set.faces[face_keep], eval_set.face_labels[face_keep]
         exported = run(FUSION_HEAD, _single_modality(preset, None, None, run(VISUAL_ENCODER, {"face": faces})))
-        ref = _torch(model, FUSION_HEAD, _single_modality(preset, None, None, _torch(model, VISUAL_ENCODER, {"face": faces})))
+        ref = _torch(
+            model, FUSION_HEAD, _single_modality(preset, None, None, _torch(model, VISUAL_ENCODER, {"face": faces}))
+        )
         result["video"] = {
             "faces": int(len(labels)),
             "accuracy": float(np.mean(exported.argmax(1) == labels)),

@@ -45,7 +45,11 @@ class QuantPlan:
     op_types: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"quantized": self.quantize, "op_types": list(self.op_types) if self.op_types else "all", "reason": self.reason}
+        return {
+            "quantized": self.quantize,
+            "op_types": list(self.op_types) if self.op_types else "all",
+            "reason": self.reason,
+        }
 
 
 ORT_INT8_PLAN: dict[str, QuantPlan] = {
@@ -127,14 +131,20 @@ def calibration_batches(
         model, {VISUAL_ENCODER: {"face": calibration.faces}, AUDIO_ENCODER: {"log_mel": calibration.log_mel}}
     )
     fused = fusion_inputs(
-        model.preset, encoded[AUDIO_ENCODER]["audio_steps"], calibration.speech, encoded[VISUAL_ENCODER]["embedding"], seed
+        model.preset,
+        encoded[AUDIO_ENCODER]["audio_steps"],
+        calibration.speech,
+        encoded[VISUAL_ENCODER]["embedding"],
+        seed,
     )
     per_graph = {
         VISUAL_ENCODER: {"face": calibration.faces},
         AUDIO_ENCODER: {"log_mel": calibration.log_mel},
         FUSION_HEAD: fused.inputs,
     }
-    return {g: list(batches(named, batch_size)) if len(next(iter(named.values()))) else [] for g, named in per_graph.items()}
+    return {
+        g: list(batches(named, batch_size)) if len(next(iter(named.values()))) else [] for g, named in per_graph.items()
+    }
 
 
 def export(
@@ -162,7 +172,9 @@ def export(
         target = work / f"{graph}.onnx"
         if plan[graph].quantize:
             if not per_graph[graph]:
-                raise InputError(f"onnx-int8: the calibration data has no inputs for {graph} (it needs both audio and faces)")
+                raise InputError(
+                    f"onnx-int8: the calibration data has no inputs for {graph} (it needs both audio and faces)"
+                )
             quantize_graph(onnx_files[graph], target, per_graph[graph], plan[graph].op_types)
         else:
             shutil.copyfile(onnx_files[graph], target)

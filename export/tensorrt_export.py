@@ -69,7 +69,9 @@ def import_tensorrt():
     try:
         import tensorrt
     except ImportError as exc:
-        raise MissingDependencyError("tensorrt", "tensorrt", "building TensorRT engines; on a Jetson it comes with JetPack") from exc
+        raise MissingDependencyError(
+            "tensorrt", "tensorrt", "building TensorRT engines; on a Jetson it comes with JetPack"
+        ) from exc
     if not hasattr(tensorrt, "Builder"):  # tensorrt-lean / -dispatch: a runtime without the builder
         raise MissingDependencyError("tensorrt", "tensorrt", "building TensorRT engines (this install has no Builder)")
     return tensorrt
@@ -103,7 +105,9 @@ def _network_flags(trt) -> int:
     return 0
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str, options: EngineOptions = EngineOptions()) -> Path:
+def build_engine(
+    onnx_path: str | Path, engine_path: str | Path, precision: str, options: EngineOptions = EngineOptions()
+) -> Path:
     """Parse ``onnx_path`` and write a serialized engine to ``engine_path``.
 
     ``precision``: ``"fp16"`` (FP16 kernels allowed) or ``"int8"`` (INT8 where the graph has QDQ
@@ -178,7 +182,9 @@ def export(
             if engine_options.static_batch is not None:  # before QDQ: simplifying would fold weight DQs
                 source = make_static(source, Path(tmp) / f"{graph}.static.onnx", engine_options.static_batch)
             if per_graph is not None and ORT_INT8_PLAN[graph].quantize:
-                source = quantize_graph(source, Path(tmp) / f"{graph}.qdq.onnx", per_graph[graph], symmetric_activations=True)
+                source = quantize_graph(
+                    source, Path(tmp) / f"{graph}.qdq.onnx", per_graph[graph], symmetric_activations=True
+                )
             files[graph] = build_engine(source, work / f"{graph}.engine", spec.precision, engine_options)
     low, opt, high = engine_options.profile()
     metadata: dict[str, Any] = {
