@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._quiet import native_stderr_silenced
 from .config import VisualConfig
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,9 @@ class FaceTracker:
             min_detection_confidence=visual.min_detection_score,
             result_callback=self._on_result if running_mode == "live_stream" else None,
         )
-        self._detector = FaceDetector.create_from_options(options)
+        with native_stderr_silenced():
+            self._detector = FaceDetector.create_from_options(options)
+        self._first_run = True
 
     def _on_result(self, result: Any, image: Any, timestamp_ms: int) -> None:
         with self._result_ready:
@@ -183,7 +186,12 @@ class FaceTracker:
                 f"timestamp_ms must strictly increase in {self.running_mode} mode: {timestamp_ms} after {self._last_ms}"
             )
         self._last_ms = timestamp_ms
-        detections = self._run(frame, timestamp_ms) or []
+        if self._first_run:  # LiteRT logs its delegate and memory alignment on the first run
+            with native_stderr_silenced():
+                detections = self._run(frame, timestamp_ms) or []
+            self._first_run = False
+        else:
+            detections = self._run(frame, timestamp_ms) or []
         height, width = frame.shape[:2]
         boxes: list[tuple[Box, float]] = []
         for det in detections:
@@ -209,7 +217,8 @@ class FaceTracker:
 
     def close(self) -> None:
         if self._detector is not None:
-            self._detector.close()
+            with native_stderr_silenced():
+                self._detector.close()
             self._detector = None
 
     def __enter__(self) -> FaceTracker:
