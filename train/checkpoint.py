@@ -98,7 +98,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise InputError(f"{path} is not a readable checkpoint: {type(exc).__name__}: {exc}") from None
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {first_line})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError(f"{path} is not an edge-emotion checkpoint")
     if state.get("version") != VERSION:

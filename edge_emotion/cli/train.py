@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -74,4 +75,5 @@ def register(app: typer.Typer) -> None:
         if result.test:
             summary["test_wa"] = result.test["weighted_accuracy"]
             summary["test_ua"] = result.test["unweighted_accuracy"]
-        typer.echo(json.dumps(summary))
+        if os.environ.get("RANK", "0") == "0":  # one summary per torchrun job
+            typer.echo(json.dumps(summary))

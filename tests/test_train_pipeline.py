@@ -1,0 +1,100 @@
+"""Short real training runs on ../shared/data: the loss goes down, checkpoints load with
+weights_only, a run resumes, and every stage (visual, audio, fusion, full) runs end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
+
+from edge_emotion.config import EDGE  # noqa: E402
+from edge_emotion.train.checkpoint import load_checkpoint, load_model  # noqa: E402
+from edge_emotion.train.config import TrainConfig  # noqa: E402
+from edge_emotion.train.model import EmotionModel  # noqa: E402
+from edge_emotion.train.trainer import RunSpec, train  # noqa: E402
+
+QUICK = dict(batch_size=4, workers=0, cache_workers=1, augment=False, learning_rate=1e-3, min_learning_rate=5e-4, seed=3)
+
+
+def _spec(shared_data: Path, out: Path, cache: Path, stage: str, corpora, **config) -> RunSpec:
+    return RunSpec(
+        preset=EDGE,
+        config=TrainConfig(stage=stage, **{**QUICK, **config}),
+        corpora=tuple((name, shared_data / sub) for name, sub in corpora),
+        out_dir=out,
+        cache_dir=cache,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def audio_run(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio-run")
+    spec = _spec(shared_data, root / "run", root / "cache", "audio", [("ravdess-audio", "ravdess")], epochs=3, limit=16)
+    return spec, train(spec)
+
+
+def test_a_short_real_run_lowers_the_training_loss(audio_run):
+    spec, result = audio_run
+    losses = [row["train_loss"] for row in result.history]
+    assert len(losses) == 3
+    assert losses[-1] < losses[0] - 0.05, losses
+    rows = list(csv.DictReader((spec.out_dir / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert set(rows[0]) >= {"train_loss", "val_loss", "val_wa", "val_ua"}
+
+
+def test_run_directory_holds_split_results_and_weights_only_checkpoints(audio_run):
+    spec, result = audio_run
+    split = json.loads((spec.out_dir / "split.json").read_text())
+    assert split["protocol"] == "actor-kfold" and split["test"] and split["val"]
+    assert not set(split["test_speakers"]) & set(split["val_speakers"])
+    results = json.loads((spec.out_dir / "results.json").read_text())
+    assert results["world_size"] == 1 and results["test"]["n"] > 0
+    raw = torch.load(result.best_checkpoint, weights_only=True)
+    assert raw["preset"] == EDGE.to_dict() and raw["stage"] == "audio"
+    assert raw["epoch"] == result.best_epoch and raw["best"]["val_ua"] == pytest.approx(result.best_val_ua)
+    state = load_checkpoint(result.last_checkpoint)
+    assert state["epoch"] == 2 and state["optimizer"] is not None and len(state["history"]) == 3
+    model = load_model(result.best_checkpoint)
+    assert isinstance(model, EmotionModel) and not model.training and model.preset == EDGE
+    fresh = EmotionModel(EDGE)
+    assert not torch.equal(model.audio.blocks[0][0].weight, fresh.audio.blocks[0][0].weight)
+
+
+def test_resume_continues_after_the_last_finished_epoch(audio_run, tmp_path):
+    spec, _ = audio_run
+    out = tmp_path / "run"
+    first = train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=1)}))
+    assert len(first.history) == 1
+    resumed = train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=2), "resume": True}))
+    assert [row["epoch"] for row in resumed.history] == [0, 1]
+    assert resumed.history[0] == first.history[0]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 2
+
+
+def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
+    spec, audio_result = audio_run
+    cache = spec.cache_dir
+    visual = train(_spec(shared_data, tmp_path / "visual", cache, "visual", [("fer2013", "fer2013")], epochs=1, limit=48, batch_size=16))
+    state = load_checkpoint(visual.best_checkpoint)
+    assert "visual_head" in state["heads"] and state["stage"] == "visual"
+
+    fusion_spec = _spec(
+        shared_data, tmp_path / "fusion", cache, "fusion",
+        [("ravdess-audio", "ravdess"), ("fer2013", "fer2013"), ("crema-d", "crema-d")],
+        epochs=1, limit=12, modality_dropout=0.5,
+    )
+    fusion = train(RunSpec(**{**fusion_spec.__dict__, "init": audio_result.best_checkpoint}))
+    before, after = load_checkpoint(audio_result.best_checkpoint)["model"], load_checkpoint(fusion.last_checkpoint)["model"]
+    assert torch.equal(before["audio.blocks.0.0.weight"], after["audio.blocks.0.0.weight"])  # encoders frozen
+    assert not torch.equal(before["fusion.classifier.weight"], after["fusion.classifier.weight"])
+
+    full_spec = _spec(shared_data, tmp_path / "full", cache, "full", [("crema-d", "crema-d"), ("ravdess", "ravdess")], epochs=1, batch_size=2, augment=True)
+    full = train(RunSpec(**{**full_spec.__dict__, "protocol": "random"}))
+    assert len(full.history) == 1 and full.best_checkpoint.is_file()
