@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from .._quiet import native_stderr_silenced
 from ..errors import DeviceError
 from ._av import RateLimiter
 from .clock import CaptureClock
@@ -32,8 +33,10 @@ class CameraSource:
         RateLimiter(max_fps)  # validates max_fps
         self.max_fps = max_fps
         target = int(index_or_url) if isinstance(index_or_url, str) and index_or_url.isdigit() else index_or_url
-        self._capture = cv2.VideoCapture(target)
-        if not self._capture.isOpened():
+        with native_stderr_silenced():  # OpenCV logs each backend it tried; the error below says it
+            self._capture = cv2.VideoCapture(target)
+            opened = self._capture.isOpened()
+        if not opened:
             self._capture.release()
             raise DeviceError(f"camera {index_or_url!r} could not be opened (no such device, or it is busy)")
         self.clock = CaptureClock(origin_s)

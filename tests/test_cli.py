@@ -1,0 +1,106 @@
+"""The command line as a user runs it: `edge-emotion info` and `edge-emotion run` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_emotion", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
+    from fakes import make_bundle
+
+    return make_bundle(tmp_path_factory.mktemp("cli"), preset="edge", seed=5)
+
+
+def test_info_lists_runtimes_and_the_python():
+    proc = cli("info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report["runtimes"]) == {"onnxruntime", "openvino", "tensorrt", "torch"}
+    assert report["runtimes"]["onnxruntime"]["available"] is True
+    assert "CPUExecutionProvider" in report["runtimes"]["onnxruntime"]["devices"]
+    human = cli("info")
+    assert human.returncode == 0 and "onnxruntime" in human.stdout and "python" in human.stdout
+
+
+def test_run_video_jsonl_lines_follow_the_schema(bundle):
+    proc = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--output", "jsonl", "--hop-ms", "500")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines
+    labels = None
+    for line in lines:
+        obj = json.loads(line)
+        assert set(obj) == {"t_start_ms", "t_end_ms", "label", "scores", "modalities", "face"}
+        assert isinstance(obj["t_start_ms"], int) and isinstance(obj["t_end_ms"], int)
+        assert obj["t_end_ms"] > obj["t_start_ms"] >= 0
+        labels = labels or set(obj["scores"])
+        assert set(obj["scores"]) == labels and obj["label"] in labels
+        assert abs(sum(obj["scores"].values()) - 1) < 1e-4
+        assert set(obj["modalities"]) <= {"audio", "video"}
+        if obj["face"] is not None:
+            assert len(obj["face"]["bbox"]) == 4 and all(isinstance(v, int) for v in obj["face"]["bbox"])
+            assert 0 <= obj["face"]["score"] <= 1
+    assert json.loads(lines[0])["modalities"] == ["audio", "video"]
+
+
+def test_run_text_output(bundle):
+    proc = cli("run", "--video", str(SAMPLE), "--model", str(bundle))
+    assert proc.returncode == 0, proc.stderr
+    assert "audio+video" in proc.stdout
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\x1a\x45\xdf\xa3 not really a video" * 50], ids=["missing", "empty", "corrupt"])
+def test_run_bad_file_is_one_line_and_exit_2(bundle, tmp_path, content):
+    path = tmp_path / "clip.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    assert_one_line_error(cli("run", "--video", str(path), "--model", str(bundle)), "clip.mp4")
+
+
+def test_run_file_with_neither_audio_nor_video(bundle, tmp_path):
+    path = tmp_path / "subtitles.srt"
+    path.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    assert_one_line_error(cli("run", "--video", str(path), "--model", str(bundle)), "neither audio nor video")
+
+
+def test_run_refuses_an_altered_bundle_naming_the_file(bundle, tmp_path):
+    import shutil
+
+    altered = tmp_path / "altered"
+    shutil.copytree(bundle, altered)
+    graph = next(altered.rglob("fusion_head.onnx"))
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    assert_one_line_error(cli("run", "--video", str(SAMPLE), "--model", str(altered)), "fusion_head.onnx")
+
+
+def test_run_usage_errors(bundle):
+    assert_one_line_error(cli("run", "--camera", "0", "--video", str(SAMPLE), "--model", str(bundle)), "either")
+    assert_one_line_error(cli("run", "--model", str(bundle)), "nothing to run on")
+
+
+def test_run_missing_camera_is_one_line_and_exit_2(bundle):
+    assert_one_line_error(cli("run", "--camera", "7", "--model", str(bundle), "--no-display"), "camera")
