@@ -19,26 +19,43 @@ from dataclasses import dataclass, field
 #: Spelling (lower case) -> canonical emotion name. Canonical names are RAVDESS's label names.
 CANONICAL: dict[str, str] = {
     # neutral
-    "neutral": "neutral", "neu": "neutral",
+    "neutral": "neutral",
+    "neu": "neutral",
     # calm (RAVDESS only)
     "calm": "calm",
     # happy (IEMOCAP's "excited" is merged into happy, the field's usual 4-class protocol)
-    "happy": "happy", "happiness": "happy", "hap": "happy", "joy": "happy",
-    "exc": "happy", "excited": "happy",
+    "happy": "happy",
+    "happiness": "happy",
+    "hap": "happy",
+    "joy": "happy",
+    "exc": "happy",
+    "excited": "happy",
     # sad
-    "sad": "sad", "sadness": "sad",
+    "sad": "sad",
+    "sadness": "sad",
     # angry
-    "angry": "angry", "anger": "angry", "ang": "angry",
+    "angry": "angry",
+    "anger": "angry",
+    "ang": "angry",
     # fearful
-    "fearful": "fearful", "fear": "fearful", "fea": "fearful",
+    "fearful": "fearful",
+    "fear": "fearful",
+    "fea": "fearful",
     # disgust
-    "disgust": "disgust", "disgusted": "disgust", "dis": "disgust",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "dis": "disgust",
     # surprised
-    "surprised": "surprised", "surprise": "surprised", "sur": "surprised",
+    "surprised": "surprised",
+    "surprise": "surprised",
+    "sur": "surprised",
     # labels no shipped model carries; listed so that they are reported under one name
-    "frustrated": "frustrated", "frustration": "frustrated", "fru": "frustrated",
+    "frustrated": "frustrated",
+    "frustration": "frustrated",
+    "fru": "frustrated",
     "contempt": "contempt",
-    "other": "other", "oth": "other",
+    "other": "other",
+    "oth": "other",
     "xxx": "no-agreement",
 }
 

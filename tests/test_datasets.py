@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge_emotion.errors import InputError
 from edge_emotion.train.datasets import DatasetLayoutError, get_dataset
 from edge_emotion.train.iemocap import parse_evaluation, speaker_of
+
+from edge_emotion.errors import InputError
 
 
 def _link(src: Path, dst: Path) -> Path:
@@ -35,7 +35,10 @@ def test_ravdess_official_layout(shared_data, tmp_path):
     _link(av, tmp_path / "Video_Speech_Actor_01/Actor_01/01-01-01-01-01-01-01.mp4")
     _link(av, tmp_path / "Video_Speech_Actor_01/Actor_01/02-01-01-01-01-01-01.mp4")  # video-only: skipped
     for name in ("03-01-05-02-01-01-01", "03-01-08-01-02-02-01"):
-        _wav_from(shared_data / f"ravdess/audio16k/Actor_01/{name}.flac", tmp_path / f"Audio_Speech_Actors_01-24/Actor_01/{name}.wav")
+        _wav_from(
+            shared_data / f"ravdess/audio16k/Actor_01/{name}.flac",
+            tmp_path / f"Audio_Speech_Actors_01-24/Actor_01/{name}.wav",
+        )
     _link(av, tmp_path / "Audio_Song_Actors_01-24/Actor_01/03-02-03-01-01-01-01.wav")  # song: skipped
 
     index = get_dataset("ravdess", tmp_path)
@@ -45,7 +48,10 @@ def test_ravdess_official_layout(shared_data, tmp_path):
     assert index.skipped == {"modality 02": 1}
 
     audio = get_dataset("ravdess-audio", tmp_path)
-    assert [(s.label, s.speaker, s.modality) for s in audio.samples] == [("angry", "ravdess-01", "audio"), ("surprised", "ravdess-01", "audio")]
+    assert [(s.label, s.speaker, s.modality) for s in audio.samples] == [
+        ("angry", "ravdess-01", "audio"),
+        ("surprised", "ravdess-01", "audio"),
+    ]
     assert audio.skipped == {"song (vocal channel 02)": 1}
 
 
@@ -71,7 +77,10 @@ def test_crema_d_official_layout(shared_data, tmp_path):
     assert {s.speaker for s in index.samples} == {"crema-d-1001"}
 
     audio = get_dataset("crema-d-audio", tmp_path)
-    assert sorted((s.label, s.speaker) for s in audio.samples) == [("angry", "crema-d-1001"), ("fearful", "crema-d-1002")]
+    assert sorted((s.label, s.speaker) for s in audio.samples) == [
+        ("angry", "crema-d-1001"),
+        ("fearful", "crema-d-1002"),
+    ]
     assert audio.skipped == {"file name not ActorID_Sentence_Emotion_Level": 1}
 
 
@@ -94,14 +103,24 @@ def test_iemocap_official_layout(shared_data, tmp_path):
     (session / "dialog/EmoEvaluation/Ses01F_impro01.txt").write_text(EVALUATION)
     _link(shared_data / "crema-d/video/1001_DFA_NEU_XX.flv", session / "dialog/avi/DivX/Ses01F_impro01.avi")
     for turn, src in (("F000", "1001_DFA_NEU_XX"), ("M001", "1001_DFA_ANG_XX"), ("F002", "1001_DFA_HAP_XX")):
-        _wav_from(shared_data / f"crema-d/audio16k/{src}.wav", session / f"sentences/wav/Ses01F_impro01/Ses01F_impro01_{turn}.wav")
+        _wav_from(
+            shared_data / f"crema-d/audio16k/{src}.wav",
+            session / f"sentences/wav/Ses01F_impro01/Ses01F_impro01_{turn}.wav",
+        )
     # M003 has no sentence wav: counted as skipped
 
-    assert parse_evaluation(session / "dialog/EmoEvaluation/Ses01F_impro01.txt")[0] == ("Ses01F_impro01_F000", 6.2901, 8.2357, "neu")
+    assert parse_evaluation(session / "dialog/EmoEvaluation/Ses01F_impro01.txt")[0] == (
+        "Ses01F_impro01_F000",
+        6.2901,
+        8.2357,
+        "neu",
+    )
     assert speaker_of("Ses01F_impro01_M001") == "Ses01M"
     index = get_dataset("iemocap", tmp_path)
     assert [(s.label, s.speaker, s.start_ms, s.end_ms) for s in index.samples] == [
-        ("neu", "Ses01F", 6290, 8236), ("fru", "Ses01M", 10010, 11392), ("exc", "Ses01F", 14887, 18018)
+        ("neu", "Ses01F", 6290, 8236),
+        ("fru", "Ses01M", 10010, 11392),
+        ("exc", "Ses01F", 14887, 18018),
     ]
     assert all(s.video_path.name == "Ses01F_impro01.avi" and s.modality == "av" for s in index.samples)
     assert index.skipped == {"no sentence wav": 1}

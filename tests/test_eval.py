@@ -11,9 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="building a checkpoint needs torch (the 'train' extra)")
 
-from edge_emotion.cli import main  # noqa: E402
 from edge_emotion.train.checkpoint import save_checkpoint  # noqa: E402
 from edge_emotion.train.model import build_model  # noqa: E402
+
+from edge_emotion.cli import main  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 KEYS = {"dataset", "n", "labels", "weighted_accuracy", "unweighted_accuracy", "per_class", "confusion"}
@@ -39,11 +40,25 @@ def checkpoint(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "dataset, sub, limit, n",
-    [("crema-d", "crema-d", 0, 3), ("ravdess-audio", "ravdess", 6, 6), ("fer2013", "fer2013", 7, 7), ("ravdess", "ravdess", 0, 1)],
+    [
+        ("crema-d", "crema-d", 0, 3),
+        ("ravdess-audio", "ravdess", 6, 6),
+        ("fer2013", "fer2013", 7, 7),
+        ("ravdess", "ravdess", 0, 1),
+    ],
 )
 def test_eval_json_and_png_on_real_clips(shared_data, checkpoint, tmp_path, dataset, sub, limit, n):
     report_path = tmp_path / "report.json"
-    argv = ["--model", str(checkpoint), "--dataset", dataset, "--root", str(shared_data / sub), "--json", str(report_path)]
+    argv = [
+        "--model",
+        str(checkpoint),
+        "--dataset",
+        dataset,
+        "--root",
+        str(shared_data / sub),
+        "--json",
+        str(report_path),
+    ]
     assert _eval(argv + (["--limit", str(limit)] if limit else [])) == 0
     report = json.loads(report_path.read_text())
     assert KEYS <= set(report)
@@ -60,13 +75,25 @@ def test_labels_the_model_lacks_are_counted(shared_data, tmp_path):
     labels = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")  # no calm
     ckpt = _checkpoint(tmp_path / "m.pt", build_model("edge", labels=labels).eval())
     report_path = tmp_path / "r.json"
-    argv = ["--model", str(ckpt), "--dataset", "ravdess-audio", "--root", str(shared_data / "ravdess"), "--limit", "12", "--json", str(report_path)]
+    argv = [
+        "--model",
+        str(ckpt),
+        "--dataset",
+        "ravdess-audio",
+        "--root",
+        str(shared_data / "ravdess"),
+        "--limit",
+        "12",
+        "--json",
+        str(report_path),
+    ]
     assert _eval(argv) == 0
     report = json.loads(report_path.read_text())
     assert report["unmapped"] == {"calm": report["n_unmapped"]} and report["n_unmapped"] > 0
     assert report["n_unmapped"] == 2 and report["n"] == 10
 
 
+@pytest.mark.slow
 def test_a_bundle_agrees_with_the_checkpoint_of_its_weights(shared_data, tmp_path):
     pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
     from fakes import fresh_model, make_bundle
@@ -76,7 +103,16 @@ def test_a_bundle_agrees_with_the_checkpoint_of_its_weights(shared_data, tmp_pat
     reports = []
     for model in (bundle, ckpt):
         path = tmp_path / f"{Path(model).name}.json"
-        argv = ["--model", str(model), "--dataset", "crema-d-audio", "--root", str(shared_data / "crema-d"), "--json", str(path)]
+        argv = [
+            "--model",
+            str(model),
+            "--dataset",
+            "crema-d-audio",
+            "--root",
+            str(shared_data / "crema-d"),
+            "--json",
+            str(path),
+        ]
         assert _eval(argv) == 0
         reports.append(json.loads(path.read_text()))
     assert reports[0]["n"] == reports[1]["n"] == 9
@@ -84,10 +120,16 @@ def test_a_bundle_agrees_with_the_checkpoint_of_its_weights(shared_data, tmp_pat
 
 
 def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys):
-    assert _eval(["--model", str(tmp_path / "absent.pt"), "--dataset", "crema-d", "--root", str(shared_data / "crema-d")]) == 2
+    assert (
+        _eval(["--model", str(tmp_path / "absent.pt"), "--dataset", "crema-d", "--root", str(shared_data / "crema-d")])
+        == 2
+    )
     assert _eval(["--model", str(tmp_path), "--dataset", "crema-d", "--root", str(tmp_path / "nowhere")]) == 2
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    assert _eval(["--model", str(tmp_path / "junk.pt"), "--dataset", "crema-d", "--root", str(shared_data / "crema-d")]) == 2
+    assert (
+        _eval(["--model", str(tmp_path / "junk.pt"), "--dataset", "crema-d", "--root", str(shared_data / "crema-d")])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("edge-emotion: error:") for line in err)
     assert "Traceback" not in "".join(err)

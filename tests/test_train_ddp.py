@@ -14,15 +14,41 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(shared_data, tmp_path):
     cli = shutil.which("edge-emotion", path=str(Path(sys.executable).parent))
     assert cli is not None, "the edge-emotion console script is not installed beside this python"
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", cli,
-        "train", "--preset", "edge", "--stage", "audio", "--dataset", "ravdess-audio",
-        "--root", str(shared_data / "ravdess"), "--limit", "8", "--epochs", "1", "--batch-size", "2",
-        "--out", str(out), "--cache", str(tmp_path / "cache"), "--device", "cpu", "--no-progress",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        cli,
+        "train",
+        "--preset",
+        "edge",
+        "--stage",
+        "audio",
+        "--dataset",
+        "ravdess-audio",
+        "--root",
+        str(shared_data / "ravdess"),
+        "--limit",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+        "--no-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)

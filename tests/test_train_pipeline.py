@@ -11,13 +11,16 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
 
-from edge_emotion.config import EDGE  # noqa: E402
 from edge_emotion.train.checkpoint import load_checkpoint, load_model  # noqa: E402
 from edge_emotion.train.config import TrainConfig  # noqa: E402
 from edge_emotion.train.model import EmotionModel  # noqa: E402
 from edge_emotion.train.trainer import RunSpec, train  # noqa: E402
 
-QUICK = dict(batch_size=4, workers=0, cache_workers=1, augment=False, learning_rate=1e-3, min_learning_rate=5e-4, seed=3)
+from edge_emotion.config import EDGE  # noqa: E402
+
+QUICK = dict(
+    batch_size=4, workers=0, cache_workers=1, augment=False, learning_rate=1e-3, min_learning_rate=5e-4, seed=3
+)
 
 
 def _spec(shared_data: Path, out: Path, cache: Path, stage: str, corpora, **config) -> RunSpec:
@@ -71,30 +74,54 @@ def test_resume_continues_after_the_last_finished_epoch(audio_run, tmp_path):
     out = tmp_path / "run"
     first = train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=1)}))
     assert len(first.history) == 1
-    resumed = train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=2), "resume": True}))
+    resumed = train(
+        RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=2), "resume": True})
+    )
     assert [row["epoch"] for row in resumed.history] == [0, 1]
     assert resumed.history[0] == first.history[0]
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 2
 
 
+@pytest.mark.slow
 def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     spec, audio_result = audio_run
     cache = spec.cache_dir
-    visual = train(_spec(shared_data, tmp_path / "visual", cache, "visual", [("fer2013", "fer2013")], epochs=1, limit=48, batch_size=16))
+    visual = train(
+        _spec(
+            shared_data,
+            tmp_path / "visual",
+            cache,
+            "visual",
+            [("fer2013", "fer2013")],
+            epochs=1,
+            limit=32,
+            batch_size=16,
+        )
+    )
     state = load_checkpoint(visual.best_checkpoint)
     assert "visual_head" in state["heads"] and state["stage"] == "visual"
 
     fusion_spec = _spec(
-        shared_data, tmp_path / "fusion", cache, "fusion",
+        shared_data,
+        tmp_path / "fusion",
+        cache,
+        "fusion",
         [("ravdess-audio", "ravdess"), ("fer2013", "fer2013"), ("crema-d", "crema-d")],
-        epochs=1, limit=12, modality_dropout=0.5,
+        epochs=1,
+        limit=8,
+        modality_dropout=0.5,
     )
     fusion = train(RunSpec(**{**fusion_spec.__dict__, "init": audio_result.best_checkpoint}))
-    before, after = load_checkpoint(audio_result.best_checkpoint)["model"], load_checkpoint(fusion.last_checkpoint)["model"]
+    before, after = (
+        load_checkpoint(audio_result.best_checkpoint)["model"],
+        load_checkpoint(fusion.last_checkpoint)["model"],
+    )
     assert torch.equal(before["audio.blocks.0.0.weight"], after["audio.blocks.0.0.weight"])  # encoders frozen
     assert not torch.equal(before["fusion.classifier.weight"], after["fusion.classifier.weight"])
 
-    full_spec = _spec(shared_data, tmp_path / "full", cache, "full", [("crema-d", "crema-d"), ("ravdess", "ravdess")], epochs=1, batch_size=2, augment=True)
+    full_spec = _spec(
+        shared_data, tmp_path / "full", cache, "full", [("crema-d", "crema-d")], epochs=1, batch_size=2, augment=True
+    )
     full = train(RunSpec(**{**full_spec.__dict__, "protocol": "random"}))
     assert len(full.history) == 1 and full.best_checkpoint.is_file()

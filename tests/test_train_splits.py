@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from edge_emotion.errors import InputError
 from edge_emotion.train.datasets import Sample
 from edge_emotion.train.splits import Split, make_split
+
+from edge_emotion.errors import InputError
 
 
 def _samples():
@@ -15,7 +15,11 @@ def _samples():
         for a in range(1, 11)
         for i in range(3)
     ]
-    out += [Sample(key=f"fer/{u}-{i}", dataset="fer", label="sad", image_path="f.zip", member=f"{i}", subset=u) for u in ("train", "test") for i in range(10)]
+    out += [
+        Sample(key=f"fer/{u}-{i}", dataset="fer", label="sad", image_path="f.zip", member=f"{i}", subset=u)
+        for u in ("train", "test")
+        for i in range(10)
+    ]
     return out
 
 
@@ -26,7 +30,11 @@ def test_actor_kfold_is_speaker_independent_and_covers_every_actor_once(tmp_path
     for fold in range(5):
         split = make_split(samples, "actor-kfold", fold=fold, folds=5, seed=1, val_speakers=2)
         parts = {p: {speaker[k] for k in getattr(split, p) if speaker[k]} for p in ("train", "val", "test")}
-        assert not parts["train"] & parts["test"] and not parts["val"] & parts["test"] and not parts["train"] & parts["val"]
+        assert (
+            not parts["train"] & parts["test"]
+            and not parts["val"] & parts["test"]
+            and not parts["train"] & parts["val"]
+        )
         assert len(parts["test"]) == 2 and len(parts["val"]) == 2
         seen_test += sorted(parts["test"])
         # FER2013 keeps its own split: public test -> test, training -> train/val

@@ -93,7 +93,9 @@ class AudioAugment:
         y = (2 * pos + 1) / m - 1  # grid_sample coordinates, align_corners=False
         x = (2 * torch.arange(f, device=log_mel.device, dtype=torch.float32) + 1) / f - 1
         grid = torch.stack(torch.broadcast_tensors(x[None, None, :], y[:, :, None]), dim=-1)  # (N, M, F, 2)
-        shifted = F.grid_sample(log_mel - self.silence, grid.to(log_mel.dtype), align_corners=False, padding_mode="zeros")
+        shifted = F.grid_sample(
+            log_mel - self.silence, grid.to(log_mel.dtype), align_corners=False, padding_mode="zeros"
+        )
         return shifted + self.silence
 
     def time_stretch(self, log_mel: Tensor, speech: Tensor, rate: Tensor) -> tuple[Tensor, Tensor]:
@@ -104,14 +106,18 @@ class AudioAugment:
         x = (2 * src + 1) / f - 1
         y = (2 * torch.arange(m, device=log_mel.device, dtype=torch.float32) + 1) / m - 1
         grid = torch.stack(torch.broadcast_tensors(x[:, None, :], y[None, :, None]), dim=-1)
-        stretched = F.grid_sample(log_mel - self.silence, grid.to(log_mel.dtype), align_corners=False, padding_mode="zeros")
+        stretched = F.grid_sample(
+            log_mel - self.silence, grid.to(log_mel.dtype), align_corners=False, padding_mode="zeros"
+        )
         steps = speech.shape[1]
         src_step = torch.floor(torch.arange(steps, device=speech.device)[None, :] * rate[:, None]).long()
         inside = src_step < steps
         new_speech = torch.gather(speech, 1, src_step.clamp(max=steps - 1)) * inside.to(speech.dtype)
         return stretched + self.silence, new_speech
 
-    def add_noise(self, log_mel: Tensor, speech: Tensor, snr_db: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def add_noise(
+        self, log_mel: Tensor, speech: Tensor, snr_db: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Background noise at ``snr_db`` ``(N,)`` relative to the window's mean speech power."""
         cfg = self.audio
         n, _, m, f = log_mel.shape
@@ -186,7 +192,9 @@ def modality_dropout(
     drop = both & (torch.rand(n, device=dev, generator=generator) < p)
     drop_audio = drop & (torch.rand(n, device=dev, generator=generator) < 0.5)
     drop_video = drop & ~drop_audio
-    return audio_mask * (~drop_audio)[:, None].to(audio_mask.dtype), face_mask * (~drop_video)[:, None].to(face_mask.dtype)
+    return audio_mask * (~drop_audio)[:, None].to(audio_mask.dtype), face_mask * (~drop_video)[:, None].to(
+        face_mask.dtype
+    )
 
 
 __all__ = ["AudioAugmentConfig", "FaceAugmentConfig", "AudioAugment", "FaceAugment", "modality_dropout"]

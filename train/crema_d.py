@@ -50,8 +50,13 @@ def crema_d_av(root: Path) -> DatasetIndex:
     samples, skipped = [], Counter()
     for path in find_files(root, (".flv",)):
         sample = _sample(
-            "crema-d", path.stem, parse_name(path.stem), skipped,
-            video_path=path, audio_path=audio.get(path.stem), audio_in_video=path.stem not in audio,
+            "crema-d",
+            path.stem,
+            parse_name(path.stem),
+            skipped,
+            video_path=path,
+            audio_path=audio.get(path.stem),
+            audio_in_video=path.stem not in audio,
         )
         if sample:
             samples.append(sample)

@@ -40,7 +40,7 @@ class WindowRef:
 def window_refs(paths: list[Path], labels: list[int], preset: PresetConfig, first_clip: int = 0) -> list[WindowRef]:
     """Every window of the cached clips ``paths`` (``labels`` per clip)."""
     refs = []
-    for i, (path, label) in enumerate(zip(paths, labels)):
+    for i, (path, label) in enumerate(zip(paths, labels, strict=True)):
         clip = load_clip(path)
         for w in range(clip.n_windows):
             _, mask = clip.window_faces(w, preset)
@@ -152,7 +152,9 @@ class FusionMixDataset(Dataset):
         self.first_face_clip = first_face_clip
         self.by_label = {int(c): np.flatnonzero(self.face_labels == c) for c in np.unique(self.face_labels)}
         audio_only = windows.face_mask.sum(1) == 0
-        self.pairable = [i for i in range(len(windows)) if audio_only[i] and int(windows.label[i]) in self.by_label] if pair else []
+        self.pairable = (
+            [i for i in range(len(windows)) if audio_only[i] and int(windows.label[i]) in self.by_label] if pair else []
+        )
         n_faces = len(self.faces)
         self.n_face_items = min(n_faces, int(round(faces_per_window * max(len(windows), 1)))) if n_faces else 0
 

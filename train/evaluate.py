@@ -56,7 +56,9 @@ class Predictor(Protocol):
     def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
         """``(N, 1, n_mels, n_frames) float32`` -> ``(N, T_a, D_a) float32``."""
 
-    def fuse(self, audio: np.ndarray, visual: np.ndarray, audio_mask: np.ndarray, visual_mask: np.ndarray) -> np.ndarray:
+    def fuse(
+        self, audio: np.ndarray, visual: np.ndarray, audio_mask: np.ndarray, visual_mask: np.ndarray
+    ) -> np.ndarray:
         """Aligned ``(N, T, D_a)``, ``(N, T, D_v)``, masks ``(N, T)`` -> logits ``(N, C)``."""
 
 
@@ -117,12 +119,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict_clip(predictor: Predictor, clip: ClipFeatures, use_audio: bool = True, use_video: bool = True) -> np.ndarray:
+def predict_clip(
+    predictor: Predictor, clip: ClipFeatures, use_audio: bool = True, use_video: bool = True
+) -> np.ndarray:
     """``(W, C)`` softmax per window of one clip (masks per the mode)."""
     preset = predictor.preset
     w = clip.n_windows
     t_v, d_v = preset.video_frames, preset.model.visual_dim
-    audio_mask = clip.speech.astype(np.float32) if (use_audio and clip.has_audio) else np.zeros_like(clip.speech, np.float32)
+    audio_mask = (
+        clip.speech.astype(np.float32) if (use_audio and clip.has_audio) else np.zeros_like(clip.speech, np.float32)
+    )
     if audio_mask.any():
         audio_seq = predictor.encode_audio(clip.log_mel[:, None].astype(np.float32))
     else:
@@ -255,4 +261,12 @@ def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
     return plot_confusion(result.confusion, result.labels, path, title)
 
 
-__all__ = ["Predictor", "TorchPredictor", "load_predictor", "predict_clip", "EvalResult", "evaluate", "write_confusion_png"]
+__all__ = [
+    "Predictor",
+    "TorchPredictor",
+    "load_predictor",
+    "predict_clip",
+    "EvalResult",
+    "evaluate",
+    "write_confusion_png",
+]

@@ -63,7 +63,9 @@ def classification_result(y_true: Sequence[int], y_pred: Sequence[int], labels: 
     return ClassificationResult(tuple(labels), int(t.size), wa, ua, per_class, confusion.tolist())
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
+def plot_confusion(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
     """Write the confusion matrix (rows: true, columns: predicted; cells: counts, colour: row share)
     as a PNG with matplotlib's Agg backend."""
     import matplotlib

@@ -53,7 +53,9 @@ def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
     return [samples[i] for i in sorted(set(picks.tolist()))]
 
 
-def index_corpora(corpora: list[tuple[str, Path]], preset: PresetConfig, config: TrainConfig) -> tuple[list[Sample], dict[str, int], dict, dict]:
+def index_corpora(
+    corpora: list[tuple[str, Path]], preset: PresetConfig, config: TrainConfig
+) -> tuple[list[Sample], dict[str, int], dict, dict]:
     samples: list[Sample] = []
     labels: dict[str, int] = {}
     unmapped: dict[str, dict[str, int]] = {}
@@ -70,7 +72,9 @@ def index_corpora(corpora: list[tuple[str, Path]], preset: PresetConfig, config:
                 labels[s.key] = idx
         if mapper.unmapped:
             unmapped[name] = mapper.report()
-            log.warning("%s: %d samples have labels the model lacks: %s", name, sum(mapper.unmapped.values()), mapper.report())
+            log.warning(
+                "%s: %d samples have labels the model lacks: %s", name, sum(mapper.unmapped.values()), mapper.report()
+            )
     return samples, labels, unmapped, skipped
 
 
@@ -125,7 +129,9 @@ def _parts(data: PreparedData, paths: dict[str, Path], part: str) -> tuple[list[
     return clips, images
 
 
-def _window_set(data, paths, clips, preset, with_faces, first_clip, train: bool, notes: dict, part: str) -> WindowDataset:
+def _window_set(
+    data, paths, clips, preset, with_faces, first_clip, train: bool, notes: dict, part: str
+) -> WindowDataset:
     refs = window_refs([paths[s.key] for s in clips], [data.labels[s.key] for s in clips], preset, first_clip)
     if train:
         refs, dropped = drop_empty(refs, need_face=with_faces)
@@ -135,7 +141,9 @@ def _window_set(data, paths, clips, preset, with_faces, first_clip, train: bool,
 
 def _image_set(data, face_array, images, all_images, first_clip) -> FaceImageDataset:
     position = {s.key: i for i, s in enumerate(all_images)}
-    return FaceImageDataset(face_array, [position[s.key] for s in images], [data.labels[s.key] for s in images], first_clip)
+    return FaceImageDataset(
+        face_array, [position[s.key] for s in images], [data.labels[s.key] for s in images], first_clip
+    )
 
 
 def stage_data(
@@ -164,7 +172,9 @@ def stage_data(
                 raise DatasetLayoutError(f"the {stage} stage needs clips (e.g. --dataset ravdess-audio / ravdess)")
             sets[part] = _window_set(data, paths, clips, preset, stage == "full", 0, train, notes, part)
         else:  # fusion: encoders frozen, their outputs computed once
-            windows = encode_windows(model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device)
+            windows = encode_windows(
+                model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device
+            )
             faces = (
                 encode_faces(model, _image_set(data, face_array, images, all_images, 0), device)
                 if images

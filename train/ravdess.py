@@ -27,10 +27,12 @@ def parse_name(stem: str) -> dict[str, int] | None:
     if not m:
         return None
     keys = ("modality", "channel", "emotion", "intensity", "statement", "repetition", "actor")
-    return dict(zip(keys, (int(g) for g in m.groups())))
+    return dict(zip(keys, (int(g) for g in m.groups()), strict=True))
 
 
-def _index(root: Path, name: str, suffixes: tuple[str, ...], modalities: tuple[int, ...], expected: str) -> DatasetIndex:
+def _index(
+    root: Path, name: str, suffixes: tuple[str, ...], modalities: tuple[int, ...], expected: str
+) -> DatasetIndex:
     samples, skipped = [], Counter()
     for path in find_files(root, suffixes):
         fields = parse_name(path.stem)
@@ -70,6 +72,9 @@ def ravdess_av(root: Path) -> DatasetIndex:
 def ravdess_audio(root: Path) -> DatasetIndex:
     """Audio-only speech clips (``03-01-*.wav``, or ``.flac`` re-encodings)."""
     return _index(
-        root, "ravdess-audio", (".wav", ".flac"), (3,),
+        root,
+        "ravdess-audio",
+        (".wav", ".flac"),
+        (3,),
         "Audio_Speech_Actors_01-24/Actor_XX/03-01-EE-II-SS-RR-AA.wav (or .flac) files",
     )

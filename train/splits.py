@@ -163,9 +163,7 @@ def make_split(
                 val.append(s.key)
             else:
                 train.append(s.key)
-    return Split(
-        protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test), tuple(test_spk), tuple(val_spk)
-    )
+    return Split(protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test), tuple(test_spk), tuple(val_spk))
 
 
 __all__ = ["PROTOCOLS", "Split", "make_split"]

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data import EncodedWindows, FaceImageDataset, FusionMixDataset, WindowDataset, WindowRef
+from .data import EncodedWindows, FaceImageDataset, WindowDataset, WindowRef
 from .model import EmotionModel
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,14 @@ class StageData:
 
 
 @torch.no_grad()
-def encode_windows(model: EmotionModel, dataset: WindowDataset, device: torch.device, batch_size: int = 64) -> EncodedWindows:
+def encode_windows(
+    model: EmotionModel, dataset: WindowDataset, device: torch.device, batch_size: int = 64
+) -> EncodedWindows:
     """Run the frozen encoders once over every window (faces only where present)."""
     model.eval()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("audio_seq", "embeddings", "face_mask", "audio_mask", "label", "clip")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("audio_seq", "embeddings", "face_mask", "audio_mask", "label", "clip")
+    }
     d_v = model.preset.model.visual_dim
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         log_mel = batch["log_mel"].to(device)
@@ -140,12 +144,17 @@ def encode_windows(model: EmotionModel, dataset: WindowDataset, device: torch.de
         "clip": (0,),
     }
     return EncodedWindows(
-        **{k: np.concatenate(v) if v else np.zeros(empty[k], np.int64 if k in ("label", "clip") else np.float32) for k, v in parts.items()}
+        **{
+            k: np.concatenate(v) if v else np.zeros(empty[k], np.int64 if k in ("label", "clip") else np.float32)
+            for k, v in parts.items()
+        }
     )
 
 
 @torch.no_grad()
-def encode_faces(model: EmotionModel, dataset: FaceImageDataset, device: torch.device, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def encode_faces(
+    model: EmotionModel, dataset: FaceImageDataset, device: torch.device, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Frozen visual encoder over face images -> ``(N, D_v)`` embeddings and ``(N,)`` labels."""
     model.eval()
     embs, labels = [], []

@@ -76,7 +76,9 @@ class TrainResult:
 def _loader(ds: Dataset, batch_size: int, shuffle: bool, ctx: DistContext, workers: int, seed: int) -> DataLoader:
     sampler = None
     if ctx.distributed and shuffle:
-        sampler = DistributedSampler(ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=False)
+        sampler = DistributedSampler(
+            ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=False
+        )
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         ds,
@@ -113,12 +115,16 @@ class _Augmenter:
             if "face" in batch:
                 batch["face"] = self.faces(batch["face"])
         if "audio_mask" in batch and "face_mask" in batch:
-            batch["audio_mask"], batch["face_mask"] = modality_dropout(batch["audio_mask"], batch["face_mask"], self.dropout)
+            batch["audio_mask"], batch["face_mask"] = modality_dropout(
+                batch["audio_mask"], batch["face_mask"], self.dropout
+            )
         return batch
 
 
 @torch.no_grad()
-def predict(net: nn.Module, ds: Dataset, device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def predict(
+    net: nn.Module, ds: Dataset, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Softmax per item ``(N, C)``, labels, clip ids, and the mean cross-entropy."""
     net.eval()
     probs, labels, clips, loss_sum = [], [], [], 0.0
@@ -144,7 +150,13 @@ def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: 
     first = {c: i for i, c in reversed(list(enumerate(clips)))}
     truth = np.array([y[first[c]] for c in ids])
     result = classification_result(truth, clip_p.argmax(1), labels)
-    return {"loss": loss, "wa": result.weighted_accuracy, "ua": result.unweighted_accuracy, "n": result.n, "report": result.to_dict()}
+    return {
+        "loss": loss,
+        "wa": result.weighted_accuracy,
+        "ua": result.unweighted_accuracy,
+        "n": result.n,
+        "report": result.to_dict(),
+    }
 
 
 class _Logger:
@@ -175,7 +187,13 @@ class _Logger:
             self.tb.flush()
         log.warning(
             "epoch %d  lr %.2e  train loss %.4f  val loss %.4f  WA %.3f  UA %.3f  (%.1f s)",
-            row["epoch"], row["lr"], row["train_loss"], row["val_loss"], row["val_wa"], row["val_ua"], row["seconds"],
+            row["epoch"],
+            row["lr"],
+            row["train_loss"],
+            row["val_loss"],
+            row["val_wa"],
+            row["val_ua"],
+            row["seconds"],
         )
 
     def close(self) -> None:
@@ -210,23 +228,45 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     np.random.seed(config.seed)
     if ctx.is_main:
         (out / "train_config.json").write_text(
-            json.dumps({"preset": preset.to_dict(), "train": config.to_dict(), "protocol": spec.protocol, "fold": spec.fold,
-                        "corpora": [[n, str(r)] for n, r in spec.corpora], "init": str(spec.init) if spec.init else None}, indent=1)
+            json.dumps(
+                {
+                    "preset": preset.to_dict(),
+                    "train": config.to_dict(),
+                    "protocol": spec.protocol,
+                    "fold": spec.fold,
+                    "corpora": [[n, str(r)] for n, r in spec.corpora],
+                    "init": str(spec.init) if spec.init else None,
+                },
+                indent=1,
+            )
         )
     model = EmotionModel(preset)
     if spec.init is not None:
         _load_init(model, Path(spec.init))
     model.to(ctx.device)
-    data, paths, faces = prepare(list(spec.corpora), preset, config, spec.protocol, spec.fold, out, Path(spec.cache_dir), ctx, spec.progress)
+    data, paths, faces = prepare(
+        list(spec.corpora), preset, config, spec.protocol, spec.fold, out, Path(spec.cache_dir), ctx, spec.progress
+    )
     sets = stage_data(stage, model, data, paths, faces, config, ctx.device)
     net = NETS[stage](model).to(ctx.device)
     if stage == "fusion":
         model.visual.requires_grad_(False)
         model.audio.requires_grad_(False)
-    log.info("stage %s: %d train / %d val / %d test items; %s", stage, len(sets.train), len(sets.val), len(sets.test), sets.notes)
+    log.info(
+        "stage %s: %d train / %d val / %d test items; %s",
+        stage,
+        len(sets.train),
+        len(sets.val),
+        len(sets.test),
+        sets.notes,
+    )
 
-    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_learning_rate)
+    optimizer = torch.optim.Adam(
+        [p for p in net.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.epochs, eta_min=config.min_learning_rate
+    )
     use_amp = config.amp and ctx.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     heads = (lambda: {"visual_head": net.head.state_dict()}) if stage == "visual" else (lambda: {})
@@ -238,7 +278,9 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         if state["stage"] != stage or state["preset"] != preset.to_dict():
             from edge_emotion.errors import InputError
 
-            raise InputError(f"{last_path} is from stage {state['stage']} / preset {state['preset']['name']}; cannot resume {stage}")
+            raise InputError(
+                f"{last_path} is from stage {state['stage']} / preset {state['preset']['name']}; cannot resume {stage}"
+            )
         model.load_state_dict(state["model"])
         if stage == "visual" and "visual_head" in state["heads"]:
             net.head.load_state_dict(state["heads"]["visual_head"])
@@ -248,13 +290,21 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         start_epoch, history, best = state["epoch"] + 1, list(state["history"]), dict(state["best"])
-        log.warning("resuming %s at epoch %d (best val UA %.3f at epoch %d)", last_path, start_epoch, best["val_ua"], best["epoch"])
+        log.warning(
+            "resuming %s at epoch %d (best val UA %.3f at epoch %d)",
+            last_path,
+            start_epoch,
+            best["val_ua"],
+            best["epoch"],
+        )
     elif spec.resume:
         log.warning("nothing to resume in %s; starting from epoch 0", out)
 
     train_net: nn.Module = net
     if ctx.distributed:
-        train_net = nn.parallel.DistributedDataParallel(net, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+        train_net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None
+        )
     loader = _loader(sets.train, config.batch_size, True, ctx, config.workers, config.seed)
     augment = _Augmenter(preset, config)
     logger = _Logger(out, spec.resume) if ctx.is_main else None
@@ -301,12 +351,28 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         val = clip_metrics(net, sets.val, ctx.device, eval_batch, labels) if ctx.is_main else {"ua": 0.0}
         val_ua = broadcast_value(ctx, val["ua"] if not math.isnan(val["ua"]) else -1.0)
         if ctx.is_main:
-            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val["loss"], "val_wa": val["wa"], "val_ua": val["ua"], "seconds": round(time.time() - t0, 2)}
+            row = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_wa": val["wa"],
+                "val_ua": val["ua"],
+                "seconds": round(time.time() - t0, 2),
+            }
             history.append(row)
             improved = val_ua > best["val_ua"]
             if improved:
                 best = {"val_ua": val_ua, "epoch": epoch}
-            common = dict(train_config=config.to_dict(), stage=stage, epoch=epoch, metrics=row, history=history, best=best, heads=heads())
+            common = dict(
+                train_config=config.to_dict(),
+                stage=stage,
+                epoch=epoch,
+                metrics=row,
+                history=history,
+                best=best,
+                heads=heads(),
+            )
             save_checkpoint(last_path, model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, **common)
             if improved or not best_path.is_file():
                 save_checkpoint(best_path, model, **common)
@@ -339,7 +405,9 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         }
         (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
     barrier(ctx)
-    return TrainResult(out, best_path, last_path, int(best["epoch"]), float(best["val_ua"]), tuple(history), test.get("report") or {})
+    return TrainResult(
+        out, best_path, last_path, int(best["epoch"]), float(best["val_ua"]), tuple(history), test.get("report") or {}
+    )
 
 
 __all__ = ["RunSpec", "TrainResult", "train", "predict", "clip_metrics"]

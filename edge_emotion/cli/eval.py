@@ -16,13 +16,27 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command(name="eval")
     def eval_command(
-        dataset: str = typer.Option(..., "--dataset", help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio)."),
+        dataset: str = typer.Option(
+            ...,
+            "--dataset",
+            help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio).",
+        ),
         root: Path = typer.Option(..., "--root", help="The corpus's folder."),
-        model: Path | None = typer.Option(None, "--model", help="A bundle directory or a checkpoint (.pt); default: the bundle shipped in the package."),
-        backend: str = typer.Option("auto", "--backend", help="Runtime for a bundle: auto, onnxruntime, openvino, tensorrt, torch."),
+        model: Path | None = typer.Option(
+            None,
+            "--model",
+            help="A bundle directory or a checkpoint (.pt); default: the bundle shipped in the package.",
+        ),
+        backend: str = typer.Option(
+            "auto", "--backend", help="Runtime for a bundle: auto, onnxruntime, openvino, tensorrt, torch."
+        ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
-        png: Path | None = typer.Option(None, "--png", help="Confusion-matrix PNG (default: beside --json, or ./confusion-DATASET.png)."),
-        split: Path | None = typer.Option(None, "--split", help="A training run's split.json: evaluate only its test part."),
+        png: Path | None = typer.Option(
+            None, "--png", help="Confusion-matrix PNG (default: beside --json, or ./confusion-DATASET.png)."
+        ),
+        split: Path | None = typer.Option(
+            None, "--split", help="A training run's split.json: evaluate only its test part."
+        ),
         limit: int | None = typer.Option(None, "--limit", help="Evaluate at most N samples (spread over the corpus)."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
@@ -44,7 +58,9 @@ def register(app: typer.Typer) -> None:
             import importlib.util
 
             if importlib.util.find_spec("torch") is None:
-                raise fail("evaluating a checkpoint needs torch: pip install 'edge-emotion[train]' (or export it to a bundle)")
+                raise fail(
+                    "evaluating a checkpoint needs torch: pip install 'edge-emotion[train]' (or export it to a bundle)"
+                )
         index = get_dataset(dataset, root)
         samples = list(index.samples)
         if split is not None:
@@ -60,7 +76,10 @@ def register(app: typer.Typer) -> None:
         predictor = load_predictor(model, backend)
         result = evaluate(predictor, index, samples, progress=progress)
         if result.n == 0:
-            raise fail(f"no {dataset} sample could be evaluated ({len(result.failed)} failed, {sum(result.unmapped.values())} with labels the model lacks)")
+            raise fail(
+                f"no {dataset} sample could be evaluated ({len(result.failed)} failed, "
+                f"{sum(result.unmapped.values())} with labels the model lacks)"
+            )
         if png is None:
             png = json_path.with_suffix(".png") if json_path is not None else Path(f"confusion-{dataset}.png")
         write_confusion_png(result, png)
@@ -73,7 +92,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{dataset}: n={result.n}  WA {result.weighted_accuracy:.4f}  UA {result.unweighted_accuracy:.4f}")
         for name, row in result.per_class.items():
             if row["support"] or row["precision"]:
-                typer.echo(f"  {name:<10} P {row['precision']:.3f}  R {row['recall']:.3f}  F1 {row['f1']:.3f}  n={row['support']}")
+                typer.echo(
+                    f"  {name:<10} P {row['precision']:.3f}  R {row['recall']:.3f}  "
+                    f"F1 {row['f1']:.3f}  n={row['support']}"
+                )
         if result.unmapped:
             typer.echo(f"  not in the model's labels (skipped): {result.unmapped}")
         if result.failed:

@@ -22,16 +22,30 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        dataset: list[str] = typer.Option(..., "--dataset", help="Corpus name (repeatable): ravdess, ravdess-audio, crema-d, crema-d-audio, iemocap, iemocap-audio, fer2013."),
-        root: list[Path] = typer.Option(..., "--root", help="The corpus's folder (repeatable, paired with --dataset in order)."),
+        dataset: list[str] = typer.Option(
+            ...,
+            "--dataset",
+            help="Corpus (repeatable): ravdess, ravdess-audio, crema-d(-audio), iemocap(-audio), fer2013.",
+        ),
+        root: list[Path] = typer.Option(
+            ..., "--root", help="The corpus's folder (repeatable, paired with --dataset in order)."
+        ),
         preset: str = typer.Option("edge", "--preset", help="Model preset: paper or edge."),
         stage: str = typer.Option("full", "--stage", help="visual, audio, fusion or full."),
-        protocol: str = typer.Option("actor-kfold", "--protocol", help="actor-kfold (speaker-independent) or random (80:20)."),
+        protocol: str = typer.Option(
+            "actor-kfold", "--protocol", help="actor-kfold (speaker-independent) or random (80:20)."
+        ),
         fold: int = typer.Option(0, "--fold", help="Test fold K of --protocol actor-kfold (0-based)."),
-        config: Path | None = typer.Option(None, "--config", help="Training config TOML (configs/paper.toml, configs/edge.toml)."),
-        out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory: checkpoints, metrics.csv, split.json, results.json."),
+        config: Path | None = typer.Option(
+            None, "--config", help="Training config TOML (configs/paper.toml, configs/edge.toml)."
+        ),
+        out: Path = typer.Option(
+            Path("runs/train"), "--out", help="Run directory: checkpoints, metrics.csv, split.json, results.json."
+        ),
         cache: Path | None = typer.Option(None, "--cache", help="Preprocessing cache folder (default: OUT/../cache)."),
-        init: Path | None = typer.Option(None, "--init", help="Start from this checkpoint's weights (an earlier stage)."),
+        init: Path | None = typer.Option(
+            None, "--init", help="Start from this checkpoint's weights (an earlier stage)."
+        ),
         epochs: int | None = typer.Option(None, "--epochs", help="Override the config's epochs."),
         batch_size: int | None = typer.Option(None, "--batch-size", help="Override the config's batch size."),
         limit: int | None = typer.Option(None, "--limit", help="Use at most N samples per corpus (smoke runs)."),
@@ -60,7 +74,7 @@ def register(app: typer.Typer) -> None:
         spec = RunSpec(
             preset=preset_config,
             config=train_config,
-            corpora=tuple(zip(dataset, root)),
+            corpora=tuple(zip(dataset, root, strict=True)),
             out_dir=out,
             cache_dir=cache if cache is not None else out.parent / "cache",
             protocol=protocol,
@@ -71,7 +85,11 @@ def register(app: typer.Typer) -> None:
             progress=progress,
         )
         result = run_training(spec)
-        summary = {"best_checkpoint": str(result.best_checkpoint), "best_epoch": result.best_epoch, "best_val_ua": result.best_val_ua}
+        summary = {
+            "best_checkpoint": str(result.best_checkpoint),
+            "best_epoch": result.best_epoch,
+            "best_val_ua": result.best_val_ua,
+        }
         if result.test:
             summary["test_wa"] = result.test["weighted_accuracy"]
             summary["test_ua"] = result.test["unweighted_accuracy"]
