@@ -163,6 +163,14 @@ def _timings(stages: dict[str, Any]) -> dict[str, StageTiming]:
     return {name: StageTiming(**values) for name, values in stages.items()}
 
 
+def _front_end(spec: WorkerSpec, work_dir: Path, timeout_s: float) -> dict[str, StageTiming]:
+    """The runtime-independent stages (face, log-mel), measured once in a worker of their own."""
+    result = run_worker(spec, work_dir, timeout_s)
+    if result.get("error"):
+        log.warning("front-end stages (face, log-mel): %s", result["error"])
+    return _timings(result.get("stages", {}))
+
+
 def run_bench(
     model: str | Path,
     backend: str = "auto",
@@ -201,10 +209,7 @@ def run_bench(
     rows = []
     with tempfile.TemporaryDirectory(prefix="edge-emotion-bench-") as work:
         work_dir = Path(work)
-        front = run_worker(WorkerSpec(mode="front_end", **common), work_dir, config.timeout_s)
-        front_stages = _timings(front.get("stages", {}))
-        if front.get("error"):
-            log.warning("front-end stages (face, log-mel): %s", front["error"])
+        front_stages: dict[str, StageTiming] | None = None  # measured before the first row that runs
         for key, runtime in pairs:
             spec = FORMATS[key]
             size_mb = round(bundle.size_bytes(key) / 1e6, 3)
@@ -214,6 +219,8 @@ def run_bench(
             if missing is not None:
                 row = BenchRow(status=SKIPPED if backend == "auto" else FAILED, error=missing, **base)
             else:
+                if front_stages is None:
+                    front_stages = _front_end(WorkerSpec(mode="front_end", **common), work_dir, config.timeout_s)
                 result = run_worker(
                     WorkerSpec(mode="row", format=key, runtime=runtime, data=_str(config.data),
                                dataset=config.dataset, data_limit=config.data_limit, **common),

@@ -1,0 +1,282 @@
+"""``edge-emotion bench`` on a tiny fake bundle: the JSON rows and their schema, the status of each
+row (ok, a tampered parity -> "exported but failed validation", a broken graph -> "failed", a
+runtime that is not installed -> "skipped"), the accuracy metric through ``--data``, the table,
+and bad input as one line on stderr with exit code 2.
+
+Timings are never checked (the machine is shared): only that they are there and well formed. The
+bench runs with 2 timed calls per stage and no warm-up to stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_emotion.bench import (
+    FAILED,
+    FAILED_VALIDATION,
+    OK,
+    SKIPPED,
+    STAGES,
+    VALIDATION_BOUNDS,
+    BenchConfig,
+    BenchRow,
+    StageTiming,
+    check_parity,
+    plan_rows,
+)
+from edge_emotion.bundle import Bundle
+from edge_emotion.errors import BackendError, BundleError, InputError
+from edge_emotion.formats import GRAPHS
+from edge_emotion.runtimes import is_available
+
+SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
+ROW_KEYS = {"runtime", "precision", "status", "size_mb", "stages", "rtf", "peak_rss_mb", "metric"}
+EXTRA_KEYS = {"format", "threads", "device", "error", "validation", "machine", "metric_info"}
+TAMPERED_PARITY = {
+    "reference": "pytorch fp32",
+    "runtime": "onnxruntime",
+    "inputs": "real windows: tampered for the test",
+    "graphs": {},
+    "end_to_end": {"label_agreement": 0.5, "max_abs_diff_logits": 0.01},
+}
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edge_emotion", "bench", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def _junk_graphs(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    folder.mkdir(parents=True)
+    files = {}
+    for graph in GRAPHS:
+        for suffix in suffixes:
+            (folder / f"{graph}{suffix}").write_bytes(b"this is not a graph\n" * 256)
+        files[graph] = folder / f"{graph}{suffixes[0]}"
+    return files
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """A fake edge bundle with four formats: ``onnx`` (real), ``onnx-int8`` (the same graphs with a
+    parity out of bounds), ``openvino`` (graph files that are not graphs, hashes matching) and
+    ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
+    pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
+    from fakes import make_bundle
+
+    from edge_emotion.export.bundle_writer import add_format
+
+    root = tmp_path_factory.mktemp("bench")
+    path = make_bundle(root, preset="edge", seed=0, formats=("onnx",))
+    loaded = Bundle.load(path)
+    add_format(path, "onnx-int8", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": TAMPERED_PARITY})
+    add_format(path, "openvino", _junk_graphs(root / "junk-ir", (".xml", ".bin")))
+    add_format(path, "tensorrt-fp16", _junk_graphs(root / "junk-engine", (".engine",)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A one-clip CREMA-D corpus (the carried sample, under its official file name)."""
+    root = tmp_path_factory.mktemp("crema-d")
+    shutil.copyfile(SAMPLE, root / "1001_DFA_HAP_XX.flv")
+    return root
+
+
+@pytest.fixture(scope="module")
+def bench_run(bundle, data_dir, tmp_path_factory):
+    """One ``edge-emotion bench`` over every row of the bundle, with ``--json`` and ``--data``."""
+    if is_available("tensorrt"):
+        pytest.skip("tensorrt is installed: the row of a runtime that is missing cannot be seen")
+    out = tmp_path_factory.mktemp("bench-out") / "rows.json"
+    proc = cli("--model", str(bundle), "--json", str(out), "--data", str(data_dir), "--dataset", "crema-d",
+               "--clip", str(SAMPLE), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+def _row(rows: list[dict], fmt: str, runtime: str) -> dict:
+    found = [r for r in rows if r["format"] == fmt and r["runtime"] == runtime]
+    assert len(found) == 1, [(r["format"], r["runtime"]) for r in rows]
+    return found[0]
+
+
+def test_json_rows_follow_the_schema(bench_run):
+    _, rows = bench_run
+    assert [(r["format"], r["runtime"]) for r in rows] == [
+        ("onnx", "onnxruntime"),
+        ("onnx", "openvino"),
+        ("onnx-int8", "onnxruntime"),
+        ("openvino", "openvino"),
+        ("tensorrt-fp16", "tensorrt"),
+    ]
+    for row in rows:
+        assert ROW_KEYS <= set(row) <= ROW_KEYS | EXTRA_KEYS, set(row) ^ ROW_KEYS
+        assert set(row["stages"]) == set(STAGES)
+        assert row["size_mb"] > 0 and row["threads"] == 1
+        assert row["status"] in (OK, FAILED_VALIDATION, FAILED, SKIPPED)
+    for row in rows:
+        if row["status"] in (OK, FAILED_VALIDATION):
+            for stage in STAGES:
+                timing = row["stages"][stage]
+                assert set(timing) == {"p50_ms", "p95_ms"}
+                assert 0 < timing["p50_ms"] <= timing["p95_ms"]
+            assert row["rtf"] > 0 and row["peak_rss_mb"] > 50
+            assert row["error"] is None and row["device"]
+
+
+def test_statuses_ok_failed_validation_failed_and_skipped(bench_run):
+    _, rows = bench_run
+    assert _row(rows, "onnx", "onnxruntime")["status"] == OK
+    assert _row(rows, "onnx", "openvino")["status"] == OK
+    assert "labels agree on 100.0%" in _row(rows, "onnx", "onnxruntime")["validation"]
+
+    tampered = _row(rows, "onnx-int8", "onnxruntime")
+    assert tampered["status"] == FAILED_VALIDATION
+    assert "50.0% < 97%" in tampered["validation"]
+    assert tampered["rtf"] > 0  # still measured: its cost stays visible
+
+    broken = _row(rows, "openvino", "openvino")
+    assert broken["status"] == FAILED
+    assert broken["error"].startswith("load:") and broken["rtf"] is None
+    assert broken["stages"]["visual_encoder"] is None and broken["stages"]["face"] is not None
+
+    missing = _row(rows, "tensorrt-fp16", "tensorrt")
+    assert missing["status"] == SKIPPED
+    assert "tensorrt is not installed" in missing["error"] and "edge-emotion[tensorrt]" in missing["error"]
+    assert all(t is None for t in missing["stages"].values()) and missing["rtf"] is None
+
+
+def test_front_end_stages_are_measured_once_and_shared(bench_run):
+    _, rows = bench_run
+    ran = [r for r in rows if r["status"] in (OK, FAILED_VALIDATION, FAILED)]
+    assert len(ran) == 4
+    for stage in ("face", "log_mel"):
+        assert len({json.dumps(r["stages"][stage]) for r in ran}) == 1
+
+
+def test_metric_is_the_accuracy_on_data(bench_run):
+    _, rows = bench_run
+    row = _row(rows, "onnx", "onnxruntime")
+    assert row["metric"] in (0.0, 1.0)
+    info = row["metric_info"]
+    assert info["name"] == "weighted_accuracy" and info["dataset"] == "crema-d" and info["n"] == 1
+    assert _row(rows, "tensorrt-fp16", "tensorrt")["metric"] is None
+
+
+def test_table_on_screen(bench_run):
+    proc, _ = bench_run
+    for word in ("runtime", "precision", "RTF", "peak RSS MB", "onnxruntime", "tensorrt-fp16", "skipped"):
+        assert word in proc.stdout, word
+    assert "openvino on openvino: failed: load:" in proc.stdout
+
+
+def test_a_named_runtime_that_is_missing_fails_its_row(bundle, tmp_path):
+    if is_available("tensorrt"):
+        pytest.skip("tensorrt is installed: the row of a runtime that is missing cannot be seen")
+    out = tmp_path / "rows.json"
+    proc = cli("--model", str(bundle), "--backend", "tensorrt", "--json", str(out), "--clip", str(SAMPLE), *FAST)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())
+    # named explicitly, a runtime that is not installed is a failure, not a skip
+    assert row["runtime"] == "tensorrt" and row["status"] == FAILED
+    assert "tensorrt is not installed" in row["error"]
+
+
+def test_bad_input_is_one_line_and_exit_2(bundle, tmp_path):
+    assert_one_line_error(cli("--model", str(tmp_path / "absent")), "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("--model", str(tmp_path / "empty")), "not a bundle")
+    assert_one_line_error(cli("--model", str(bundle), "--backend", "caffe"), "unknown backend", "onnxruntime")
+    assert_one_line_error(cli("--model", str(bundle), "--clip", str(tmp_path / "none.mp4")), "none.mp4")
+    assert_one_line_error(cli("--model", str(bundle), "--data", str(tmp_path)), "--dataset")
+    assert_one_line_error(cli("--model", str(bundle), "--repeats", "0"), "--repeats")
+    assert_one_line_error(cli("--model", str(bundle), "--format", "openvino-int8"), "no format 'openvino-int8'")
+
+
+def test_altered_bundle_is_refused(bundle, tmp_path):
+    copy = shutil.copytree(bundle, tmp_path / "altered")
+    with open(copy / "onnx" / "fusion_head.onnx", "ab") as handle:
+        handle.write(b"\0")
+    assert_one_line_error(cli("--model", str(copy)), "altered")
+
+
+def test_without_model_and_without_a_shipped_bundle():
+    from edge_emotion.info import default_bundle_path
+
+    if default_bundle_path() is not None:
+        pytest.skip("this install ships a default bundle: the error cannot be seen")
+    assert_one_line_error(cli(), "no --model", "default bundle")
+
+
+# -- the pieces, without workers ---------------------------------------------------------
+
+
+def test_plan_rows_follows_the_format_table(bundle):
+    loaded = Bundle.load(bundle)
+    assert plan_rows(loaded) == [
+        ("onnx", "onnxruntime"),
+        ("onnx", "openvino"),
+        ("onnx-int8", "onnxruntime"),
+        ("openvino", "openvino"),
+        ("tensorrt-fp16", "tensorrt"),
+    ]
+    assert plan_rows(loaded, "openvino") == [("onnx", "openvino"), ("openvino", "openvino")]
+    assert plan_rows(loaded, "auto", ["onnx-int8"]) == [("onnx-int8", "onnxruntime")]
+    with pytest.raises(BackendError, match="unknown backend"):
+        plan_rows(loaded, "caffe")
+    with pytest.raises(BackendError, match="no format that torch runs"):
+        plan_rows(loaded, "torch")
+    with pytest.raises(BundleError, match="no format 'openvino-int8'"):
+        plan_rows(loaded, "auto", ["openvino-int8"])
+
+
+def test_check_parity_bounds():
+    real = {"end_to_end": {"label_agreement": 1.0, "max_abs_diff_logits": 1e-5}, "graphs": {}}
+    assert check_parity({"parity": real}, "fp32").passed is True
+    low = {"end_to_end": {"label_agreement": 0.96, "max_abs_diff_logits": 1e-5}}
+    result = check_parity({"parity": low}, "int8")
+    assert result.passed is False and "96.0% < 97%" in result.note
+    far = {"end_to_end": {"label_agreement": 1.0, "max_abs_diff_logits": 0.01}}
+    assert check_parity({"parity": far}, "fp32").passed is False
+    assert check_parity({"parity": far}, "fp16").passed is True
+    random_inputs = {"graphs": {"visual_encoder": {"max_abs_diff": 0.2}, "fusion_head": {"max_abs_diff": 0.0}},
+                     "label_agreement": 1.0}
+    assert check_parity({"parity": random_inputs}, "fp32").passed is False
+    assert check_parity({"parity": random_inputs}, "int8").passed is True
+    unmeasured = check_parity({"parity": {"status": "not measured: none of tensorrt is installed"}}, "fp16")
+    assert unmeasured.passed is None and "not measured" in unmeasured.note
+    assert check_parity({}, "fp32").passed is None
+    assert all(b.min_label_agreement == 0.97 for b in VALIDATION_BOUNDS.values())
+
+
+def test_rows_and_config_validate():
+    timing = StageTiming.from_seconds([0.001, 0.002, 0.003, 0.010])
+    assert timing.p50_ms == 2.5 and 2.5 < timing.p95_ms <= 10.0 and timing.repeats == 4
+    with pytest.raises(ValueError, match="needs an error"):
+        BenchRow(runtime="onnxruntime", format="onnx", precision="fp32", status=FAILED, size_mb=1.0, threads=1)
+    with pytest.raises(ValueError, match="status must be"):
+        BenchRow(runtime="onnxruntime", format="onnx", precision="fp32", status="fine", size_mb=1.0, threads=1)
+    with pytest.raises(InputError, match="--warmup"):
+        BenchConfig(warmup=-1)
+    with pytest.raises(InputError, match="go together"):
+        BenchConfig(dataset="crema-d")
+    with pytest.raises(InputError, match="unknown format"):
+        BenchConfig(formats=("caffe",))
