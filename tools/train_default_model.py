@@ -1,0 +1,204 @@
+"""Retrain, evaluate and re-export the default model shipped in the package — one command.
+
+    python tools/train_default_model.py --data ../shared/data --out runs/default \\
+        [--install edge_emotion/models/default] [--folds 5] [--audio-epochs 25] [--device cpu|cuda]
+
+The recipe (the model card in README.md explains why):
+1. ``visual``: the face encoder + a linear head on FER2013 ``train.zip`` (10 % of it held out for
+   picking the best epoch); ``public_test.zip`` is only ever tested on.
+2. For each of ``--folds`` speaker-independent folds of RAVDESS actors 1–20 (4 test actors per fold,
+   2 validation actors from the rest): ``audio`` (audio encoder + fusion head on audio-only
+   windows), then ``fusion`` (encoders frozen; the fusion head on audio-only windows, face-only
+   FER2013 samples, label-paired audio + face samples and the real CREMA-D AV clips, with modality
+   dropout), then ``eval`` on the fold's unseen actors, audio only.
+3. The model of fold ``--ship-fold`` is exported (ONNX FP32 + INT8, OpenVINO FP32 + INT8, calibrated
+   on its own training actors' speech and on FER2013 training faces), evaluated (FER2013 public
+   test, the real AV clips, its fold's unseen RAVDESS actors), and its manifest gets the
+   provenance: this command, the data, the split and every metric. ``--install`` copies it into
+   the package.
+
+Every step is an ``edge-emotion`` command (logged, and recorded in the manifest), so each can be
+rerun by hand. Steps whose outputs exist are skipped, so an interrupted run continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LICENCE_NOTE = (
+    "Trained on RAVDESS (CC BY-NC-SA 4.0) and FER2013 (research / non-commercial use): these weights are for "
+    "evaluation and non-commercial use only. CREMA-D (ODbL 1.0 / DbCL 1.0) clips were used in the fusion stage."
+)
+
+
+def edge_emotion(*args: str, log: Path) -> None:
+    command = [sys.executable, "-m", "edge_emotion", *map(str, args)]
+    print(f"\n$ edge-emotion {shlex.join(map(str, args))}", flush=True)
+    start = time.time()
+    with open(log, "a") as fh:
+        fh.write(f"\n$ edge-emotion {shlex.join(map(str, args))}\n")
+        fh.flush()
+        proc = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT)
+    print(f"  ({time.time() - start:.0f} s, log: {log})", flush=True)
+    if proc.returncode != 0:
+        sys.exit(f"step failed with exit code {proc.returncode}; see {log}")
+
+
+def read_json(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def summary(report: dict) -> dict:
+    return {k: report[k] for k in ("dataset", "n", "weighted_accuracy", "unweighted_accuracy") if k in report}
+
+
+def calibration_dir(data: Path, split_path: Path, out: Path) -> Path:
+    """Links to the shipped fold's training-actor speech plus FER2013's training zip: calibration
+    never sees the test actors or the public test faces."""
+    split = read_json(split_path)
+    train_keys = set(split["train"])
+    calib = out / "calib"
+    if calib.exists():
+        shutil.rmtree(calib)
+    calib.mkdir(parents=True)
+    audio = sorted((data / "ravdess" / "audio16k").rglob("*.flac"))
+    linked = 0
+    for path in audio:
+        if any(key.endswith(path.name) or path.stem in key for key in train_keys):
+            (calib / path.name).symlink_to(path.resolve())
+            linked += 1
+    (calib / "fer2013-train.zip").symlink_to((data / "fer2013" / "train.zip").resolve())
+    print(f"calibration: {linked} training-actor speech files + FER2013 train.zip", flush=True)
+    return calib
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("runs/default"))
+    parser.add_argument("--install", type=Path, help="copy the finished bundle here (e.g. edge_emotion/models/default)")
+    parser.add_argument("--config", type=Path, default=Path("configs/edge.toml"))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--ship-fold", type=int, default=0)
+    parser.add_argument("--audio-epochs", type=int, default=25)
+    parser.add_argument("--visual-epochs", type=int, default=12)
+    parser.add_argument("--fusion-epochs", type=int, default=20)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    args = parser.parse_args()
+
+    data, out = args.data.resolve(), args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "recipe.log"
+    cache = out / "cache"
+    common = ["--preset", "edge", "--config", args.config, "--cache", cache, "--no-progress"]
+    if args.device:
+        common += ["--device", args.device]
+    ravdess = ["--dataset", "ravdess-audio", "--root", data / "ravdess"]
+    fer = ["--dataset", "fer2013", "--root", data / "fer2013"]
+    crema = ["--dataset", "crema-d", "--root", data / "crema-d"]
+    started = time.time()
+
+    visual = out / "visual"
+    if not (visual / "results.json").exists():
+        edge_emotion("train", "--stage", "visual", *fer, "--epochs", args.visual_epochs, "--out", visual, *common,
+                     log=log)
+
+    folds = []
+    for k in range(args.folds):
+        fold = out / f"fold{k}"
+        audio, fusion = fold / "audio", fold / "fusion"
+        if not (audio / "results.json").exists():
+            edge_emotion("train", "--stage", "audio", *ravdess, "--fold", k, "--init", visual / "best.pt",
+                         "--epochs", args.audio_epochs, "--out", audio, *common, log=log)
+        if not (fusion / "results.json").exists():
+            edge_emotion("train", "--stage", "fusion", *ravdess, *fer, *crema, "--fold", k,
+                         "--init", audio / "best.pt", "--epochs", args.fusion_epochs, "--out", fusion, *common,
+                         log=log)
+        report = fold / "eval-ravdess-audio.json"
+        if not report.exists():
+            edge_emotion("eval", "--model", fusion / "best.pt", "--dataset", "ravdess-audio", "--root",
+                         data / "ravdess", "--split", fusion / "split.json", "--json", report, "--no-progress",
+                         log=log)
+        r = read_json(report)
+        split = read_json(fusion / "split.json")
+        folds.append({"fold": k, "test_speakers": split.get("test_speakers"), **summary(r)})
+
+    ship = out / f"fold{args.ship_fold}" / "fusion"
+    bundle = out / "bundle"
+    if not (bundle / "manifest.json").exists():
+        calib = calibration_dir(data, ship / "split.json", out)
+        edge_emotion("export", "--checkpoint", ship / "best.pt", "--format", "onnx", "--format", "openvino",
+                     "--int8", "--calib", calib, "--out", bundle, "--overwrite", log=log)
+
+    evaluations = {}
+    for name, extra in {
+        "fer2013_public_test": ["--dataset", "fer2013", "--root", data / "fer2013", "--split", visual / "split.json"],
+        "ravdess_audio_unseen_actors": ["--dataset", "ravdess-audio", "--root", data / "ravdess", "--split",
+                                        ship / "split.json"],
+        "crema_d_av_clips": ["--dataset", "crema-d", "--root", data / "crema-d" / "video"],
+        "ravdess_av_clips": ["--dataset", "ravdess", "--root", data / "ravdess" / "av"],
+    }.items():
+        report = out / f"bundle-eval-{name}.json"
+        if not report.exists():
+            edge_emotion("eval", "--model", bundle, *extra, "--json", report, "--no-progress", log=log)
+        evaluations[name] = read_json(report)
+
+    was = [f["weighted_accuracy"] for f in folds]
+    uas = [f["unweighted_accuracy"] for f in folds]
+    metrics = {
+        "ravdess_audio_only_actor_kfold": {
+            "folds": folds,
+            "weighted_accuracy_mean": statistics.mean(was),
+            "weighted_accuracy_std": statistics.pstdev(was),
+            "unweighted_accuracy_mean": statistics.mean(uas),
+            "unweighted_accuracy_std": statistics.pstdev(uas),
+            "note": "each fold's model (audio + fusion stages) on its 4 unseen actors, audio only (video masked)",
+        },
+        "shipped_model": {name: summary(r) for name, r in evaluations.items()},
+        "visual_stage_results": read_json(visual / "results.json"),
+    }
+    command = "python tools/train_default_model.py " + shlex.join(sys.argv[1:])
+    manifest_path = bundle / "manifest.json"
+    manifest = read_json(manifest_path)
+    manifest["name"] = "edge-emotion-default-edge"
+    manifest["provenance"] = {
+        **manifest.get("provenance", {}),
+        "command": command,
+        "training_data": {
+            "faces": "FER2013 train.zip (28,709 48x48 grey faces; 10% held out for validation)",
+            "speech": "RAVDESS speech actors 1-20, 16 kHz FLAC (1,200 clips)",
+            "audio_visual": "CREMA-D 1001_DFA_{ANG,HAP,NEU}_XX.flv (3 real AV clips, fusion stage)",
+        },
+        "split_protocol": {
+            "ravdess": f"speaker-independent actor {args.folds}-fold; shipped model = fold {args.ship_fold} "
+                       f"(test actors {read_json(ship / 'split.json').get('test_speakers')}, never trained on)",
+            "fer2013": "train.zip for training (90%) and validation (10%); public_test.zip for testing only",
+        },
+        "metrics": metrics,
+        "licence": LICENCE_NOTE,
+        "training_seconds": round(time.time() - started),
+    }
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    with open(out / "metrics.json", "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    print(json.dumps({"ravdess_audio_only": {k: v for k, v in metrics["ravdess_audio_only_actor_kfold"].items()
+                                             if k != "folds"}, **metrics["shipped_model"]}, indent=2))
+    if args.install:
+        if args.install.exists():
+            shutil.rmtree(args.install)
+        shutil.copytree(bundle, args.install)
+        print(f"installed the bundle in {args.install}")
+
+
+if __name__ == "__main__":
+    main()
