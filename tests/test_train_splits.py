@@ -56,3 +56,20 @@ def test_bad_protocol_and_fold():
         make_split(_samples(), "leave-one-out")
     with pytest.raises(InputError, match="fold"):
         make_split(_samples(), fold=5, folds=5)
+
+
+def test_a_corpus_split_does_not_depend_on_the_corpora_mixed_with_it():
+    """The audio stage splits RAVDESS alone and the fusion stage RAVDESS mixed with other corpora:
+    the same fold must hold out the same actors, or the fusion stage's test actors were trained on."""
+    samples = _samples()
+    alone = [s for s in samples if s.dataset == "r"]
+    other = [
+        Sample(key=f"c/{a}-{i}", dataset="c", label="angry", speaker=f"c{a}", audio_path="y.wav")
+        for a in range(3)
+        for i in range(2)
+    ]
+    for fold in range(5):
+        a = make_split(alone, "actor-kfold", fold=fold, folds=5, seed=0)
+        b = make_split(other + samples, "actor-kfold", fold=fold, folds=5, seed=0)
+        r_only = lambda keys: {k for k in keys if k.startswith("r/")}  # noqa: E731
+        assert r_only(b.test) == set(a.test) and r_only(b.val) == set(a.val) and r_only(b.train) == set(a.train)

@@ -139,6 +139,10 @@ def make_split(
     for s in samples:
         by_corpus[s.dataset].append(s)
     for corpus in sorted(by_corpus):
+        # A fresh generator per corpus: a corpus's split must not depend on which other corpora
+        # are mixed in (the audio stage sees RAVDESS alone, the fusion stage RAVDESS + FER2013 +
+        # CREMA-D; with one shared generator their test actors would differ and leak).
+        rng = random.Random(seed)
         members = by_corpus[corpus]
         with_speaker = [s for s in members if s.speaker is not None]
         tr, va, te = _by_subset_or_random([s for s in members if s.speaker is None], rng, val_fraction, test_fraction)
