@@ -185,7 +185,7 @@ class _Logger:
                 if not math.isnan(row[k]):
                     self.tb.add_scalar(k, row[k], row["epoch"])
             self.tb.flush()
-        log.warning(
+        log.info(
             "epoch %d  lr %.2e  train loss %.4f  val loss %.4f  WA %.3f  UA %.3f  (%.1f s)",
             row["epoch"],
             row["lr"],
@@ -290,7 +290,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         start_epoch, history, best = state["epoch"] + 1, list(state["history"]), dict(state["best"])
-        log.warning(
+        log.info(
             "resuming %s at epoch %d (best val UA %.3f at epoch %d)",
             last_path,
             start_epoch,

@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise fail(str(exc)) from None
         train_config = load_train_config(config, stage, epochs=epochs, batch_size=batch_size, limit=limit)
-        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("edge_emotion").setLevel(logging.INFO)  # per-epoch lines are INFO
         spec = RunSpec(
             preset=preset_config,
             config=train_config,
