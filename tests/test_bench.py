@@ -280,3 +280,14 @@ def test_rows_and_config_validate():
         BenchConfig(dataset="crema-d")
     with pytest.raises(InputError, match="unknown format"):
         BenchConfig(formats=("caffe",))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is read from Linux's /proc")
+def test_peak_rss_of_a_worker_is_its_own_not_its_parents():
+    import numpy as np
+
+    held = np.ones(300_000_000 // 8)  # 300 MB resident in this (the parent) process
+    code = "from edge_emotion.bench.measure import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 5 < child < 250, child
+    del held
