@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from edge_emotion.runtimes import is_available
 
 from edge_emotion.bench import (
     FAILED,
@@ -33,7 +34,6 @@ from edge_emotion.bench import (
 from edge_emotion.bundle import Bundle
 from edge_emotion.errors import BackendError, BundleError, InputError
 from edge_emotion.formats import GRAPHS
-from edge_emotion.runtimes import is_available
 
 SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
@@ -79,9 +79,8 @@ def bundle(tmp_path_factory) -> Path:
     parity out of bounds), ``openvino`` (graph files that are not graphs, hashes matching) and
     ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
     pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
-    from fakes import make_bundle
-
     from edge_emotion.export.bundle_writer import add_format
+    from fakes import make_bundle
 
     root = tmp_path_factory.mktemp("bench")
     path = make_bundle(root, preset="edge", seed=0, formats=("onnx",))
@@ -106,8 +105,19 @@ def bench_run(bundle, data_dir, tmp_path_factory):
     if is_available("tensorrt"):
         pytest.skip("tensorrt is installed: the row of a runtime that is missing cannot be seen")
     out = tmp_path_factory.mktemp("bench-out") / "rows.json"
-    proc = cli("--model", str(bundle), "--json", str(out), "--data", str(data_dir), "--dataset", "crema-d",
-               "--clip", str(SAMPLE), *FAST)
+    proc = cli(
+        "--model",
+        str(bundle),
+        "--json",
+        str(out),
+        "--data",
+        str(data_dir),
+        "--dataset",
+        "crema-d",
+        "--clip",
+        str(SAMPLE),
+        *FAST,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc, json.loads(out.read_text())
 
@@ -257,8 +267,10 @@ def test_check_parity_bounds():
     far = {"end_to_end": {"label_agreement": 1.0, "max_abs_diff_logits": 0.01}}
     assert check_parity({"parity": far}, "fp32").passed is False
     assert check_parity({"parity": far}, "fp16").passed is True
-    random_inputs = {"graphs": {"visual_encoder": {"max_abs_diff": 0.2}, "fusion_head": {"max_abs_diff": 0.0}},
-                     "label_agreement": 1.0}
+    random_inputs = {
+        "graphs": {"visual_encoder": {"max_abs_diff": 0.2}, "fusion_head": {"max_abs_diff": 0.0}},
+        "label_agreement": 1.0,
+    }
     assert check_parity({"parity": random_inputs}, "fp32").passed is False
     assert check_parity({"parity": random_inputs}, "int8").passed is True
     unmeasured = check_parity({"parity": {"status": "not measured: none of tensorrt is installed"}}, "fp16")

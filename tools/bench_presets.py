@@ -73,7 +73,6 @@ def calibrated_model(preset: str, calibration, seed: int = 0):
     """``build_model(preset)``, seeded, with BatchNorm statistics re-estimated on real windows
     (as tests/test_export_formats.py does)."""
     import torch
-
     from edge_emotion.train.model import build_model
 
     torch.manual_seed(seed)
@@ -110,9 +109,10 @@ def encoder_speedups(rows) -> list[dict[str, Any]]:
 
 def held_out_agreement(model, bundle_dir: Path, keys: list[str], held_out, threads: int) -> dict[str, Any]:
     """End-to-end and per-encoder label agreement with FP32 PyTorch on held-out windows."""
-    from edge_emotion.bundle import Bundle
     from edge_emotion.export.exporter import parity_runtime
     from edge_emotion.export.parity import measure_parity
+
+    from edge_emotion.bundle import Bundle
     from edge_emotion.formats import GRAPHS
 
     bundle = Bundle.load(bundle_dir)
@@ -121,7 +121,9 @@ def held_out_agreement(model, bundle_dir: Path, keys: list[str], held_out, threa
         runtime = parity_runtime(key)
         if runtime is None:
             continue
-        parity = measure_parity(model, {g: bundle.graph_path(key, g) for g in GRAPHS}, runtime, held_out, threads=threads)
+        parity = measure_parity(
+            model, {g: bundle.graph_path(key, g) for g in GRAPHS}, runtime, held_out, threads=threads
+        )
         report[key] = {
             "runtime": runtime,
             "end_to_end_label_agreement": parity["end_to_end"]["label_agreement"],
@@ -133,10 +135,11 @@ def held_out_agreement(model, bundle_dir: Path, keys: list[str], held_out, threa
 
 
 def bench_preset(preset: str, args: argparse.Namespace, data_root: Path, work: Path) -> dict[str, Any]:
-    from edge_emotion.bench import BenchConfig, markdown_table, run_bench, write_json
-    from edge_emotion.config import get_preset
     from edge_emotion.export.calibration import load_calibration
     from edge_emotion.export.exporter import ExportSettings, export_model
+
+    from edge_emotion.bench import BenchConfig, markdown_table, run_bench, write_json
+    from edge_emotion.config import get_preset
 
     config = get_preset(preset)
     calib_dir = real_windows_dir(data_root, work / f"{preset}-calib", range(1, 11), "train.zip")
@@ -153,7 +156,7 @@ def bench_preset(preset: str, args: argparse.Namespace, data_root: Path, work: P
         keys,
         calibration=calibration,
         provenance={
-            "training_data": f"none: fresh weights (seed {args.seed}), BatchNorm statistics re-estimated on real windows",
+            "training_data": f"none: fresh weights (seed {args.seed}), BatchNorm statistics from real windows",
             "calibration_data": {"directory": "RAVDESS actors 1-10 + FER2013 train.zip", **calibration.summary()},
             "command": "tools/bench_presets.py",
         },
@@ -198,13 +201,21 @@ def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
         lines += [f"## {result['preset']}", "", result["markdown"], "### INT8 encoders vs FP32 (p50)", ""]
         lines += ["| runtime | formats | visual encoder speedup | audio encoder speedup |", "|---|---|---|---|"]
         for s in result["int8_encoder_speedup"]:
-            cells = [f"{s[g]['fp32_p50_ms']:.2f} -> {s[g]['int8_p50_ms']:.2f} ms ({s[g]['speedup']:.2f}x)" for g in ENCODERS]
+            cells = [
+                f"{s[g]['fp32_p50_ms']:.2f} -> {s[g]['int8_p50_ms']:.2f} ms ({s[g]['speedup']:.2f}x)" for g in ENCODERS
+            ]
             lines.append(f"| {s['runtime']} | {s['fp32']} -> {s['int8']} | {cells[0]} | {cells[1]} |")
         lines += ["", "### Labels vs FP32 PyTorch on held-out real windows", ""]
         lines += ["| format | runtime | end to end | via visual encoder | via audio encoder |", "|---|---|---|---|---|"]
         for key, a in result["label_agreement_held_out"].items():
-            pct = ["-" if v is None else f"{v:.1%}" for v in (a["end_to_end_label_agreement"],
-                   a["visual_encoder_label_agreement"], a["audio_encoder_label_agreement"])]
+            pct = [
+                "-" if v is None else f"{v:.1%}"
+                for v in (
+                    a["end_to_end_label_agreement"],
+                    a["visual_encoder_label_agreement"],
+                    a["audio_encoder_label_agreement"],
+                )
+            ]
             lines.append(f"| {key} | {a['runtime']} | {pct[0]} | {pct[1]} | {pct[2]} |")
         lines.append("")
     return "\n".join(lines)
@@ -236,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         for preset in args.presets:
             results.append(bench_preset(preset, args, data_root, Path(work)))
     machine = machine_description()
-    command = shlex.join([Path(sys.argv[0]).name if argv is None else "bench_presets.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(
+        [Path(sys.argv[0]).name if argv is None else "bench_presets.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     summary = {"machine": machine, "command": command, "threads": args.threads, "presets": results}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (args.out / "BENCHMARKS-presets.md").write_text(markdown(results, machine, command), encoding="utf-8")

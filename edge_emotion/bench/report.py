@@ -18,9 +18,16 @@ _STAGE_TITLES = {
     "fusion": "fusion",
 }
 COLUMNS: tuple[str, ...] = (
-    "runtime", "format", "precision", "status", "size MB",
+    "runtime",
+    "format",
+    "precision",
+    "status",
+    "size MB",
     *(f"{_STAGE_TITLES[s]} p50/p95 ms" for s in STAGES),
-    "RTF", "peak RSS MB", "metric", "threads",
+    "RTF",
+    "peak RSS MB",
+    "metric",
+    "threads",
 )
 
 
@@ -47,8 +54,16 @@ def cells(row: BenchRow) -> list[str]:
         timing = row.stages.get(stage)
         stages.append("-" if timing is None else f"{timing.p50_ms:.2f} / {timing.p95_ms:.2f}")
     return [
-        row.runtime, row.format, row.precision, row.status, _num(row.size_mb, 2), *stages,
-        _num(row.rtf, 3), _num(row.peak_rss_mb, 0), _num(row.metric, 3), str(row.threads),
+        row.runtime,
+        row.format,
+        row.precision,
+        row.status,
+        _num(row.size_mb, 2),
+        *stages,
+        _num(row.rtf, 3),
+        _num(row.peak_rss_mb, 0),
+        _num(row.metric, 3),
+        str(row.threads),
     ]
 
 

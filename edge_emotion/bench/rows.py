@@ -126,8 +126,11 @@ def check_parity(format_info: Mapping[str, Any], precision: str) -> Validation:
     )
     if problems:
         return Validation(False, f"{'; '.join(problems)} ({precision} bounds, {inputs})")
-    return Validation(True, f"{measured} ({inputs}; {precision} bounds: labels >= "
-                            f"{bounds.min_label_agreement:.0%}, max abs diff <= {bounds.max_abs_diff:g})")
+    return Validation(
+        True,
+        f"{measured} ({inputs}; {precision} bounds: labels >= "
+        f"{bounds.min_label_agreement:.0%}, max abs diff <= {bounds.max_abs_diff:g})",
+    )
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,7 @@ def machine_description() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return (
-        f"{cpu}, {default_threads()} CPUs, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}"
+        f"{cpu}, {default_threads()} CPUs, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
     )
 
 
@@ -187,9 +186,7 @@ def run_bench(
     bundle = Bundle.load(model)
     clip = config.clip if config.clip is not None else default_clip()
     if clip is None:
-        raise InputError(
-            "no default benchmark clip in this install: pass --clip PATH (a video with a face and speech)"
-        )
+        raise InputError("no default benchmark clip in this install: pass --clip PATH (a video with a face and speech)")
     open_media(clip)  # a missing or corrupt clip is bad input, not a failed row
     if config.data is not None:
         from ..train.datasets import get_dataset
@@ -213,8 +210,14 @@ def run_bench(
         for key, runtime in pairs:
             spec = FORMATS[key]
             size_mb = round(bundle.size_bytes(key) / 1e6, 3)
-            base = {"runtime": runtime, "format": key, "precision": spec.precision, "size_mb": size_mb,
-                    "threads": threads, "machine": machine}
+            base = {
+                "runtime": runtime,
+                "format": key,
+                "precision": spec.precision,
+                "size_mb": size_mb,
+                "threads": threads,
+                "machine": machine,
+            }
             missing = _not_installed(runtime)
             if missing is not None:
                 row = BenchRow(status=SKIPPED if backend == "auto" else FAILED, error=missing, **base)
@@ -222,8 +225,15 @@ def run_bench(
                 if front_stages is None:
                     front_stages = _front_end(WorkerSpec(mode="front_end", **common), work_dir, config.timeout_s)
                 result = run_worker(
-                    WorkerSpec(mode="row", format=key, runtime=runtime, data=_str(config.data),
-                               dataset=config.dataset, data_limit=config.data_limit, **common),
+                    WorkerSpec(
+                        mode="row",
+                        format=key,
+                        runtime=runtime,
+                        data=_str(config.data),
+                        dataset=config.dataset,
+                        data_limit=config.data_limit,
+                        **common,
+                    ),
                     work_dir,
                     config.timeout_s,
                 )

@@ -13,16 +13,24 @@ def register(app: typer.Typer) -> None:
     def bench(
         model: Path | None = typer.Option(None, "--model", help="A bundle directory (default: the shipped model)."),
         backend: str = typer.Option(
-            "auto", "--backend", help="auto (every runtime each format lists), onnxruntime, openvino, tensorrt or torch."
+            "auto",
+            "--backend",
+            help="auto (every runtime each format lists), onnxruntime, openvino, tensorrt or torch.",
         ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the rows as a JSON list here."),
         data: Path | None = typer.Option(None, "--data", help="A corpus folder: report the accuracy on it."),
-        dataset: str | None = typer.Option(None, "--dataset", help="The corpus of --data (as edge-emotion eval names it)."),
-        data_limit: int | None = typer.Option(None, "--data-limit", help="Use at most N samples of --data, spread over it."),
+        dataset: str | None = typer.Option(
+            None, "--dataset", help="The corpus of --data (as edge-emotion eval names it)."
+        ),
+        data_limit: int | None = typer.Option(
+            None, "--data-limit", help="Use at most N samples of --data, spread over it."
+        ),
         clip: Path | None = typer.Option(None, "--clip", help="Media file for the end-to-end real-time factor."),
         threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: the CPUs available)."),
         repeats: int = typer.Option(100, "--repeats", help="Timed calls per stage."),
-        warmup: int = typer.Option(10, "--warmup", help="Untimed calls per stage first (and one untimed pass of the clip)."),
+        warmup: int = typer.Option(
+            10, "--warmup", help="Untimed calls per stage first (and one untimed pass of the clip)."
+        ),
         rtf_runs: int = typer.Option(3, "--rtf-runs", help="Timed passes over the clip for the real-time factor."),
         formats: list[str] | None = typer.Option(None, "--format", help="Only this format key (repeatable)."),
     ) -> None:
@@ -39,8 +47,15 @@ def register(app: typer.Typer) -> None:
             if model is None:
                 raise fail("no --model given and this install ships no default bundle yet: pass --model BUNDLE")
         config = BenchConfig(
-            clip=clip, threads=threads, warmup=warmup, repeats=repeats, rtf_runs=rtf_runs,
-            formats=tuple(formats) if formats else None, data=data, dataset=dataset, data_limit=data_limit,
+            clip=clip,
+            threads=threads,
+            warmup=warmup,
+            repeats=repeats,
+            rtf_runs=rtf_runs,
+            formats=tuple(formats) if formats else None,
+            data=data,
+            dataset=dataset,
+            data_limit=data_limit,
         )
         console = Console(stderr=True)
 
