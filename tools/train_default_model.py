@@ -8,7 +8,8 @@ The recipe (the model card in README.md explains why):
    picking the best epoch); ``public_test.zip`` is only ever tested on.
 2. For each of ``--folds`` speaker-independent folds of RAVDESS actors 1–20 (4 test actors per fold,
    2 validation actors from the rest): ``audio`` (audio encoder + fusion head on audio-only
-   windows), then ``fusion`` (encoders frozen; the fusion head on audio-only windows, face-only
+   windows; independent of step 1, so it may run beside it), then ``fusion`` (from the visual
+   encoder of step 1 and the audio stage's weights) (encoders frozen; the fusion head on audio-only windows, face-only
    FER2013 samples, label-paired audio + face samples and the real CREMA-D AV clips, with modality
    dropout), then ``eval`` on the fold's unseen actors, audio only.
 3. The model of fold ``--ship-fold`` is exported (ONNX FP32 + INT8, OpenVINO FP32 + INT8, calibrated
@@ -59,6 +60,25 @@ def read_json(path: Path) -> dict:
 
 def summary(report: dict) -> dict:
     return {k: report[k] for k in ("dataset", "n", "weighted_accuracy", "unweighted_accuracy") if k in report}
+
+
+def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
+    """A checkpoint with the visual encoder of the visual stage and the audio encoder + fusion head
+    of the audio stage: the fusion stage's starting point. (The two stages train disjoint
+    parameters, so they can run at the same time.)"""
+    import torch
+    from edge_emotion.train.checkpoint import load_checkpoint
+
+    visual, audio = load_checkpoint(visual_ckpt), load_checkpoint(audio_ckpt)
+    if visual["preset"] != audio["preset"]:
+        sys.exit(f"{visual_ckpt} and {audio_ckpt} have different presets")
+    merged = dict(audio)
+    merged["model"] = {k: (visual["model"][k] if k.startswith("visual.") else v) for k, v in audio["model"].items()}
+    merged["heads"] = {**audio.get("heads", {}), **visual.get("heads", {})}
+    merged["stage"] = "visual+audio"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(merged, out)
+    return out
 
 
 def calibration_dir(data: Path, split_path: Path, out: Path) -> Path:
@@ -117,11 +137,12 @@ def main() -> None:
         fold = out / f"fold{k}"
         audio, fusion = fold / "audio", fold / "fusion"
         if not (audio / "results.json").exists():
-            edge_emotion("train", "--stage", "audio", *ravdess, "--fold", k, "--init", visual / "best.pt",
-                         "--epochs", args.audio_epochs, "--out", audio, *common, log=log)
+            edge_emotion("train", "--stage", "audio", *ravdess, "--fold", k, "--epochs", args.audio_epochs,
+                         "--out", audio, *common, log=log)
         if not (fusion / "results.json").exists():
+            start = merge_encoders(visual / "best.pt", audio / "best.pt", fold / "init.pt")
             edge_emotion("train", "--stage", "fusion", *ravdess, *fer, *crema, "--fold", k,
-                         "--init", audio / "best.pt", "--epochs", args.fusion_epochs, "--out", fusion, *common,
+                         "--init", start, "--epochs", args.fusion_epochs, "--out", fusion, *common,
                          log=log)
         report = fold / "eval-ravdess-audio.json"
         if not report.exists():
