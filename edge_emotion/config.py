@@ -217,6 +217,9 @@ EDGE = PresetConfig(
     audio=AudioConfig(hop_length=375, n_frames=128),
     visual=VisualConfig(
         crop_size=64,
+        # FER2013's faces are tight crops; BlazeFace's box plus 10 % frames a detected face about as
+        # FER does (with the default 25 % the face is 1.3-1.5x smaller than in training).
+        margin=0.1,
         grayscale=True,
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),

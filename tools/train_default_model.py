@@ -36,7 +36,7 @@ from pathlib import Path
 
 LICENCE_NOTE = (
     "Trained on RAVDESS (CC BY-NC-SA 4.0) and FER2013 (research / non-commercial use): these weights are for "
-    "evaluation and non-commercial use only. CREMA-D (ODbL 1.0 / DbCL 1.0) clips were used in the fusion stage."
+    "evaluation and non-commercial use only."
 )
 
 
@@ -69,10 +69,18 @@ def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
     import torch
     from edge_emotion.train.checkpoint import load_checkpoint
 
+    from edge_emotion.config import EDGE
+
     visual, audio = load_checkpoint(visual_ckpt), load_checkpoint(audio_ckpt)
-    if visual["preset"] != audio["preset"]:
-        sys.exit(f"{visual_ckpt} and {audio_ckpt} have different presets")
+    current = EDGE.to_dict()
+    for name, state in (("visual", visual), ("audio", audio)):
+        # Weights carry over when the architecture and labels are the same; preprocessing the
+        # stage did not use (e.g. the face-crop margin, for stages trained on FER crops or speech)
+        # may have been refined since.
+        if (state["preset"]["model"], state["preset"]["labels"]) != (current["model"], current["labels"]):
+            sys.exit(f"the {name} checkpoint has another architecture or labels than the edge preset")
     merged = dict(audio)
+    merged["preset"] = current
     merged["model"] = {k: (visual["model"][k] if k.startswith("visual.") else v) for k, v in audio["model"].items()}
     merged["heads"] = {**audio.get("heads", {}), **visual.get("heads", {})}
     merged["stage"] = "visual+audio"
@@ -176,6 +184,13 @@ def main() -> None:
         edge_emotion("export", "--checkpoint", ship / "best.pt", "--format", "onnx", "--format", "openvino",
                      "--int8", "--calib", calib, "--out", bundle, "--overwrite", log=log)
 
+    ship_split = read_json(ship / "split.json")
+    ship_test = set(ship_split.get("test_speakers") or [])
+    crema_trained = [k for k in ship_split["train"] + ship_split["val"] if k.startswith("crema-d/")]
+    seen = {
+        "crema_d_av_clips": "crema-d-1001" not in ship_test,
+        "ravdess_av_clips": "ravdess-01" not in ship_test,
+    }
     evaluations = {}
     for name, extra in {
         "fer2013_public_test": ["--dataset", "fer2013", "--root", data / "fer2013", "--split", visual / "split.json"],
@@ -202,7 +217,15 @@ def main() -> None:
                     "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
                     "on audio-only windows)",
         },
-        "shipped_model": {name: summary(r) for name, r in evaluations.items()},
+        "shipped_model": {
+            name: {
+                **summary(r),
+                "speaker_seen_in_training": seen.get(name, False),
+                **({"caution": "this speaker was in the shipped model's training set: not a held-out result"}
+                   if seen.get(name) else {}),
+            }
+            for name, r in evaluations.items()
+        },
         "visual_stage_results": read_json(visual / "results.json"),
     }
     command = "python tools/train_default_model.py " + shlex.join(sys.argv[1:])
@@ -215,7 +238,12 @@ def main() -> None:
         "training_data": {
             "faces": "FER2013 train.zip (28,709 48x48 grey faces; 10% held out for validation)",
             "speech": "RAVDESS speech actors 1-20, 16 kHz FLAC (1,200 clips)",
-            "audio_visual": "CREMA-D 1001_DFA_{ANG,HAP,NEU}_XX.flv (3 real AV clips, fusion stage)",
+            "audio_visual": (
+                f"CREMA-D 1001_DFA_{{ANG,HAP,NEU}}_XX.flv: {len(crema_trained)} of 3 real AV clips in the fusion "
+                "stage's training/validation data (speaker 1001 is a test speaker of the shipped fold when 0); the "
+                "fusion head otherwise learns from RAVDESS audio-only windows, FER2013 face-only samples and "
+                "label-paired RAVDESS audio + FER2013 faces"
+            ),
         },
         "split_protocol": {
             "ravdess": f"speaker-independent actor {args.folds}-fold; shipped model = fold {args.ship_fold} "
