@@ -124,6 +124,13 @@ class Aligner:
         centre_frame = first_frames + (frames_per_step - 1) / 2
         return window_start_ms + centre_frame * preset.audio.hop_ms
 
+    def video_index(self, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
+        """The static map from a window's ``T_v`` video ticks (``k · 1000 / fps`` ms from its start)
+        to the common steps: ``(T,) int64`` tick indices and ``(T,) bool`` mask."""
+        period = 1000.0 / preset.visual.fps
+        ticks = np.arange(preset.video_frames) * period
+        return nearest_steps(ticks, self.centers(0.0), max(period, self.step_ms) / 2)
+
     def audio_index(self, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
         """The static map from audio-encoder steps to common steps for one window: ``(T,) int64``
         indices and ``(T,) bool`` mask (all True: the audio steps tile the whole window)."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Aligner, nearest_steps
+from .align import Aligner
 from .config import PresetConfig
 
 
@@ -258,10 +258,8 @@ def preprocess_face_image(image: np.ndarray, preset: PresetConfig) -> ClipFeatur
 
 
 def _video_index(preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
-    aligner = Aligner.for_preset(preset)
-    tolerance = max(1000.0 / preset.visual.fps, aligner.step_ms) / 2
-    frame_ms = np.arange(preset.video_frames) * 1000.0 / preset.visual.fps
-    return nearest_steps(frame_ms, aligner.centers(0.0), tolerance)
+    """The static map from a window's frames to the common steps (:meth:`Aligner.video_index`)."""
+    return Aligner.for_preset(preset).video_index(preset)
 
 
 def align_encoded(

@@ -61,8 +61,8 @@ class Recognizer:
         self.model = model
         self.preset = model.preset
         self.labels = tuple(model.labels)
-        self.hop_ms = int(hop_ms or self.preset.hop_ms)
-        self.window_ms = int(window_ms or self.preset.window_ms)
+        self.hop_ms = int(self.preset.hop_ms if hop_ms is None else hop_ms)
+        self.window_ms = int(self.preset.window_ms if window_ms is None else window_ms)
         self.smoothing = float(smoothing)
         self.face_select = face_select
         StreamConfig(self.window_ms, self.hop_ms, self.smoothing)  # validate early
@@ -104,8 +104,8 @@ class Recognizer:
         ``video``: which modalities will be pushed; a window is emitted when all of them reach
         its end."""
         config = StreamConfig(
-            window_ms=int(window_ms or self.window_ms),
-            hop_ms=int(hop_ms or self.hop_ms),
+            window_ms=int(self.window_ms if window_ms is None else window_ms),
+            hop_ms=int(self.hop_ms if hop_ms is None else hop_ms),
             smoothing=self.smoothing if smoothing is None else float(smoothing),
             audio=audio,
             video=video,
@@ -128,7 +128,9 @@ class Recognizer:
         """
         from .sources import open_media
 
-        media = open_media(path)
+        # Audio is resampled to the model's rate while decoding (FFmpeg's resampler), as the
+        # training pipeline reads it.
+        media = open_media(path, sample_rate=self.preset.audio.sample_rate)
         has_video, has_audio = media.video is not None, media.audio is not None
         if not has_video:
             log.warning("%s has no video track: recognising from audio alone", path)
@@ -136,7 +138,9 @@ class Recognizer:
             log.warning("%s has no audio track: recognising from faces alone", path)
         return self._run_stream(
             media,
-            self.create_stream(hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video),
+            self.create_stream(
+                hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video
+            ),
         )
 
     @staticmethod
@@ -145,9 +149,9 @@ class Recognizer:
         try:
             sources = []
             if media.video is not None:
-                sources.append(((f.timestamp_ms, 0, "video", f) for f in media.video))
+                sources.append((f.timestamp_ms, 0, "video", f) for f in media.video)
             if media.audio is not None:
-                sources.append(((c.timestamp_ms, 1, "audio", c) for c in media.audio))
+                sources.append((c.timestamp_ms, 1, "audio", c) for c in media.audio)
             for _, _, kind, item in heapq.merge(*sources, key=lambda entry: entry[:2]):
                 if kind == "video":
                     stream.push_video(item.image, item.timestamp_ms)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .align import Aligner
+from .align import Aligner, nearest_steps
 from .errors import InputError
 from .features import resample, speech_frames, speech_steps, to_mono, window_log_mel
 from .results import UNKNOWN_LABEL, EmotionResult, FaceInfo
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # Audio chunks whose timestamps are within this of the expected position are contiguous
 # (capture clocks jitter); a larger jump is a gap, filled with silence and so masked.
 _AUDIO_JITTER_MS = 20.0
+# At the end of the input, data reaching less than this past the last window gets no window of its own.
+_MIN_TAIL_MS = 100.0
 
 
 class FusionModel(Protocol):
@@ -104,12 +106,14 @@ class EmotionStream:
         self._faces = face_detector
         self._aligner = Aligner.for_preset(preset)
         self._audio_index, _ = self._aligner.audio_index(preset)
+        self._video_index = self._aligner.video_index(preset)
         self._frame_period_ms = 1000.0 / preset.visual.fps
         self._labels = tuple(model.labels)
         # time origin and windows
         self._origin_ms: int | None = None
         self._first_audio_ms: int | None = None
         self._first_video_ms: int | None = None
+        self._ended: set[str] = set()  # expected modalities whose input has ended (end_input)
         self._next_window = 0
         self._smoothed: np.ndarray | None = None
         self._finished = False
@@ -140,17 +144,27 @@ class EmotionStream:
         self.close()
 
     # -- input -----------------------------------------------------------------------------
+    def _active(self) -> list[str]:
+        """The expected modalities whose input has not ended."""
+        return [k for k in ("audio", "video") if getattr(self._config, k) and k not in self._ended]
+
     def _fix_origin(self, final: bool = False) -> int | None:
         """The window grid starts at the earliest first timestamp of the expected modalities, so
-        that it does not depend on which modality was pushed first. Fixed once every expected
+        that it does not depend on which modality was pushed first. Fixed once every active
         modality has started (or at :meth:`flush`, from whatever has)."""
         if self._origin_ms is None:
             firsts = {"audio": self._first_audio_ms, "video": self._first_video_ms}
-            expected = [firsts[k] for k in ("audio", "video") if getattr(self._config, k)]
             present = [t for t in firsts.values() if t is not None]
-            if present and (final or all(t is not None for t in expected)):
+            if present and (final or all(firsts[k] is not None for k in self._active())):
                 self._origin_ms = int(min(present))
         return self._origin_ms
+
+    def end_input(self, kind: str) -> None:
+        """Declare that no more ``kind`` ("audio" or "video") will be pushed (a camera unplugged, a
+        microphone that stopped): windows then complete on the other modality alone."""
+        if kind not in ("audio", "video"):
+            raise InputError(f"kind must be 'audio' or 'video', got {kind!r}")
+        self._ended.add(kind)
 
     def _check_open(self) -> None:
         if self._finished:
@@ -232,9 +246,12 @@ class EmotionStream:
         return max(ends) if ends else None
 
     def _ready(self, end_ms: float) -> bool:
-        if self._config.audio and (self._audio_end_ms() is None or self._audio_end_ms() < end_ms):
+        active = self._active()
+        if not active:  # every input has ended: what remains is flush's
             return False
-        if self._config.video and (self._video_end_ms is None or self._video_end_ms < end_ms):
+        if "audio" in active and (self._audio_end_ms() is None or self._audio_end_ms() < end_ms):
+            return False
+        if "video" in active and (self._video_end_ms is None or self._video_end_ms < end_ms):
             return False
         return True
 
@@ -250,20 +267,22 @@ class EmotionStream:
         return results
 
     def flush(self) -> list[EmotionResult]:
-        """End of input: the remaining complete windows, then the last partial one, so the end of
-        the input is never dropped. The stream accepts no input afterwards."""
+        """End of input: every remaining window that holds data, the last one partial, so the end
+        of the input is never dropped (a clip shorter than one window gets exactly one result; a
+        tail shorter than ``_MIN_TAIL_MS`` past the last window gets no window of its own).
+        The stream accepts no input afterwards."""
         self._fix_origin(final=True)
         results = self.poll()
         data_end = self._data_end_ms()
-        if data_end is not None:
-            # One more window when data remains past the last emitted window's end (or nothing
-            # was emitted at all: a clip shorter than one window).
-            last_end = (
-                self._window_start(self._next_window - 1) + self._config.window_ms if self._next_window else None
-            )
-            if last_end is None or data_end > last_end + 1:
-                start = self._window_start(self._next_window)
-                results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
+        while self._origin_ms is not None and data_end is not None:
+            start = self._window_start(self._next_window)
+            if start >= data_end:
+                break
+            if self._next_window:
+                covered = max(start, self._window_start(self._next_window - 1) + self._config.window_ms)
+                if data_end - covered < _MIN_TAIL_MS:
+                    break
+            results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
         self._finished = True
         return results
 
@@ -329,20 +348,27 @@ class EmotionStream:
         visual = np.zeros((t, m.visual_dim), np.float32)
         visual_mask = np.zeros(t, bool)
         face = None
-        frames = [f for f in self._frames if start - self._frame_period_ms <= f.timestamp_ms < end + self._frame_period_ms]
+        # Frames reach the steps as in training (edge_emotion.preprocess): the frame nearest to each
+        # of the window's T_v ticks at the model's frame rate (within one period), then the static
+        # map from ticks to the common steps.
+        period = self._frame_period_ms
+        frames = [f for f in self._frames if start - period <= f.timestamp_ms < end + period]
         if frames:
             timestamps = np.array([f.timestamp_ms for f in frames], np.float64)
-            values = np.stack([f.embedding if f.embedding is not None else np.zeros(m.visual_dim, np.float32)
-                               for f in frames])
             valid = np.array([f.embedding is not None for f in frames])
-            visual, visual_mask = self._aligner.place(timestamps, values, start, self._frame_period_ms, valid)
-            visual_mask &= in_window
-            visual[~visual_mask] = 0.0
+            ticks = start + np.arange(preset.video_frames) * period
+            frame_of_tick, tick_ok = nearest_steps(timestamps, ticks, period)
+            tick_ok &= valid[frame_of_tick] & (ticks < end)
+            tick_idx, step_ok = self._video_index
+            visual_mask = tick_ok[tick_idx] & step_ok & in_window
+            for step in np.flatnonzero(visual_mask):
+                visual[step] = frames[frame_of_tick[tick_idx[step]]].embedding
             inside = [f for f in frames if start <= f.timestamp_ms < end and f.face is not None]
             face = inside[-1].face if inside else None
 
         modalities = tuple(name for name, mask in (("audio", audio_mask), ("video", visual_mask)) if mask.any())
         if not modalities:
+            self._smoothed = None  # after nobody was seen or heard, start afresh
             uniform = {label: 1.0 / len(self._labels) for label in self._labels}
             return EmotionResult(start, end, UNKNOWN_LABEL, uniform, (), face, uniform)
 
@@ -354,8 +380,8 @@ class EmotionStream:
             self._smoothed = probs
         else:
             self._smoothed = self._config.smoothing * self._smoothed + (1 - self._config.smoothing) * probs
-        scores = {label: float(p) for label, p in zip(self._labels, self._smoothed)}
-        raw = {label: float(p) for label, p in zip(self._labels, probs)}
+        scores = {label: float(p) for label, p in zip(self._labels, self._smoothed, strict=True)}
+        raw = {label: float(p) for label, p in zip(self._labels, probs, strict=True)}
         label = self._labels[int(np.argmax(self._smoothed))]
         return EmotionResult(start, end, label, scores, modalities, face, raw)
 

@@ -74,7 +74,9 @@ def main() -> None:
         session = recognizer.live(
             on_result=state.on_result,
             video_source=VideoFileSource(args.video) if media.video else None,
-            audio_source=AudioFileSource(args.video) if media.audio else None,
+            audio_source=AudioFileSource(args.video, sample_rate=recognizer.preset.audio.sample_rate)
+            if media.audio
+            else None,
         )
     else:
         session = recognizer.live(camera=args.camera, mic=args.mic, on_result=state.on_result)

@@ -77,7 +77,7 @@ def test_analyze_equals_a_stream_fed_chunk_by_chunk(recognizer):
     expected = list(recognizer.analyze(SAMPLE))
     media = open_media(SAMPLE)
     frames = list(media.video)
-    chunks = list(AudioFileSource(SAMPLE, chunk_ms=37))  # other chunking than analyze's
+    chunks = list(AudioFileSource(SAMPLE, sample_rate=16000, chunk_ms=37))  # other chunking than analyze
     stream = recognizer.create_stream()
     got: list[EmotionResult] = []
     # Push in an order unlike analyze's: all video of each second, then that second's audio.
@@ -255,7 +255,8 @@ def test_live_session_calls_back_from_a_worker_thread_with_file_backed_sources(r
         done.set()
 
     session = recognizer.live(
-        on_result=on_result, video_source=VideoFileSource(SAMPLE), audio_source=AudioFileSource(SAMPLE)
+        on_result=on_result, video_source=VideoFileSource(SAMPLE),
+        audio_source=AudioFileSource(SAMPLE, sample_rate=16000),
     )
     with session:
         assert session.wait(60)
@@ -269,3 +270,51 @@ def test_live_session_reports_a_missing_camera_at_start(recognizer):
 
     with pytest.raises(DeviceError):
         recognizer.live(camera=7, mic=None).start()
+
+
+def _speech_16k() -> np.ndarray:
+    from edge_emotion.sources import read_audio
+
+    speech, _ = read_audio(SAMPLE, 16000)
+    return speech
+
+
+def test_audio_longer_than_video_is_covered_to_its_end(recognizer):
+    """One modality ending early must not drop the other's later windows."""
+    frames = list(open_media(SAMPLE).video)[:30]  # 1 s of video
+    speech = np.tile(_speech_16k(), 4)  # ~8 s of audio
+    stream = recognizer.create_stream(hop_ms=1000)
+    for f in frames:
+        stream.push_video(f.image, f.timestamp_ms)
+    stream.push_audio(speech, 16000, 0)
+    results = stream.poll() + stream.flush()
+    duration_ms = 1000 * speech.size / 16000
+    assert results[-1].t_end_ms >= duration_ms - 100
+    assert [r.t_start_ms for r in results] == list(range(0, 1000 * len(results), 1000))
+    assert "video" in results[0].modalities and all("video" not in r.modalities for r in results[2:])
+
+
+def test_end_input_lets_windows_complete_on_the_other_modality(recognizer):
+    speech = np.tile(_speech_16k(), 3)
+    stream = recognizer.create_stream(hop_ms=1000)
+    frame = next(iter(open_media(SAMPLE).video))
+    stream.push_video(frame.image, 0)
+    stream.end_input("video")
+    stream.push_audio(speech, 16000, 0)
+    assert len(stream.poll()) >= 2  # no waiting for video that will never come
+    with pytest.raises(InputError):
+        stream.end_input("smell")
+
+
+def test_hop_longer_than_the_window_skips_the_gaps_without_error(recognizer):
+    speech = np.tile(_speech_16k(), 4)
+    stream = recognizer.create_stream(hop_ms=5000, video=False)
+    stream.push_audio(speech, 16000, 0)
+    results = stream.poll() + stream.flush()
+    assert [r.t_start_ms for r in results] == [0, 5000]
+    assert all(r.t_end_ms > r.t_start_ms for r in results)
+
+
+def test_zero_hop_is_refused_not_replaced_by_the_default(bundle):
+    with pytest.raises(InputError):
+        Recognizer.from_bundle(bundle, hop_ms=0)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from edge_emotion.align import Aligner, nearest_steps
+from edge_emotion.align import Aligner
 from edge_emotion.config import PresetConfig, get_preset
 
 from .audio_cnn import AudioCNN
@@ -26,10 +26,9 @@ def video_frame_times_ms(preset: PresetConfig) -> np.ndarray:
 
 
 def video_index(preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The static map from a window's ``T_v`` regularly sampled frames to the common steps."""
-    aligner = Aligner.for_preset(preset)
-    tolerance = max(1000.0 / preset.visual.fps, aligner.step_ms) / 2
-    return nearest_steps(video_frame_times_ms(preset), aligner.centers(0.0), tolerance)
+    """The static map from a window's ``T_v`` regularly sampled frames to the common steps
+    (the SDK's :meth:`~edge_emotion.align.Aligner.video_index`, so training and inference agree)."""
+    return Aligner.for_preset(preset).video_index(preset)
 
 
 class EmotionModel(nn.Module):

@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
             media = open_media(video)
             video_source = VideoFileSource(video) if media.video is not None else None
             if mic is None and media.audio is not None:
-                audio_source = AudioFileSource(video)
+                audio_source = AudioFileSource(video, sample_rate=recognizer.preset.audio.sample_rate)
             if video_source is None and audio_source is None and mic is None:
                 raise fail(f"{video} has neither audio nor video")
         mic_device: int | str | None = None
