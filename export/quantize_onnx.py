@@ -111,6 +111,12 @@ def quantize_graph(
             activation_type=activation,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            # 7-bit weights: on x86 CPUs without VNNI (AVX2 only, like our dev machine), ORT's u8 x s8
+            # kernels add pairs of products in int16 (VPMADDUBSW) and saturate with 8-bit weights.
+            # Measured on the trained edge audio encoder: labels agreeing with FP32 on 59% of real
+            # windows with 8-bit weights (MinMax, Percentile and Entropy calibration alike), 95% with
+            # reduce_range. TensorRT's symmetric mode has no such kernel and keeps 8 bits.
+            reduce_range=not symmetric_activations,
             op_types_to_quantize=list(op_types) if op_types else None,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options=extra,
