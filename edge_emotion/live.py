@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .errors import InputError
 from .results import EmotionResult
 
 if TYPE_CHECKING:
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+_STOP = object()  # a reader's last entry: ``(_STOP, kind)``, that modality has ended
+_PUT_TIMEOUT_S = 0.1  # how often a reader waiting on a full queue checks for stop / a dead worker
 
 
 class LiveSession:
@@ -28,6 +31,12 @@ class LiveSession:
     microphone are opened by :meth:`start`, so a missing device raises
     :class:`~edge_emotion.errors.DeviceError` there, in the caller's thread. :meth:`stop` closes the
     devices, flushes the last partial window and joins the threads; it is idempotent.
+
+    The camera and the microphone are stamped on one capture clock (one ``origin_s``). When one
+    source ends or fails (a file that ended, a camera unplugged), the stream stops waiting for that
+    modality (:meth:`EmotionStream.end_input`) and results go on from the other. Before
+    :meth:`start`, :attr:`running` is False and :meth:`wait` raises
+    :class:`~edge_emotion.errors.InputError`.
     """
 
     def __init__(
@@ -52,6 +61,7 @@ class LiveSession:
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._worker_done = threading.Event()  # set when the worker has returned (or died)
         self._running = False
         self._lock = threading.Lock()
         self.latest_frame: VideoFrame | None = None
@@ -60,38 +70,74 @@ class LiveSession:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _open_sources(self) -> None:
+        """Create the camera / microphone (on one capture clock) and open every source; when one
+        fails, close those already opened and re-raise."""
         preset = self._recognizer.preset
-        if self._video_source is None and self._camera is not None:
-            from .sources import CameraSource
+        origin = time.monotonic()  # one clock for camera and microphone
+        opened: list[Any] = []
+        created: list[str] = []
+        try:
+            if self._video_source is None and self._camera is not None:
+                from .sources import CameraSource
 
-            self._video_source = CameraSource(self._camera, max_fps=preset.visual.fps)
-        if self._audio_source is None and self._mic is not None:
-            from .sources import MicrophoneSource
+                self._video_source = CameraSource(self._camera, max_fps=preset.visual.fps, origin_s=origin)
+                created.append("video")
+                opened.append(self._video_source)
+            if self._audio_source is None and self._mic is not None:
+                from .sources import MicrophoneSource
 
-            self._audio_source = MicrophoneSource(self._mic, sample_rate=preset.audio.sample_rate)
-        for source in (self._video_source, self._audio_source):
-            opener = getattr(source, "open", None)
-            if callable(opener):
-                opener()
+                self._audio_source = MicrophoneSource(self._mic, sample_rate=preset.audio.sample_rate, origin_s=origin)
+                created.append("audio")
+                opened.append(self._audio_source)
+            for source in (self._video_source, self._audio_source):
+                opener = getattr(source, "open", None)
+                if callable(opener):
+                    opener()
+                    if not any(source is o for o in opened):
+                        opened.append(source)
+        except BaseException:
+            self._close_sources(reversed(opened))
+            # a device this session created is created afresh by the next start()
+            if "video" in created:
+                self._video_source = None
+            if "audio" in created:
+                self._audio_source = None
+            raise
+
+    @staticmethod
+    def _close_sources(sources: Iterable) -> None:
+        for source in sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # closing a broken device must not hide what went on
+                    log.warning("closing a source failed: %s", exc)
 
     def start(self) -> LiveSession:
         with self._lock:
             if self._running:
                 return self
             self._open_sources()
-            self._stream = self._recognizer.create_stream(
-                hop_ms=self._hop_ms,
-                smoothing=self._smoothing,
-                audio=self._audio_source is not None,
-                video=self._video_source is not None,
-            )
+            try:
+                self._stream = self._recognizer.create_stream(
+                    hop_ms=self._hop_ms,
+                    smoothing=self._smoothing,
+                    audio=self._audio_source is not None,
+                    video=self._video_source is not None,
+                )
+            except BaseException:
+                self._close_sources((self._video_source, self._audio_source))
+                raise
             self._stopping.clear()
+            self._worker_done.clear()
             self._threads = [threading.Thread(target=self._work, name="edge-emotion-worker", daemon=True)]
             for kind, source in (("video", self._video_source), ("audio", self._audio_source)):
                 if source is not None:
                     self._threads.append(
-                        threading.Thread(target=self._read, args=(kind, source), name=f"edge-emotion-{kind}",
-                                         daemon=True)
+                        threading.Thread(
+                            target=self._read, args=(kind, source), name=f"edge-emotion-{kind}", daemon=True
+                        )
                     )
             self._readers_left = len(self._threads) - 1
             for thread in self._threads:
@@ -104,13 +150,7 @@ class LiveSession:
             if not self._running:
                 return
             self._stopping.set()
-            for source in (self._video_source, self._audio_source):
-                close = getattr(source, "close", None)
-                if callable(close):
-                    try:
-                        close()
-                    except Exception as exc:  # closing a broken device must not hide the stop
-                        log.warning("closing a source failed: %s", exc)
+            self._close_sources((self._video_source, self._audio_source))
             for thread in self._threads[1:]:
                 thread.join(timeout_s)
             self._threads[0].join(timeout_s)
@@ -118,10 +158,15 @@ class LiveSession:
 
     @property
     def running(self) -> bool:
-        return self._running and self._threads[0].is_alive()
+        """True from :meth:`start` until the sources end, the worker fails, or :meth:`stop`
+        (False before :meth:`start`)."""
+        return self._running and bool(self._threads) and self._threads[0].is_alive()
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Block until the sources end (a file-backed source) or :meth:`stop`; True if ended."""
+        """Block until the sources end (a file-backed source) or :meth:`stop`; True if ended.
+        Raises :class:`~edge_emotion.errors.InputError` before :meth:`start`."""
+        if not self._threads:
+            raise InputError("wait() before start(): start the live session first")
         self._threads[0].join(timeout_s)
         return not self._threads[0].is_alive()
 
@@ -132,26 +177,46 @@ class LiveSession:
         self.stop()
 
     # -- threads ------------------------------------------------------------------------------
+    def _put(self, entry: tuple) -> bool:
+        """Queue ``entry`` for the worker; False (entry dropped) once :meth:`stop` was called
+        or the worker is gone, so a reader never blocks for ever on a full queue."""
+        while not (self._stopping.is_set() or self._worker_done.is_set()):
+            try:
+                self._queue.put(entry, timeout=_PUT_TIMEOUT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _read(self, kind: str, source: Iterable) -> None:
         try:
             for item in source:
-                if self._stopping.is_set():
+                if not self._put((kind, item)):
                     break
-                self._queue.put((kind, item))
         except Exception as exc:
             if not self._stopping.is_set():
                 self._report(exc)
         finally:
-            self._queue.put((_STOP, None))
+            self._put((_STOP, kind))
 
     def _work(self) -> None:
         stream = self._stream
         readers = self._readers_left
+        reader_threads = self._threads[1:]
         try:
             while readers:
-                kind, item = self._queue.get()
-                if kind is _STOP:
+                try:
+                    kind, item = self._queue.get(timeout=_PUT_TIMEOUT_S)
+                except queue.Empty:
+                    # after stop() a reader may have dropped its end mark on a full queue
+                    idle = self._queue.empty() and not any(t.is_alive() for t in reader_threads)
+                    if self._stopping.is_set() and idle:
+                        break
+                    continue
+                if kind is _STOP:  # that modality ended: windows complete on the others
                     readers -= 1
+                    stream.end_input(item)
+                    self._deliver(stream.poll())
                     continue
                 try:
                     if kind == "video":
@@ -167,6 +232,7 @@ class LiveSession:
         except Exception as exc:
             self._report(exc)
         finally:
+            self._worker_done.set()
             stream.close()
 
     def _deliver(self, results: list[EmotionResult]) -> None:

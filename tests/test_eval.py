@@ -133,3 +133,86 @@ def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("edge-emotion: error:") for line in err)
     assert "Traceback" not in "".join(err)
+
+
+def _crema_d_root(tmp_path: Path) -> Path:
+    """A one-clip CREMA-D folder: the sample clip carried in tests/data."""
+    root = tmp_path / "crema-d"
+    root.mkdir()
+    sample = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+    (root / "1001_DFA_HAP_XX.flv").write_bytes(sample.read_bytes())
+    return root
+
+
+def _err_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()
+
+
+def test_a_bad_split_file_is_one_line_and_exit_2(checkpoint, tmp_path, capsys):
+    root = _crema_d_root(tmp_path)
+    bad = {
+        "not-json.json": "{not json",
+        "no-keys.json": json.dumps({"protocol": "actor-kfold", "fold": 0}),
+        "a-list.json": "[1, 2, 3]",
+        "not-utf8.json": b"\xff\xfe\x00garbage",
+    }
+    for name, content in bad.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        argv = [
+            "--model",
+            str(checkpoint),
+            "--dataset",
+            "crema-d",
+            "--root",
+            str(root),
+            "--split",
+            str(path),
+            "--json",
+            str(tmp_path / "report.json"),
+        ]
+        assert _eval(argv) == 2, name
+        lines = _err_lines(capsys)
+        assert len(lines) == 1 and lines[0].startswith("edge-emotion: error: split file"), (name, lines)
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_a_split_selects_its_test_part(checkpoint, tmp_path):
+    from edge_emotion.train.splits import Split
+
+    root = _crema_d_root(tmp_path)
+    split = Split("actor-kfold", 0, 5, 0, train=(), val=(), test=("crema-d/1001_DFA_HAP_XX",)).save(tmp_path / "s.json")
+    report_path = tmp_path / "report.json"
+    argv = [
+        "--model",
+        str(checkpoint),
+        "--dataset",
+        "crema-d",
+        "--root",
+        str(root),
+        "--split",
+        str(split),
+        "--json",
+        str(report_path),
+    ]
+    assert _eval(argv) == 0
+    assert json.loads(report_path.read_text())["n"] == 1
+
+
+def test_an_unwritable_report_path_is_one_line_and_exit_2(checkpoint, tmp_path, capsys):
+    root = _crema_d_root(tmp_path)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = [
+        (["--json", str(tmp_path)], "--json"),  # a directory
+        (["--json", str(tmp_path / "r.json"), "--png", str(tmp_path)], "--png"),
+        (["--json", str(a_file / "r.json")], "--json"),  # under a file
+        (["--png", str(a_file / "sub" / "c.png")], "--png"),
+    ]
+    for extra, option in cases:
+        assert _eval(["--model", str(checkpoint), "--dataset", "crema-d", "--root", str(root), *extra]) == 2, extra
+        lines = _err_lines(capsys)
+        assert len(lines) == 1 and lines[0].startswith(f"edge-emotion: error: {option} "), (extra, lines)
+    assert not (tmp_path / "r.json").exists()

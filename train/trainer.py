@@ -103,6 +103,7 @@ class _Augmenter:
     def __init__(self, preset: PresetConfig, config: TrainConfig):
         self.enabled = config.augment
         self.dropout = config.modality_dropout
+        self.stage = config.stage
         self.audio = AudioAugment(preset.audio)
         self.faces = FaceAugment()
 
@@ -114,6 +115,8 @@ class _Augmenter:
                 batch["faces"] = self.faces(batch["faces"])
             if "face" in batch:
                 batch["face"] = self.faces(batch["face"])
+        if self.stage == "audio" and "face_mask" in batch:  # AudioNet masks video: audio is all there is
+            batch["face_mask"] = torch.zeros_like(batch["face_mask"])
         if "audio_mask" in batch and "face_mask" in batch:
             batch["audio_mask"], batch["face_mask"] = modality_dropout(
                 batch["audio_mask"], batch["face_mask"], self.dropout

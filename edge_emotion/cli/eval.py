@@ -8,9 +8,45 @@ lacks, and clips that fail to decode, are counted in the report (``unmapped``, `
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail (one line, exit 2) before any work when ``path`` cannot be written: a directory, under
+    a file, or in a folder this user may not write."""
+    from . import fail
+
+    if path.is_dir():
+        raise fail(f"{what} {path} is a directory; give a file path")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise fail(f"{what} {path} cannot be written: {parent} is not a directory")
+    if not os.access(parent, os.W_OK):
+        raise fail(f"{what} {path} cannot be written: {parent} is not writable")
+
+
+def _load_split(path: Path):
+    """The split of a training run's split.json, or fail (one line, exit 2)."""
+    from ..train.splits import Split
+    from . import fail
+
+    if not path.is_file():
+        raise fail(f"split file {path} does not exist")
+    try:
+        return Split.load(path)
+    except json.JSONDecodeError as exc:
+        raise fail(f"split file {path} is not JSON ({exc.msg}, line {exc.lineno})") from None
+    except KeyError as exc:
+        raise fail(f"split file {path} is not a training run's split.json (no {exc.args[0]!r} key)") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise fail(f"split file {path} is not a training run's split.json ({exc})") from None
+    except OSError as exc:
+        raise fail(f"split file {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -61,14 +97,16 @@ def register(app: typer.Typer) -> None:
                 raise fail(
                     "evaluating a checkpoint needs torch: pip install 'edge-emotion[train]' (or export it to a bundle)"
                 )
+        if png is None:
+            png = json_path.with_suffix(".png") if json_path is not None else Path(f"confusion-{dataset}.png")
+        if json_path is not None:
+            _check_writable(json_path, "--json")
+        _check_writable(png, "--png")
+        test_split = _load_split(split) if split is not None else None
         index = get_dataset(dataset, root)
         samples = list(index.samples)
-        if split is not None:
-            from ..train.splits import Split
-
-            if not split.is_file():
-                raise fail(f"split file {split} does not exist")
-            samples = Split.load(split).part(samples, "test")
+        if test_split is not None:
+            samples = test_split.part(samples, "test")
         if limit is not None and limit > 0:
             from ..train.prepare import limit_samples
 
@@ -80,15 +118,19 @@ def register(app: typer.Typer) -> None:
                 f"no {dataset} sample could be evaluated ({len(result.failed)} failed, "
                 f"{sum(result.unmapped.values())} with labels the model lacks)"
             )
-        if png is None:
-            png = json_path.with_suffix(".png") if json_path is not None else Path(f"confusion-{dataset}.png")
-        write_confusion_png(result, png)
+        try:
+            write_confusion_png(result, png)
+        except OSError as exc:
+            raise fail(f"cannot write the confusion matrix to {png}: {exc.strerror or exc}") from None
         report = result.to_dict()
         report["model"] = str(model)
         report["confusion_png"] = str(png)
         if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(report, indent=1))
+            try:
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(report, indent=1))
+            except OSError as exc:
+                raise fail(f"cannot write the report to {json_path}: {exc.strerror or exc}") from None
         typer.echo(f"{dataset}: n={result.n}  WA {result.weighted_accuracy:.4f}  UA {result.unweighted_accuracy:.4f}")
         for name, row in result.per_class.items():
             if row["support"] or row["precision"]:

@@ -1,0 +1,252 @@
+"""The live session's plumbing with a fake bundle and file-backed or fake sources: one modality
+ending early, a device that fails to open after another opened, the camera and microphone on one
+clock, readers that never block for ever, and calls before start()."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_emotion.errors import DeviceError, InputError
+from edge_emotion.recognizer import Recognizer
+from edge_emotion.sources import AudioChunk, AudioFileSource, VideoFrame, open_media
+
+pytest.importorskip("torch", reason="the fake bundles are exported from a fresh PyTorch model (train extra)")
+pytest.importorskip("onnx", reason="the fake bundles are written with onnx (export extra)")
+
+from fakes import make_bundle  # noqa: E402
+
+SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"  # 2.0 s, face + speech
+HOP_MS = 500
+
+
+@pytest.fixture(scope="module")
+def recognizer(tmp_path_factory) -> Recognizer:
+    bundle = make_bundle(tmp_path_factory.mktemp("live"), preset="edge", seed=0)
+    return Recognizer.from_bundle(bundle, backend="onnxruntime", hop_ms=HOP_MS)
+
+
+def _reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in ("edge-emotion-video", "edge-emotion-audio")]
+
+
+def _wait_for(condition, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+class FakeSource:
+    """An iterable with open() / close() counters; ``fail_open`` makes open() raise DeviceError."""
+
+    def __init__(self, items=(), fail_open: bool = False):
+        self.items = list(items)
+        self.fail_open = fail_open
+        self.opened = self.closed = 0
+
+    def open(self) -> None:
+        if self.fail_open:
+            raise DeviceError("fake device could not be opened")
+        self.opened += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+# -- one modality ends early ------------------------------------------------------------------
+def _long_speech(repeats: int, chunk_ms: int = 100) -> list[AudioChunk]:
+    """The sample's speech (AudioFileSource at 16 kHz) ``repeats`` times over, in ``chunk_ms`` chunks."""
+    pcm = np.concatenate([c.pcm for c in AudioFileSource(SAMPLE, sample_rate=16000)])
+    pcm = np.tile(pcm, repeats)
+    n = 16 * chunk_ms
+    return [AudioChunk(pcm[i : i + n], 16000, i // 16) for i in range(0, pcm.size, n)]
+
+
+def test_audio_goes_on_after_the_video_ends(recognizer):
+    """A camera that stops after a few frames must not stall the microphone: windows past the
+    video's end reach on_result while audio still flows, and the results cover the whole audio."""
+    frames = list(open_media(SAMPLE).video)[:6]  # 0.2 s of video
+    video_end_ms = frames[-1].timestamp_ms + 34
+    chunks = _long_speech(repeats=4)  # ~7.6 s of audio: several 3 s windows at a 500 ms hop
+    audio_end_ms = chunks[-1].end_ms
+    assert audio_end_ms > 2 * recognizer.preset.window_ms
+    mic_open = threading.Event()  # the microphone is still open, delivering nothing more
+
+    def video():
+        yield from (VideoFrame(f.image, f.timestamp_ms) for f in frames)
+
+    def audio():
+        yield from chunks
+        mic_open.wait(60)
+
+    seen: list = []
+    session = recognizer.live(on_result=seen.append, video_source=video(), audio_source=audio())
+    with session:
+        try:
+            # Before the microphone ends (no flush yet), the windows that audio alone completes arrive.
+            assert _wait_for(lambda: any(r.t_start_ms >= video_end_ms for r in seen))
+            assert session.running
+        finally:
+            mic_open.set()
+        assert session.wait(60)
+    assert not session.running
+
+    # The same results as a stream told that video ended, flushed at the end of the audio.
+    with recognizer.create_stream(hop_ms=HOP_MS) as stream:
+        for f in frames:
+            stream.push_video(f.image, f.timestamp_ms)
+        stream.end_input("video")
+        expected = stream.poll()
+        for c in chunks:
+            stream.push_audio(c.pcm, c.sample_rate, c.timestamp_ms)
+            expected += stream.poll()
+        expected += stream.flush()
+    assert [r.to_dict() for r in seen] == [r.to_dict() for r in expected]
+    starts = [r.t_start_ms for r in seen]
+    assert starts == [starts[0] + k * HOP_MS for k in range(len(seen))]
+    assert seen[-1].t_end_ms >= audio_end_ms - HOP_MS  # the tail of the audio is covered
+    assert all("video" not in r.modalities for r in seen if r.t_start_ms >= video_end_ms)
+
+
+def test_a_failing_source_ends_its_modality_and_is_reported(recognizer):
+    """A camera that raises mid-capture: on_error hears of it, and the audio still gets results."""
+    frames = list(open_media(SAMPLE).video)[:3]
+
+    def broken_camera():
+        yield from (VideoFrame(f.image, f.timestamp_ms) for f in frames)
+        raise DeviceError("camera unplugged")
+
+    errors: list[BaseException] = []
+    seen: list = []
+    session = recognizer.live(
+        on_result=seen.append,
+        on_error=errors.append,
+        video_source=broken_camera(),
+        audio_source=AudioFileSource(SAMPLE, sample_rate=16000),
+    )
+    with session:
+        assert session.wait(60)
+    assert [type(e) for e in errors] == [DeviceError]
+    assert seen and seen[-1].t_end_ms >= 1500  # the audio's end (1.9 s) is covered
+
+
+# -- opening ------------------------------------------------------------------------------
+def test_a_source_that_fails_to_open_releases_the_one_already_open(recognizer):
+    video, audio = FakeSource(), FakeSource(fail_open=True)
+    session = recognizer.live(video_source=video, audio_source=audio)
+    with pytest.raises(DeviceError):
+        session.start()
+    assert (video.opened, video.closed) == (1, 1)
+    assert (audio.opened, audio.closed) == (0, 0)  # never opened, so not closed
+    assert not session.running and not _reader_threads()
+
+
+def test_camera_and_microphone_share_one_clock_and_a_failing_mic_closes_the_camera(recognizer, monkeypatch):
+    import edge_emotion.sources as sources
+
+    made: dict[str, object] = {}
+
+    class Camera(FakeSource):
+        def __init__(self, index, max_fps=None, origin_s=None):
+            super().__init__()
+            self.origin_s = origin_s
+            made["camera"] = self
+
+    class Microphone(FakeSource):
+        fail = False
+
+        def __init__(self, device, sample_rate=16000, origin_s=None):
+            super().__init__()
+            self.origin_s = origin_s
+            made["mic"] = self
+            if Microphone.fail:
+                raise DeviceError(f"microphone {device!r} not found")
+
+    monkeypatch.setattr(sources, "CameraSource", Camera)
+    monkeypatch.setattr(sources, "MicrophoneSource", Microphone)
+
+    session = recognizer.live(camera=0, mic="default")
+    with session:
+        assert session.wait(10)  # both fakes are empty
+    camera, mic = made["camera"], made["mic"]
+    assert camera.origin_s is not None and camera.origin_s == mic.origin_s
+    assert camera.closed and mic.closed
+
+    Microphone.fail = True
+    made.clear()
+    session = recognizer.live(camera=0, mic="default")
+    with pytest.raises(DeviceError, match="microphone"):
+        session.start()
+    assert made["camera"].closed == 1
+    assert not session.running
+
+
+# -- readers never block for ever -----------------------------------------------------------
+def _endless_audio(counter: list[int]):
+    pcm = np.zeros(1600, np.float32)
+    k = 0
+    while True:
+        counter[0] += 1
+        yield AudioChunk(pcm, 16000, 100 * k)
+        k += 1
+
+
+def test_a_reader_ends_when_the_worker_dies(recognizer):
+    """An item the worker cannot handle kills it; the reader of an endless source must not then
+    block for ever on the full queue."""
+
+    def bad_camera():
+        while True:
+            yield object()  # no .image: the worker fails on the first one
+
+    errors: list[BaseException] = []
+    session = recognizer.live(mic=None, on_error=errors.append, video_source=bad_camera())
+    session.start()
+    assert session.wait(30)
+    assert _wait_for(lambda: not _reader_threads(), 10)
+    assert len(errors) == 1 and isinstance(errors[0], AttributeError)
+    session.stop()
+
+
+def test_stop_releases_a_reader_blocked_on_a_full_queue(recognizer):
+    entered, release = threading.Event(), threading.Event()
+    produced = [0]
+
+    def on_result(result):
+        entered.set()
+        release.wait(60)  # a slow consumer: the worker stalls, the queue fills
+
+    session = recognizer.live(camera=None, on_result=on_result, audio_source=_endless_audio(produced))
+    session.start()
+    try:
+        assert entered.wait(60)
+        assert _wait_for(session._queue.full)
+        before = produced[0]
+        time.sleep(0.3)
+        assert produced[0] == before  # the reader waits on the full queue
+        session.stop(timeout_s=1.0)  # the worker is still stuck in on_result
+        assert _wait_for(lambda: not _reader_threads(), 5)
+    finally:
+        release.set()
+        session.stop()
+    assert session.wait(60)  # the worker drains what was queued, flushes and ends
+
+
+# -- wrong order ------------------------------------------------------------------------------
+def test_running_and_wait_before_start(recognizer):
+    session = recognizer.live(camera=None, audio_source=AudioFileSource(SAMPLE, sample_rate=16000))
+    assert session.running is False
+    with pytest.raises(InputError, match="start"):
+        session.wait(0)
+    session.stop()  # a stop before start is a no-op
+    assert session.running is False
