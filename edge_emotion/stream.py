@@ -270,7 +270,7 @@ class EmotionStream:
         """End of input: every remaining window that holds data, the last one partial, so the end
         of the input is never dropped (a clip shorter than one window gets exactly one result; a
         tail shorter than ``_MIN_TAIL_MS`` past the last window gets no window of its own).
-        The stream accepts no input afterwards."""
+        The stream accepts no input afterwards and its face detector is released."""
         self._fix_origin(final=True)
         results = self.poll()
         data_end = self._data_end_ms()
@@ -283,7 +283,7 @@ class EmotionStream:
                 if data_end - covered < _MIN_TAIL_MS:
                     break
             results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
-        self._finished = True
+        self.close()  # no more input: release the face detector now, not at garbage collection
         return results
 
     def _emit(self, start: int, end: int) -> EmotionResult:

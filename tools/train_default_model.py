@@ -53,6 +53,17 @@ def edge_emotion(*args: str, log: Path) -> None:
         sys.exit(f"step failed with exit code {proc.returncode}; see {log}")
 
 
+def epoch_seconds(out: Path) -> float:
+    """The summed epoch durations in every run's metrics.csv under ``out``."""
+    import csv
+
+    total = 0.0
+    for path in out.rglob("metrics.csv"):
+        with open(path) as fh:
+            total += sum(float(row["seconds"]) for row in csv.DictReader(fh))
+    return total
+
+
 def read_json(path: Path) -> dict:
     with open(path) as fh:
         return json.load(fh)
@@ -252,7 +263,12 @@ def main() -> None:
         },
         "metrics": metrics,
         "licence": LICENCE_NOTE,
-        "training_seconds": round(time.time() - started),
+        "compute": {
+            "epoch_seconds_sum": round(epoch_seconds(out)),
+            "note": "the summed duration of every training epoch of every run (each run a process; the recipe "
+                    "may run two at once on two cores), without preprocessing, evaluation and export",
+            "this_invocation_seconds": round(time.time() - started),
+        },
     }
     with open(manifest_path, "w") as fh:
         json.dump(manifest, fh, indent=2)
