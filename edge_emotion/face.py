@@ -103,6 +103,16 @@ def observe(
     return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border)
 
 
+def _aligned(frame: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``frame`` whose buffer starts on an ``alignment``-byte boundary:
+    LiteRT otherwise copies the frame again and logs that it did, from native code."""
+    buffer = np.empty(frame.nbytes + alignment, np.uint8)
+    offset = (-buffer.ctypes.data) % alignment
+    out = buffer[offset : offset + frame.nbytes].view(frame.dtype).reshape(frame.shape)
+    out[...] = frame
+    return out
+
+
 class FaceTracker:
     """Finds the primary face in each frame and follows it.
 
@@ -159,7 +169,7 @@ class FaceTracker:
     def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[Any] | None:
         import mediapipe as mp
 
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame_rgb))
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame_rgb))
         if self.running_mode == "image":
             return self._detector.detect(image).detections
         if self.running_mode == "video":
