@@ -104,3 +104,20 @@ def test_run_usage_errors(bundle):
 
 def test_run_missing_camera_is_one_line_and_exit_2(bundle):
     assert_one_line_error(cli("run", "--camera", "7", "--model", str(bundle), "--no-display"), "camera")
+
+
+def test_run_without_model_uses_the_shipped_default_bundle():
+    from edge_emotion.bundle import Bundle
+    from edge_emotion.info import default_bundle_path
+
+    path = default_bundle_path()
+    assert path is not None, "the package ships a default bundle (edge_emotion/models/default)"
+    bundle = Bundle.load(path)  # verifies every file's sha256
+    assert {"onnx", "onnx-int8"} <= set(bundle.formats)
+    sample = Path(__file__).resolve().parents[1] / "edge_emotion" / "assets" / "sample_crema-d_1001_DFA_ANG_XX.flv"
+    proc = cli("run", "--video", str(sample), "--output", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert results and results[0]["modalities"] == ["audio", "video"] and results[0]["face"] is not None
+    assert set(results[0]["scores"]) == set(bundle.labels)
+    assert "default model:" in cli("info").stdout and str(path) in cli("info").stdout
