@@ -7,7 +7,6 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model tests need the 'train' extra (torch)")
 
-from edge_emotion.config import EDGE, PAPER, PRESETS, ModelConfig, PresetConfig  # noqa: E402
 from edge_emotion.train.fusion import (  # noqa: E402
     CrossModalAttention,
     TuckerFusion,
@@ -17,6 +16,8 @@ from edge_emotion.train.fusion import (  # noqa: E402
 )
 from edge_emotion.train.model import build_model  # noqa: E402
 from edge_emotion.train.resnet import ResNet18  # noqa: E402
+
+from edge_emotion.config import EDGE, PAPER, PRESETS, ModelConfig, PresetConfig  # noqa: E402
 
 
 def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -42,7 +43,7 @@ def test_factored_tucker_matches_literal_a1_a2_outputs_and_gradients(n, t, d_a, 
     grads_literal = torch.autograd.grad((literal * weights).sum(), [audio, visual, *layer.parameters()])
 
     assert _relative_error(factored, literal) < 1e-5
-    for name, g_f, g_l in zip(["audio", "visual", "U_T", "U_A", "U_V"], grads_factored, grads_literal):
+    for name, g_f, g_l in zip(["audio", "visual", "U_T", "U_A", "U_V"], grads_factored, grads_literal, strict=True):
         assert _relative_error(g_f, g_l) < 1e-5, name
 
 

@@ -67,7 +67,7 @@ def test_parity_pytorch_model_vs_exported_onnx_through_the_streaming_path(recogn
     onnx_results = list(recognizer.analyze(SAMPLE))
     torch_results = list(Recognizer(TorchModel(fresh_model("edge", seed=3)), hop_ms=500).analyze(SAMPLE))
     assert len(onnx_results) == len(torch_results) >= 1
-    for a, b in zip(onnx_results, torch_results):
+    for a, b in zip(onnx_results, torch_results, strict=True):
         assert (a.t_start_ms, a.t_end_ms, a.modalities) == (b.t_start_ms, b.t_end_ms, b.modalities)
     assert np.abs(_scores(onnx_results) - _scores(torch_results)).max() < 1e-4
     assert [r.label for r in onnx_results] == [r.label for r in torch_results]

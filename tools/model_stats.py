@@ -19,11 +19,11 @@ import statistics
 import time
 
 import torch
+from edge_emotion.train.fusion import TuckerFusion, tucker_fusion_literal, tucker_fusion_materialized
+from edge_emotion.train.model import build_model, count_parameters
 from torch.utils.flop_counter import FlopCounterMode
 
 from edge_emotion.config import PRESETS
-from edge_emotion.train.fusion import TuckerFusion, tucker_fusion_literal, tucker_fusion_materialized
-from edge_emotion.train.model import build_model, count_parameters
 
 
 def module_inputs(model, batch: int = 1) -> dict[str, tuple[torch.Tensor, ...]]:

@@ -29,7 +29,7 @@ class AudioCNN(nn.Module):
         if len(channels) != len(time_pool):
             raise ValueError("channels and time_pool need one entry per block")
         blocks, previous = [], 1
-        for out_channels, pool_time in zip(channels, time_pool):
+        for out_channels, pool_time in zip(channels, time_pool, strict=True):
             blocks.append(_block(previous, out_channels, pool_time))
             previous = out_channels
         self.blocks = nn.Sequential(*blocks)

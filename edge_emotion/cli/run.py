@@ -92,8 +92,8 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for the runtime."),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
-        from . import fail
         from ..recognizer import Recognizer
+        from . import fail
 
         if camera is not None and video is not None:
             raise fail("give either --camera or --video, not both")
