@@ -34,7 +34,7 @@ from edge_emotion.train.model import build_model  # noqa: E402
 from edge_emotion.bundle import Bundle  # noqa: E402
 from edge_emotion.engine import BundleModel  # noqa: E402
 from edge_emotion.errors import InputError, MissingDependencyError  # noqa: E402
-from edge_emotion.formats import FORMATS, FUSION_HEAD, GRAPHS  # noqa: E402
+from edge_emotion.formats import AUDIO_ENCODER, FORMATS, FUSION_HEAD, GRAPHS, VISUAL_ENCODER  # noqa: E402
 from edge_emotion.preprocess import align_encoded  # noqa: E402
 
 TOLERANCE = {"fp32": (1e-4, 1.0), "fp16": (1e-2, 0.95), "int8": (0.25, 0.75)}
@@ -194,17 +194,19 @@ def test_manifest_records_sizes_parity_accuracy_and_versions(bundle_dir):
     json.dumps(bundle.manifest)  # all of it is plain JSON
 
 
-def test_int8_formats_quantize_the_encoders_and_keep_the_fusion_head_fp32(bundle_dir):
+def test_int8_formats_quantize_the_visual_encoder_and_keep_the_rest_fp32(bundle_dir):
     import onnx
 
     bundle = Bundle.load(bundle_dir)
     for graph in GRAPHS:
         ops = {n.op_type for n in onnx.load(str(bundle.graph_path("onnx-int8", graph))).graph.node}
-        assert ("QuantizeLinear" in ops) == (graph != FUSION_HEAD), graph
+        assert ("QuantizeLinear" in ops) == (graph == VISUAL_ENCODER), graph
         ir = bundle.graph_path("openvino-int8", graph).read_text()
-        assert ("FakeQuantize" in ir) == (graph != FUSION_HEAD), graph
-    plan = bundle.format_info("onnx-int8")["quantization"]["graphs"]
-    assert plan[FUSION_HEAD]["quantized"] is False and "slower" in plan[FUSION_HEAD]["reason"]
+        assert ("FakeQuantize" in ir) == (graph == VISUAL_ENCODER), graph
+    for key in ("onnx-int8", "openvino-int8"):
+        plan = bundle.format_info(key)["quantization"]["graphs"]
+        assert plan[FUSION_HEAD]["quantized"] is False and "slower" in plan[FUSION_HEAD]["reason"]
+        assert plan[AUDIO_ENCODER]["quantized"] is False and "once per window" in plan[AUDIO_ENCODER]["reason"]
     sizes = {k: bundle.size_bytes(k) for k in ("onnx", "onnx-int8", "openvino", "openvino-fp16")}
     assert sizes["openvino-fp16"] < sizes["openvino"]
     encoders = lambda k: sum(  # noqa: E731
