@@ -228,12 +228,17 @@ def test_altered_bundle_is_refused(bundle, tmp_path):
     assert_one_line_error(cli("--model", str(copy)), "altered")
 
 
-def test_without_model_and_without_a_shipped_bundle():
-    from edge_emotion.info import default_bundle_path
+def test_without_model_and_without_a_shipped_bundle(monkeypatch, capsys):
+    """An install without the default bundle (this one ships it, so it is hidden in-process)."""
+    import edge_emotion.info
+    from edge_emotion.cli import main
 
-    if default_bundle_path() is not None:
-        pytest.skip("this install ships a default bundle: the error cannot be seen")
-    assert_one_line_error(cli(), "no --model", "default bundle")
+    monkeypatch.setattr(edge_emotion.info, "default_bundle_path", lambda: None)
+    with pytest.raises(SystemExit) as exc:
+        main(["bench"])
+    assert exc.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no --model" in lines[0] and "default bundle" in lines[0], lines
 
 
 # -- the pieces, without workers ---------------------------------------------------------
