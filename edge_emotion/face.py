@@ -103,6 +103,17 @@ def observe(
     return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border)
 
 
+def decode_image(data: bytes) -> np.ndarray | None:
+    """Encoded image bytes (JPEG, PNG, ...) -> ``(H, W) uint8`` grey or ``(H, W, 3) uint8`` RGB, or
+    None when they do not decode. Alpha is dropped."""
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is not None and image.ndim == 3:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    return image
+
+
 def _aligned(frame: np.ndarray, alignment: int = 64) -> np.ndarray:
     """A C-contiguous copy of ``frame`` whose buffer starts on an ``alignment``-byte boundary:
     LiteRT otherwise copies the frame again and logs that it did, from native code."""

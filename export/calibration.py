@@ -125,18 +125,16 @@ def _image_members(root: Path) -> list[tuple[Path, str | None]]:
 
 def _decode_image(path: Path, member: str | None) -> np.ndarray:
     """``(H, W) uint8`` grey or ``(H, W, 3) uint8`` RGB."""
-    import cv2
+    from edge_emotion.face import decode_image
 
     if member is None:
         data = path.read_bytes()
     else:
         with zipfile.ZipFile(path) as archive:
             data = archive.read(member)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = decode_image(data)
     if image is None:
         raise InputError(f"calibration data: cannot decode the image {path}{':' + member if member else ''}")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
     return image
 
 

@@ -194,8 +194,7 @@ def evaluate(
     progress: bool = False,
 ) -> EvalResult:
     """Evaluate ``predictor`` on the corpus ``index`` (or a subset of its ``samples``)."""
-    from edge_emotion.preprocess import preprocess_clip
-
+    from .cache import features_of
     from .fer2013 import read_image
 
     preset = predictor.preset
@@ -222,14 +221,7 @@ def evaluate(
                         )
                     clip = preprocess_face_image(read_image(sample, archive), preset)
                 else:
-                    clip = preprocess_clip(
-                        preset,
-                        video_path=sample.video_path,
-                        audio_path=sample.audio_path,
-                        audio_in_video=sample.audio_in_video,
-                        start_ms=sample.start_ms,
-                        end_ms=sample.end_ms,
-                    )
+                    clip = features_of(sample, preset)
                 probs = predict_clip(predictor, clip)
             except Exception as exc:  # a broken clip is reported, not fatal
                 failed[sample.key] = f"{type(exc).__name__}: {exc}"

@@ -78,7 +78,7 @@ def fer2013(root: Path) -> DatasetIndex:
 
 def read_image(sample: Sample, archive: zipfile.ZipFile | None = None) -> np.ndarray:
     """The sample's face image: ``(H, W) uint8`` grey or ``(H, W, 3) uint8`` RGB."""
-    import cv2
+    from edge_emotion.face import decode_image
 
     if sample.image_path is None:
         raise InputError(f"{sample.key} is not an image sample")
@@ -90,9 +90,7 @@ def read_image(sample: Sample, archive: zipfile.ZipFile | None = None) -> np.nda
                 data = zf.read(sample.member)
     else:
         data = Path(sample.image_path).read_bytes()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = decode_image(data)
     if image is None:
         raise InputError(f"{sample.key}: cannot decode the image")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
     return image
