@@ -63,6 +63,7 @@ class LiveSession:
         self._stopping = threading.Event()
         self._worker_done = threading.Event()  # set when the worker has returned (or died)
         self._running = False
+        self._created: list[str] = []  # the devices ("video", "audio") this session opened itself
         self._lock = threading.Lock()
         self.latest_frame: VideoFrame | None = None
         self.latest_result: EmotionResult | None = None
@@ -75,7 +76,7 @@ class LiveSession:
         preset = self._recognizer.preset
         origin = time.monotonic()  # one clock for camera and microphone
         opened: list[Any] = []
-        created: list[str] = []
+        created = self._created = []
         try:
             if self._video_source is None and self._camera is not None:
                 from .sources import CameraSource
@@ -115,10 +116,16 @@ class LiveSession:
                     log.warning("closing a source failed: %s", exc)
 
     def start(self) -> LiveSession:
+        """Open the sources and start the threads; a no-op while running. After :meth:`stop` (or
+        after the sources ended), the camera and microphone this session opened are opened afresh;
+        sources passed in (``video_source`` / ``audio_source``) are iterated again as they are."""
         with self._lock:
             if self._running:
-                return self
+                if self.running:
+                    return self
+                self._stop_locked(5.0)  # the previous run ended by itself: release it first
             self._open_sources()
+            self._queue = queue.Queue(maxsize=256)
             try:
                 self._stream = self._recognizer.create_stream(
                     hop_ms=self._hop_ms,
@@ -128,6 +135,8 @@ class LiveSession:
                 )
             except BaseException:
                 self._close_sources((self._video_source, self._audio_source))
+                self._video_source = None if "video" in self._created else self._video_source
+                self._audio_source = None if "audio" in self._created else self._audio_source
                 raise
             self._stopping.clear()
             self._worker_done.clear()
@@ -147,14 +156,23 @@ class LiveSession:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         with self._lock:
-            if not self._running:
-                return
-            self._stopping.set()
-            self._close_sources((self._video_source, self._audio_source))
-            for thread in self._threads[1:]:
-                thread.join(timeout_s)
-            self._threads[0].join(timeout_s)
-            self._running = False
+            self._stop_locked(timeout_s)
+
+    def _stop_locked(self, timeout_s: float) -> None:
+        if not self._running:
+            return
+        self._stopping.set()
+        self._close_sources((self._video_source, self._audio_source))
+        for thread in self._threads[1:]:
+            thread.join(timeout_s)
+        self._threads[0].join(timeout_s)
+        self._running = False
+        # a closed device cannot deliver again: the next start() creates the ones this session made
+        if "video" in self._created:
+            self._video_source = None
+        if "audio" in self._created:
+            self._audio_source = None
+        self._created = []
 
     @property
     def running(self) -> bool:

@@ -191,6 +191,36 @@ def test_camera_and_microphone_share_one_clock_and_a_failing_mic_closes_the_came
     assert not session.running
 
 
+def test_start_after_stop_opens_the_devices_afresh(recognizer, monkeypatch):
+    """A closed camera / microphone cannot deliver again: a restarted session creates new ones
+    (and a session whose sources ended by themselves can be started again without stop())."""
+    import edge_emotion.sources as sources
+
+    made: list[FakeSource] = []
+
+    class Device(FakeSource):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(sources, "CameraSource", Device)
+    monkeypatch.setattr(sources, "MicrophoneSource", Device)
+    session = recognizer.live(camera=0, mic="default")
+    session.start()
+    assert session.wait(10)
+    session.stop()
+    first = list(made)
+    assert len(first) == 2 and all(d.closed == 1 for d in first)
+    session.start()  # after stop(): two new devices, the closed ones are not touched again
+    assert session.wait(10)
+    assert len(made) == 4 and all(d.opened == 1 for d in made[2:])
+    assert all((d.opened, d.closed) == (1, 1) for d in first)
+    session.start()  # the sources ended by themselves: start() releases them and opens new ones
+    assert len(made) == 6 and all(d.closed == 1 for d in made[2:4])
+    session.stop()
+    assert all(d.closed == 1 for d in made)
+
+
 # -- readers never block for ever -----------------------------------------------------------
 def _endless_audio(counter: list[int]):
     pcm = np.zeros(1600, np.float32)
