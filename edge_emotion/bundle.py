@@ -204,12 +204,20 @@ class Bundle:
             total += int(entry.get("bytes", 0)) + sum(int(c.get("bytes", 0)) for c in entry.get("companions", ()))
         return total
 
+    def failed_validation(self, format_key: str) -> bool:
+        """True when the parity ``format_key``'s export recorded is out of its precision's bounds
+        (:func:`edge_emotion.validation.check_parity`; no recorded parity is not a failure)."""
+        from .formats import get_format
+        from .validation import check_parity
+
+        return check_parity(self.format_info(format_key), get_format(format_key).precision).passed is False
+
     def best_format(self, runtime: str) -> str | None:
-        """The format this bundle carries that ``runtime`` runs best (``AUTO_ORDER``), or None."""
-        for key in formats_for_runtime(runtime):
-            if key in self.manifest["formats"]:
-                return key
-        return None
+        """The format this bundle carries that ``runtime`` runs best (``AUTO_ORDER``), preferring
+        formats that passed their export validation; None when it carries none that ``runtime`` runs."""
+        keys = [key for key in formats_for_runtime(runtime) if key in self.manifest["formats"]]
+        keys.sort(key=self.failed_validation)  # stable: AUTO_ORDER within passed, then within failed
+        return keys[0] if keys else None
 
 
 __all__ = [

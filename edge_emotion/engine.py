@@ -6,8 +6,11 @@
 ``backend="auto"`` walks :data:`edge_emotion.formats.AUTO_ORDER` and takes the first format the
 bundle carries whose runtime is installed and loads: TensorRT INT8, TensorRT FP16, OpenVINO INT8,
 ONNX Runtime INT8, OpenVINO FP32, OpenVINO FP16, ONNX Runtime FP32, OpenVINO on the FP32 ONNX,
-torch. INT8 comes before FP32 when present (about 2x faster on CPUs, ENVIRONMENT.md). A named
-backend runs the best format it can read (:meth:`Bundle.best_format`), or ``format`` when given.
+torch. INT8 comes before FP32 when present (about 2x faster on CPUs, ENVIRONMENT.md). Formats
+whose export parity failed its bounds (:meth:`Bundle.failed_validation`, what ``bench`` reports as
+"exported but failed validation") are tried only after every format that passed. A named backend
+runs the best format it can read (:meth:`Bundle.best_format`, same preference), or ``format`` when
+given.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tu
     if format_key is not None and format_key not in bundle.formats:
         raise BackendError(f"bundle {bundle.root} has no format {format_key!r}; it has: {', '.join(bundle.formats)}")
     if backend == "auto":  # runtimes are checked lazily by the caller: importing one costs time
-        return [(key, runtime) for key, runtime in AUTO_ORDER if key in bundle.formats and format_key in (None, key)]
+        pairs = [(key, runtime) for key, runtime in AUTO_ORDER if key in bundle.formats and format_key in (None, key)]
+        # a format whose export parity failed its bounds is only a fallback (AUTO_ORDER kept within each group)
+        return sorted(pairs, key=lambda pair: bundle.failed_validation(pair[0]))
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(BACKENDS)}")
     if format_key is not None:

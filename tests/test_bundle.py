@@ -177,6 +177,26 @@ def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
         Bundle.load(bundle_copy)
 
 
+def test_auto_tries_formats_that_failed_their_export_validation_last(bundle_copy):
+    """INT8 comes before FP32 in ``auto`` — unless its recorded parity is out of bounds (what bench
+    reports as "exported but failed validation"): then FP32 is used and INT8 is only a fallback."""
+    onnx_files = {g: bundle_copy / "onnx" / f"{g}.onnx" for g in GRAPHS}
+    parity = {"end_to_end": {"label_agreement": 0.90, "max_abs_diff_logits": 0.5}}
+    add_format(bundle_copy, "onnx-int8", onnx_files, {"parity": parity})
+    bundle = Bundle.load(bundle_copy)
+    assert bundle.failed_validation("onnx-int8") and not bundle.failed_validation("onnx")
+    assert bundle.best_format("onnxruntime") == "onnx"
+    assert BundleModel.from_bundle(bundle_copy).format_key == "onnx"
+    assert BundleModel.from_bundle(bundle_copy, format="onnx-int8").format_key == "onnx-int8"  # still loadable
+
+    manifest_path = bundle_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["formats"]["onnx-int8"]["parity"]["end_to_end"]["label_agreement"] = 0.99
+    manifest_path.write_text(json.dumps(manifest))
+    assert Bundle.load(bundle_copy).best_format("onnxruntime") == "onnx-int8"
+    assert BundleModel.from_bundle(bundle_copy).format_key == "onnx-int8"
+
+
 def test_add_format_checks_its_files(bundle_copy):
     onnx_files = {g: bundle_copy / "onnx" / f"{g}.onnx" for g in GRAPHS}
     with pytest.raises(BundleError, match="needs exactly the graphs"):

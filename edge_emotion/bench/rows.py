@@ -15,11 +15,13 @@ A row's ``status``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..validation import VALIDATION_BOUNDS, Validation, ValidationBounds, check_parity
 
 #: The measured stages, in the order data flows through them. ``face``: MediaPipe detection plus
 #: the crop of one video frame; ``log_mel``: one window's normalised log-mel (numpy); the other
@@ -58,79 +60,6 @@ class StageTiming:
 
     def to_dict(self) -> dict[str, float]:
         return {"p50_ms": self.p50_ms, "p95_ms": self.p95_ms}
-
-
-@dataclass(frozen=True)
-class ValidationBounds:
-    """Parity a format must have shown at export, against the FP32 PyTorch model:
-    ``min_label_agreement`` (fraction of windows whose predicted label agrees) and
-    ``max_abs_diff`` (largest absolute difference of the logits end to end on real windows, or of
-    any graph's output on the random-input parity check)."""
-
-    min_label_agreement: float
-    max_abs_diff: float
-
-
-#: Bounds per precision. Labels must agree on >= 97% of windows for every precision (issue 6's
-#: target); the absolute bound grows with the precision's rounding: FP32 differs from PyTorch
-#: only by kernel order, FP16 weights round at ~1e-3 relative, INT8 encoders at ~1e-2 relative of
-#: logits that span a few units.
-VALIDATION_BOUNDS: dict[str, ValidationBounds] = {
-    "fp32": ValidationBounds(min_label_agreement=0.97, max_abs_diff=1e-3),
-    "fp16": ValidationBounds(min_label_agreement=0.97, max_abs_diff=5e-2),
-    "int8": ValidationBounds(min_label_agreement=0.97, max_abs_diff=1.0),
-}
-
-
-@dataclass(frozen=True)
-class Validation:
-    """The outcome of :func:`check_parity`: ``passed`` None when the export recorded no parity."""
-
-    passed: bool | None
-    note: str
-
-
-def _parity_numbers(parity: Mapping[str, Any]) -> tuple[float | None, float | None, str]:
-    """(label agreement, max abs diff, what they were measured on) from a manifest parity entry."""
-    end_to_end = parity.get("end_to_end")
-    if isinstance(end_to_end, Mapping):
-        return end_to_end.get("label_agreement"), end_to_end.get("max_abs_diff_logits"), "real windows, end to end"
-    graphs = parity.get("graphs") or {}
-    diffs = [g.get("max_abs_diff") for g in graphs.values() if isinstance(g, Mapping)]
-    diffs = [d for d in diffs if d is not None]
-    return parity.get("label_agreement"), (max(diffs) if diffs else None), "random inputs, graph by graph"
-
-
-def check_parity(format_info: Mapping[str, Any], precision: str) -> Validation:
-    """Hold the parity recorded in a format's manifest entry against :data:`VALIDATION_BOUNDS`."""
-    bounds = VALIDATION_BOUNDS[precision]
-    parity = format_info.get("parity")
-    if not isinstance(parity, Mapping) or "status" in parity:
-        reason = parity.get("status") if isinstance(parity, Mapping) else "no parity in the manifest"
-        return Validation(None, f"not validated: {reason}")
-    agreement, diff, inputs = _parity_numbers(parity)
-    if agreement is None and diff is None:
-        return Validation(None, "not validated: the manifest's parity has no label agreement or difference")
-    problems = []
-    if agreement is not None and agreement < bounds.min_label_agreement:
-        problems.append(f"labels agree on {agreement:.1%} < {bounds.min_label_agreement:.0%}")
-    if diff is not None and diff > bounds.max_abs_diff:
-        problems.append(f"max abs diff {diff:.3g} > {bounds.max_abs_diff:g}")
-    measured = ", ".join(
-        part
-        for part in (
-            f"labels agree on {agreement:.1%}" if agreement is not None else "",
-            f"max abs diff {diff:.3g}" if diff is not None else "",
-        )
-        if part
-    )
-    if problems:
-        return Validation(False, f"{'; '.join(problems)} ({precision} bounds, {inputs})")
-    return Validation(
-        True,
-        f"{measured} ({inputs}; {precision} bounds: labels >= "
-        f"{bounds.min_label_agreement:.0%}, max abs diff <= {bounds.max_abs_diff:g})",
-    )
 
 
 @dataclass(frozen=True)
