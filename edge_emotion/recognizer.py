@@ -75,14 +75,16 @@ class Recognizer:
         *,
         device: str | None = None,
         threads: int | None = None,
+        format: str | None = None,  # noqa: A002 - the format key, as on the command line
         **defaults,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
-        runtime backend (``"auto"``: the best one installed for this bundle)."""
+        runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
+        exactly that format of the bundle (e.g. ``"openvino-int8"``) instead of the best one."""
         from .engine import BundleModel
 
         bundle = Bundle.load(Path(path) if path is not None else default_bundle())
-        model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads)
+        model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
         return cls(model, **defaults)
 
     # -- streams -----------------------------------------------------------------------------

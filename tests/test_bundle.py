@@ -24,6 +24,7 @@ from edge_emotion.runtimes import is_available  # noqa: E402
 from fakes import fresh_model, make_bundle  # noqa: E402
 
 from edge_emotion.engine import BundleModel  # noqa: E402
+from edge_emotion.recognizer import Recognizer  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -188,6 +189,7 @@ def test_auto_tries_formats_that_failed_their_export_validation_last(bundle_copy
     assert bundle.best_format("onnxruntime") == "onnx"
     assert BundleModel.from_bundle(bundle_copy).format_key == "onnx"
     assert BundleModel.from_bundle(bundle_copy, format="onnx-int8").format_key == "onnx-int8"  # still loadable
+    assert Recognizer.from_bundle(bundle_copy, format="onnx-int8").model.format_key == "onnx-int8"
 
     manifest_path = bundle_copy / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -67,6 +67,16 @@ def test_run_video_jsonl_lines_follow_the_schema(bundle):
     assert json.loads(lines[0])["modalities"] == ["audio", "video"]
 
 
+def test_run_format_forces_one_format_of_the_bundle(bundle):
+    forced = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--format", "onnx", "--output", "jsonl")
+    assert forced.returncode == 0, forced.stderr
+    default = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--output", "jsonl")
+    assert forced.stdout == default.stdout  # the fake bundle's only format is also the best one
+    assert_one_line_error(
+        cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--format", "onnx-int8"), "no format", "onnx-int8"
+    )
+
+
 def test_run_text_output(bundle):
     proc = cli("run", "--video", str(SAMPLE), "--model", str(bundle))
     assert proc.returncode == 0, proc.stderr

@@ -82,6 +82,10 @@ def register(app: typer.Typer) -> None:
         ),
         model: Path | None = typer.Option(None, "--model", help="A bundle directory (default: the shipped model)."),
         backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, openvino, tensorrt or torch."),
+        format_key: str | None = typer.Option(
+            None, "--format", help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
+            "default: the best one for --backend, see README)."
+        ),
         output: Output = typer.Option(Output.text, "--output", help="text or jsonl (one JSON object per window)."),
         display: bool | None = typer.Option(
             None, "--display/--no-display", help="Show an OpenCV window with the face box and the emotion "
@@ -101,7 +105,7 @@ def register(app: typer.Typer) -> None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
-        recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, hop_ms=hop_ms,
+        recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms,
                                             smoothing=smoothing)
         emit = _printer(output)
         want_display = display if display is not None else (camera is not None and _display_available())
