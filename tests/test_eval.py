@@ -117,6 +117,8 @@ def test_a_bundle_agrees_with_the_checkpoint_of_its_weights(shared_data, tmp_pat
         reports.append(json.loads(path.read_text()))
     assert reports[0]["n"] == reports[1]["n"] == 9
     assert reports[0]["confusion"] == reports[1]["confusion"]
+    assert (reports[0]["format"], reports[0]["runtime"]) == ("onnx", "onnxruntime")  # what produced the numbers
+    assert (reports[1]["format"], reports[1]["runtime"]) == ("checkpoint", "torch")
 
 
 def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys):

@@ -124,6 +124,9 @@ def register(app: typer.Typer) -> None:
             raise fail(f"cannot write the confusion matrix to {png}: {exc.strerror or exc}") from None
         report = result.to_dict()
         report["model"] = str(model)
+        # which graphs produced the numbers: a bundle's format and runtime, or the PyTorch checkpoint
+        report["format"] = getattr(predictor, "format_key", "checkpoint")
+        report["runtime"] = getattr(predictor, "backend_name", "torch")
         report["confusion_png"] = str(png)
         if json_path is not None:
             try:
