@@ -98,12 +98,17 @@ class LiveSession:
                         opened.append(source)
         except BaseException:
             self._close_sources(reversed(opened))
-            # a device this session created is created afresh by the next start()
-            if "video" in created:
-                self._video_source = None
-            if "audio" in created:
-                self._audio_source = None
+            self._forget_created_devices()
             raise
+
+    def _forget_created_devices(self) -> None:
+        """A closed device cannot deliver again: drop the camera / microphone this session created,
+        so the next start() creates them afresh (sources passed in are kept)."""
+        if "video" in self._created:
+            self._video_source = None
+        if "audio" in self._created:
+            self._audio_source = None
+        self._created = []
 
     @staticmethod
     def _close_sources(sources: Iterable) -> None:
@@ -135,8 +140,7 @@ class LiveSession:
                 )
             except BaseException:
                 self._close_sources((self._video_source, self._audio_source))
-                self._video_source = None if "video" in self._created else self._video_source
-                self._audio_source = None if "audio" in self._created else self._audio_source
+                self._forget_created_devices()
                 raise
             self._stopping.clear()
             self._worker_done.clear()
@@ -167,12 +171,7 @@ class LiveSession:
             thread.join(timeout_s)
         self._threads[0].join(timeout_s)
         self._running = False
-        # a closed device cannot deliver again: the next start() creates the ones this session made
-        if "video" in self._created:
-            self._video_source = None
-        if "audio" in self._created:
-            self._audio_source = None
-        self._created = []
+        self._forget_created_devices()
 
     @property
     def running(self) -> bool:

@@ -42,12 +42,17 @@ LICENCE_NOTE = (
 )
 
 
+def _command(args) -> tuple[list[str], str]:
+    """The process to run for ``edge-emotion ARGS`` and the line that logs it."""
+    return [sys.executable, "-m", "edge_emotion", *map(str, args)], f"$ edge-emotion {shlex.join(map(str, args))}"
+
+
 def edge_emotion(*args: str, log: Path) -> None:
-    command = [sys.executable, "-m", "edge_emotion", *map(str, args)]
-    print(f"\n$ edge-emotion {shlex.join(map(str, args))}", flush=True)
+    command, line = _command(args)
+    print(f"\n{line}", flush=True)
     start = time.time()
     with open(log, "a") as fh:
-        fh.write(f"\n$ edge-emotion {shlex.join(map(str, args))}\n")
+        fh.write(f"\n{line}\n")
         fh.flush()
         proc = subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT)
     print(f"  ({time.time() - start:.0f} s, log: {log})", flush=True)
@@ -68,13 +73,12 @@ def edge_emotion_parallel(steps: list[tuple[str, list]], jobs: int, log_dir: Pat
     while pending or running:
         while pending and len(running) < jobs:
             name, args = pending.pop(0)
-            line = f"$ edge-emotion {shlex.join(map(str, args))}"
+            command, line = _command(args)
             print(f"\n{line}\n  (in parallel, {threads} thread(s), log: {log_dir / name}.log)", flush=True)
             fh = open(log_dir / f"{name}.log", "a")
             fh.write(line + "\n")
             fh.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "edge_emotion", *map(str, args)], stdout=fh,
-                                    stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env)
             running.append((name, proc, fh, time.time()))
         time.sleep(2)
         for item in list(running):
@@ -292,6 +296,7 @@ def main() -> None:
         "visual_stage_results": read_json(visual / "results.json"),
     }
     command = "python tools/train_default_model.py " + shlex.join(sys.argv[1:])
+    first_stage_started = min(p.stat().st_mtime for p in out.rglob("split.json"))  # each run writes it first
     manifest_path = bundle / "manifest.json"
     manifest = read_json(manifest_path)
     manifest["name"] = "edge-emotion-default-edge"
@@ -321,7 +326,7 @@ def main() -> None:
                     "evaluation and export; runs that shared the CPU (--jobs) each count their own wall time, so "
                     "with N runs at once on a CPU this sum overstates the CPU time up to N times",
             "this_invocation_seconds": round(time.time() - started),
-            "wall_seconds_since_first_stage": round(time.time() - min(p.stat().st_mtime for p in out.rglob("split.json"))),
+            "wall_seconds_since_first_stage": round(time.time() - first_stage_started),
             "wall_note": "from the first training stage's start (its split.json) to the end of this invocation: the "
                          "recipe's wall time when it ran in one go, longer when it was resumed later",
         },
