@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bundle import Bundle
+from .model.bundle import Bundle
 from .errors import BundleError, InputError
 from .results import EmotionResult
 from .stream import EmotionStream, FusionModel, StreamConfig
@@ -81,7 +81,7 @@ class Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
         exactly that format of the bundle (e.g. ``"openvino-int8"``) instead of the best one."""
-        from .engine import BundleModel
+        from .model.engine import BundleModel
 
         bundle = Bundle.load(Path(path) if path is not None else default_bundle())
         model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
@@ -89,7 +89,7 @@ class Recognizer:
 
     # -- streams -----------------------------------------------------------------------------
     def _face_detector(self, running_mode: str = "video"):
-        from .face import FaceTracker
+        from .frontend.face import FaceTracker
 
         return FaceTracker(self.preset.visual, running_mode=running_mode, select=self.face_select)
 

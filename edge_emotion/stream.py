@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .align import Aligner, nearest_steps
+from .frontend.align import Aligner, nearest_steps
 from .errors import InputError
-from .features import resample, speech_frames, speech_steps, to_mono, window_log_mel
+from .frontend.features import resample, speech_frames, speech_steps, to_mono, window_log_mel
 from .results import UNKNOWN_LABEL, EmotionResult, FaceInfo
 
 if TYPE_CHECKING:
     from .config import PresetConfig
-    from .face import FaceObservation
+    from .frontend.face import FaceObservation
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _MIN_TAIL_MS = 100.0
 
 
 class FusionModel(Protocol):
-    """What a stream needs from a model (``edge_emotion.engine.BundleModel`` provides it)."""
+    """What a stream needs from a model (``edge_emotion.model.engine.BundleModel`` provides it)."""
 
     preset: PresetConfig
     labels: tuple[str, ...]
@@ -195,7 +195,7 @@ class EmotionStream:
         observation = self._faces.detect(frame, timestamp_ms)
         embedding, face = None, None
         if observation.usable:
-            from .face import crop_face
+            from .frontend.face import crop_face
 
             crop = crop_face(frame, observation.bbox, self._preset.visual)
             embedding = self._model.encode_faces(crop[None].astype(np.float32))[0]
@@ -348,7 +348,7 @@ class EmotionStream:
         visual = np.zeros((t, m.visual_dim), np.float32)
         visual_mask = np.zeros(t, bool)
         face = None
-        # Frames reach the steps as in training (edge_emotion.preprocess): the frame nearest to each
+        # Frames reach the steps as in training (edge_emotion.frontend.preprocess): the frame nearest to each
         # of the window's T_v ticks at the model's frame rate (within one period), then the static
         # map from ticks to the common steps.
         period = self._frame_period_ms

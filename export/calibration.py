@@ -4,9 +4,9 @@
 
 - speech: audio files (``.wav``, ``.flac``, ``.mp3``, ``.ogg``) -> one centred model window per
   file, through the SDK's own front end (:func:`edge_emotion.sources.read_audio`,
-  :func:`edge_emotion.features.window_log_mel` and ``window_speech_steps``);
+  :func:`edge_emotion.frontend.features.window_log_mel` and ``window_speech_steps``);
 - faces: face crops, loose (``.jpg``, ``.jpeg``, ``.png``, ``.bmp``) or inside ``.zip`` archives
-  (FER2013's ``train.zip``) -> :func:`edge_emotion.face.face_image_to_input`.
+  (FER2013's ``train.zip``) -> :func:`edge_emotion.frontend.face.face_image_to_input`.
 
 Files are sampled evenly over the sorted list (``max_audio_windows``, ``max_faces``), so a large
 corpus gives a deterministic, class-spread subset. Labels come from the file names when the corpus
@@ -125,7 +125,7 @@ def _image_members(root: Path) -> list[tuple[Path, str | None]]:
 
 def _decode_image(path: Path, member: str | None) -> np.ndarray:
     """``(H, W) uint8`` grey or ``(H, W, 3) uint8`` RGB."""
-    from edge_emotion.face import decode_image
+    from edge_emotion.frontend.face import decode_image
 
     if member is None:
         data = path.read_bytes()
@@ -147,7 +147,7 @@ def _centred_window(pcm: np.ndarray, window_samples: int) -> np.ndarray:
 
 
 def _audio_windows(files: list[Path], preset: PresetConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    from edge_emotion.features import window_log_mel, window_speech_steps
+    from edge_emotion.frontend.features import window_log_mel, window_speech_steps
     from edge_emotion.sources import read_audio
 
     for path in files:
@@ -166,7 +166,7 @@ def load_calibration(
 
     Raises :class:`InputError` when ``directory`` is missing or holds neither audio nor images.
     """
-    from edge_emotion.face import face_image_to_input
+    from edge_emotion.frontend.face import face_image_to_input
 
     root = Path(directory)
     if not root.is_dir():
@@ -227,9 +227,9 @@ def fusion_inputs(
     shows face ``i mod N_v`` on every frame (a still face, with a random quarter of the frames
     undetected) and cycles through the modality patterns both / audio only / video only, so that
     the fusion head is calibrated and checked on the masks it meets in use. Alignment is the
-    SDK's own (:func:`edge_emotion.preprocess.align_encoded`).
+    SDK's own (:func:`edge_emotion.frontend.preprocess.align_encoded`).
     """
-    from edge_emotion.preprocess import align_encoded
+    from edge_emotion.frontend.preprocess import align_encoded
 
     n_a, n_v = len(audio_steps), len(embeddings)
     n = max(n_a, n_v)

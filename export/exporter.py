@@ -1,6 +1,6 @@
 """The export driver: a checkpoint (or a model) -> a bundle with a list of formats.
 
-Driven by the format table (:data:`edge_emotion.formats.FORMATS`): each requested row's
+Driven by the format table (:data:`edge_emotion.model.formats.FORMATS`): each requested row's
 ``exporter`` writes its files from the FP32 ONNX graphs, then every format is checked against the
 FP32 PyTorch model on real windows (:mod:`.parity`) on the first of its runtimes installed here,
 and recorded in the manifest (:func:`~.bundle_writer.add_format`) with its sizes, parity, the
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_emotion.errors import InputError
-from edge_emotion.formats import FORMATS, get_format
+from edge_emotion.model.formats import FORMATS, get_format
 
 from .bundle_writer import add_format, create_bundle, tool_versions
 from .bundle_writer import measure_parity as measure_random_parity

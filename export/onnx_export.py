@@ -2,7 +2,7 @@
 
 Each graph is exported with the TorchScript exporter (``dynamo=False``: the dynamo exporter fixes
 the batch of a batch-1 example and bakes the GRU's length into a Reshape, ENVIRONMENT.md), opset
-17, with the tensor names of :mod:`edge_emotion.formats` and a dynamic batch axis ``N``; then
+17, with the tensor names of :mod:`edge_emotion.model.formats` and a dynamic batch axis ``N``; then
 simplified with onnxsim when it is installed, and checked with ``onnx.checker``.
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edge_emotion.config import PresetConfig
-from edge_emotion.formats import (
+from edge_emotion.model.formats import (
     AUDIO_ENCODER,
     FUSION_HEAD,
     GRAPH_INPUTS,
@@ -45,7 +45,7 @@ def graph_modules(model: EmotionModel) -> dict[str, nn.Module]:
 
 def example_inputs(preset: PresetConfig, batch: int = EXAMPLE_BATCH, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Seeded random inputs for each graph, ``{graph: {input name: float32 array}}``, with the
-    shapes of :func:`~edge_emotion.formats.graph_tensors` and batch ``batch``. The masks are 1/0
+    shapes of :func:`~edge_emotion.model.formats.graph_tensors` and batch ``batch``. The masks are 1/0
     with about a quarter of the steps missing per modality (and never all of them)."""
     rng = np.random.default_rng(seed)
     result: dict[str, dict[str, np.ndarray]] = {}
@@ -169,7 +169,7 @@ def export_onnx_format(
     work_dir: Path,
     **options: Any,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """The ``onnx`` row's exporter (see :class:`~edge_emotion.formats.FormatSpec`): the FP32 graphs
+    """The ``onnx`` row's exporter (see :class:`~edge_emotion.model.formats.FormatSpec`): the FP32 graphs
     are the ONNX export itself, so it returns ``onnx_files`` and what describes them."""
     import onnx
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_emotion.errors import InputError, MissingDependencyError
-from edge_emotion.formats import AUDIO_ENCODER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
+from edge_emotion.model.formats import AUDIO_ENCODER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
 
 from .quantize_onnx import QuantPlan, calibration_batches
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edge_emotion.errors import InputError
-from edge_emotion.formats import AUDIO_ENCODER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER
+from edge_emotion.model.formats import AUDIO_ENCODER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER
 
 logger = logging.getLogger(__name__)
 

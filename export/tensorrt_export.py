@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_emotion.errors import BackendError, InputError, MissingDependencyError
-from edge_emotion.formats import GRAPHS, get_format
+from edge_emotion.model.formats import GRAPHS, get_format
 
 from .quantize_onnx import ORT_INT8_PLAN, calibration_batches, quantize_graph
 

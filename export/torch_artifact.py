@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from edge_emotion.formats import GRAPH_INPUTS, GRAPHS, graph_tensors
+from edge_emotion.model.formats import GRAPH_INPUTS, GRAPHS, graph_tensors
 
 from ..train.model import EmotionModel
 from .onnx_export import EXAMPLE_BATCH, eval_mode, example_inputs, graph_modules
@@ -64,7 +64,7 @@ def export_torch_format(
     work_dir: Path,
     **options: Any,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """The ``torch`` row's exporter (see :class:`~edge_emotion.formats.FormatSpec`)."""
+    """The ``torch`` row's exporter (see :class:`~edge_emotion.model.formats.FormatSpec`)."""
     if format_key != "torch":
         raise ValueError(f"export_torch_format writes the 'torch' format, not {format_key!r}")
     files = export_torch_programs(model, work_dir)

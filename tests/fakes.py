@@ -58,7 +58,7 @@ def make_bundle(
     tmp_path: str | Path, preset: str = "edge", seed: int = 0, formats: tuple[str, ...] = ("onnx",)
 ) -> Path:
     """A real bundle of a fresh model (:func:`fresh_model`) at ``tmp_path/bundle-<preset>-<seed>-<formats>``,
-    with ``formats`` (keys of :data:`edge_emotion.formats.FORMATS`; ``("onnx", "torch")`` adds the
+    with ``formats`` (keys of :data:`edge_emotion.model.formats.FORMATS`; ``("onnx", "torch")`` adds the
     torch reference). Returns the bundle directory, which the caller owns."""
     key = (preset, seed, tuple(formats))
     if key not in _CACHE or not (_CACHE[key] / "manifest.json").is_file():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge_emotion import features as F
-from edge_emotion.align import Aligner, check_increasing, nearest_steps
+from edge_emotion.frontend.align import Aligner, check_increasing, nearest_steps
 from edge_emotion.config import EDGE, PAPER
-from edge_emotion.face import FaceTracker, crop_face
+from edge_emotion.frontend.face import FaceTracker, crop_face
 from edge_emotion.sources import open_media, read_audio
 
 # --- the alignment functions ---------------------------------------------------------------------

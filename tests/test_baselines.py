@@ -85,8 +85,8 @@ def test_hog_and_pixels_on_real_faces(baselines, shared_data):
 
 
 def test_audio_folds_are_the_deep_models(baselines, shared_data):
-    from edge_emotion.train.datasets import get_dataset
-    from edge_emotion.train.splits import make_split
+    from edge_emotion.eval.datasets import get_dataset
+    from edge_emotion.eval.splits import make_split
 
     settings = baselines.audio_split_settings(REPO_ROOT / "configs" / "edge.toml")
     assert (settings["folds"], settings["seed"], settings["val_speakers"]) == (5, 0, 2)

@@ -31,9 +31,9 @@ from edge_emotion.bench import (
     check_parity,
     plan_rows,
 )
-from edge_emotion.bundle import Bundle
+from edge_emotion.model.bundle import Bundle
 from edge_emotion.errors import BackendError, BundleError, InputError
-from edge_emotion.formats import GRAPHS
+from edge_emotion.model.formats import GRAPHS
 
 SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")

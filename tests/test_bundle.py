@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from edge_emotion.bundle import MANIFEST_NAME, Bundle
+from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.errors import BackendError, BundleError
-from edge_emotion.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
+from edge_emotion.model.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
 
 torch = pytest.importorskip("torch", reason="building a bundle needs torch (the 'export' extra)")
 pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
@@ -23,7 +23,7 @@ from edge_emotion.export.onnx_export import example_inputs, torch_outputs  # noq
 from edge_emotion.runtimes import is_available  # noqa: E402
 from fakes import fresh_model, make_bundle  # noqa: E402
 
-from edge_emotion.engine import BundleModel  # noqa: E402
+from edge_emotion.model.engine import BundleModel  # noqa: E402
 from edge_emotion.recognizer import Recognizer  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -306,7 +306,7 @@ def test_backend_choice_errors(bundle_copy):
 
 def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
     code = (
-        "import sys; from edge_emotion.bundle import Bundle; import edge_emotion.formats, edge_emotion.engine;"
+        "import sys; from edge_emotion.model.bundle import Bundle; import edge_emotion.model.formats, edge_emotion.model.engine;"
         f"b = Bundle.load({str(bundle_copy)!r}); assert b.formats == ('onnx',);"
         "heavy = [m for m in ('torch', 'onnx', 'openvino', 'onnxruntime') if m in sys.modules];"
         "assert not heavy, heavy"

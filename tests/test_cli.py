@@ -117,7 +117,7 @@ def test_run_missing_camera_is_one_line_and_exit_2(bundle):
 
 
 def test_run_without_model_uses_the_shipped_default_bundle():
-    from edge_emotion.bundle import Bundle
+    from edge_emotion.model.bundle import Bundle
     from edge_emotion.info import default_bundle_path
 
     path = default_bundle_path()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_emotion.train.datasets import DatasetLayoutError, get_dataset
-from edge_emotion.train.iemocap import parse_evaluation, speaker_of
+from edge_emotion.eval.datasets import DatasetLayoutError, get_dataset
+from edge_emotion.eval.iemocap import parse_evaluation, speaker_of
 
 from edge_emotion.errors import InputError
 
@@ -146,7 +146,7 @@ def test_fer2013_folders_and_zips(shared_data, tmp_path):
     zipped = get_dataset("fer2013", tmp_path / "zipped")
     assert {s.subset for s in zipped.samples} == {"train"} and all(s.member for s in zipped.samples)
 
-    from edge_emotion.train.fer2013 import read_image
+    from edge_emotion.eval.fer2013 import read_image
 
     image = read_image(zipped.samples[0])
     assert image.shape == (48, 48) and image.dtype == np.uint8

@@ -182,7 +182,7 @@ def test_a_bad_split_file_is_one_line_and_exit_2(checkpoint, tmp_path, capsys):
 
 
 def test_a_split_selects_its_test_part(checkpoint, tmp_path):
-    from edge_emotion.train.splits import Split
+    from edge_emotion.eval.splits import Split
 
     root = _crema_d_root(tmp_path)
     split = Split("actor-kfold", 0, 5, 0, train=(), val=(), test=("crema-d/1001_DFA_HAP_XX",)).save(tmp_path / "s.json")

@@ -14,7 +14,7 @@ from edge_emotion.runtimes import is_available  # noqa: E402
 from edge_emotion.train.checkpoint import save_checkpoint  # noqa: E402
 from edge_emotion.train.model import build_model  # noqa: E402
 
-from edge_emotion.bundle import Bundle  # noqa: E402
+from edge_emotion.model.bundle import Bundle  # noqa: E402
 
 
 @dataclass(frozen=True)

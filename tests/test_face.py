@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_emotion.config import EDGE, PAPER
-from edge_emotion.face import FaceObservation, FaceTracker, crop_box, crop_face, face_image_to_input, observe
+from edge_emotion.frontend.face import FaceObservation, FaceTracker, crop_box, crop_face, face_image_to_input, observe
 from edge_emotion.sources import VideoFileSource
 
 FLV = "crema-d_1001_DFA_HAP_XX.flv"

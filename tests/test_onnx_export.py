@@ -1,5 +1,5 @@
 """The FP32 ONNX export of the three graphs (issue 2's acceptance test: each graph, run in ONNX
-Runtime, matches PyTorch within 1e-4) and the graph contract of edge_emotion.formats."""
+Runtime, matches PyTorch within 1e-4) and the graph contract of edge_emotion.model.formats."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is part of the base
 from edge_emotion.export.onnx_export import OPSET, example_inputs, export_onnx, torch_outputs  # noqa: E402
 from fakes import fresh_model  # noqa: E402
 
-from edge_emotion.formats import GRAPH_INPUTS, GRAPH_OUTPUTS, GRAPHS, graph_tensors  # noqa: E402
+from edge_emotion.model.formats import GRAPH_INPUTS, GRAPH_OUTPUTS, GRAPHS, graph_tensors  # noqa: E402
 
 TOLERANCE = 1e-4
 

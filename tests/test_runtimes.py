@@ -19,7 +19,7 @@ from edge_emotion.runtimes.onnxruntime_backend import choose_providers
 from edge_emotion.runtimes.tensorrt_backend import _device_index as trt_device_index
 
 from edge_emotion.errors import BackendError, InputError, MissingDependencyError
-from edge_emotion.formats import GRAPHS, graph_tensors
+from edge_emotion.model.formats import GRAPHS, graph_tensors
 
 pytest.importorskip("torch", reason="building a test bundle needs torch (the 'export' extra)")
 pytest.importorskip("onnx", reason="building a test bundle needs onnx (the 'export' extra)")

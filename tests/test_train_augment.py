@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="augmentation runs in torch (the 'tr
 from edge_emotion.train.augment import AudioAugment, FaceAugment, modality_dropout  # noqa: E402
 
 from edge_emotion.config import EDGE  # noqa: E402
-from edge_emotion.features import window_log_mel  # noqa: E402
+from edge_emotion.frontend.features import window_log_mel  # noqa: E402
 
 
 def _tone_window(hz: float) -> torch.Tensor:

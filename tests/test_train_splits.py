@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from edge_emotion.train.datasets import Sample
-from edge_emotion.train.splits import Split, make_split
+from edge_emotion.eval.datasets import Sample
+from edge_emotion.eval.splits import Split, make_split
 
 from edge_emotion.errors import InputError
 

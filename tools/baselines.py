@@ -6,11 +6,11 @@
 Writes ``OUT/baselines.json`` (everything the model card needs) and prints a table. Parts:
 
 1. **Classical audio** on RAVDESS speech, actors 1-20, with *the deep model's* speaker-independent
-   folds: :func:`edge_emotion.train.splits.make_split` on the ``ravdess-audio`` index with the
+   folds: :func:`edge_emotion.eval.splits.make_split` on the ``ravdess-audio`` index with the
    ``folds``/``seed``/``val_speakers`` of the default recipe (``configs/edge.toml``, stage
    ``audio``; protocol ``actor-kfold``), i.e. the split ``edge-emotion train --stage audio
    --dataset ravdess-audio --fold K`` saves. Features per clip: statistics over its speech frames
-   (the SDK's energy VAD) of the SDK's own log-mel (:func:`edge_emotion.features.log_mel`, the
+   (the SDK's energy VAD) of the SDK's own log-mel (:func:`edge_emotion.frontend.features.log_mel`, the
    ``edge`` preset's front end) and of MFCCs (a DCT-II of that log-mel): mean and std of the
    log-mel bands; mean and std of 40 MFCCs and std of their deltas and delta-deltas. Classifiers:
    standardisation + logistic regression, linear SVM, RBF SVM. Hyper-parameters (and, for the
@@ -67,7 +67,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edge_emotion.config import EDGE, AudioConfig  # noqa: E402
-from edge_emotion.features import log_mel, speech_frames  # noqa: E402
+from edge_emotion.frontend.features import log_mel, speech_frames  # noqa: E402
 from edge_emotion.labels import LabelMapper, canonical  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +94,8 @@ def log(msg: str) -> None:
 
 
 def metrics(y_true, y_pred, labels) -> dict:
-    """WA / UA / per class / confusion as the project reports them (edge_emotion.train.metrics)."""
-    from edge_emotion.train.metrics import classification_result
+    """WA / UA / per class / confusion as the project reports them (edge_emotion.eval.metrics)."""
+    from edge_emotion.eval.metrics import classification_result
 
     return classification_result(list(map(int, y_true)), list(map(int, y_pred)), labels).to_dict()
 
@@ -111,7 +111,7 @@ def mean_std(values) -> dict:
 
 def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` (soundfile, else the SDK's decoder)."""
-    from edge_emotion.features import resample, to_mono
+    from edge_emotion.frontend.features import resample, to_mono
 
     try:
         import soundfile as sf
@@ -201,8 +201,8 @@ def audio_split_settings(train_config: Path) -> dict:
 
 
 def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: int) -> dict:
-    from edge_emotion.train.datasets import get_dataset
-    from edge_emotion.train.splits import make_split
+    from edge_emotion.eval.datasets import get_dataset
+    from edge_emotion.eval.splits import make_split
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import GroupKFold
@@ -308,16 +308,16 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
         "split": {
             **settings,
             "folds_run": folds,
-            "function": "edge_emotion.train.splits.make_split(ravdess-audio samples, 'actor-kfold', fold, "
+            "function": "edge_emotion.eval.splits.make_split(ravdess-audio samples, 'actor-kfold', fold, "
             "folds, seed, val_speakers)",
             "test": "all clips of the fold's test actors",
             "train": "all clips of the other actors (the deep model's train + val speakers)",
         },
         "features": {
-            "front_end": "edge_emotion.features.log_mel with edge_emotion.config.EDGE.audio "
+            "front_end": "edge_emotion.frontend.features.log_mel with edge_emotion.config.EDGE.audio "
             f"({EDGE.audio.n_mels} mels, n_fft {EDGE.audio.n_fft}, win {EDGE.audio.win_length}, "
             f"hop {EDGE.audio.hop_length} at {EDGE.audio.sample_rate} Hz)",
-            "frames": "speech frames of edge_emotion.features.speech_frames "
+            "frames": "speech frames of edge_emotion.frontend.features.speech_frames "
             f"(all frames when fewer than {MIN_SPEECH_FRAMES})",
             "logmel": f"mean and std of each of the {EDGE.audio.n_mels} bands ({blocks['logmel'].shape[1]} values)",
             "mfcc": f"{N_MFCC} MFCCs = scipy.fft.dct(log_mel, type 2, ortho) over the mel axis; mean, std, "
@@ -345,7 +345,7 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
 def load_fer(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """FER2013 via the project's adapter: ``{"train": (images (N, 48, 48) uint8, labels), "test": ...}``
     with labels as indices into :data:`FER_LABELS`; test = the public test."""
-    from edge_emotion.train.fer2013 import fer2013, read_image
+    from edge_emotion.eval.fer2013 import fer2013, read_image
 
     index = fer2013(data / "fer2013")
     mapper = LabelMapper(FER_LABELS)
@@ -611,9 +611,9 @@ def _graph_files(path: Path) -> list[Path]:
 
 
 def run_ours(bundle_dir: Path, fer: dict, threads: int, runs: int, format_key: str | None, batch: int = 256) -> dict:
-    from edge_emotion.engine import BundleModel
-    from edge_emotion.face import face_image_to_input
-    from edge_emotion.formats import FUSION_HEAD, VISUAL_ENCODER
+    from edge_emotion.model.engine import BundleModel
+    from edge_emotion.frontend.face import face_image_to_input
+    from edge_emotion.model.formats import FUSION_HEAD, VISUAL_ENCODER
 
     model = BundleModel.from_bundle(bundle_dir, threads=threads, format=format_key)
     preset = model.preset
@@ -665,7 +665,7 @@ def run_ours(bundle_dir: Path, fer: dict, threads: int, runs: int, format_key: s
         "labels_fer_lacks": extra,
         "fer_labels_model_lacks": missing,
         "provenance_training_data": model.bundle.provenance.get("training_data"),
-        "preprocessing": "edge_emotion.face.face_image_to_input(image, preset.visual) on the 48x48 image",
+        "preprocessing": "edge_emotion.frontend.face.face_image_to_input(image, preset.visual) on the 48x48 image",
         "scoring": "encode_faces, then fuse with the embedding on all steps (visual_mask 1, audio zeros, "
         "audio_mask 0); "
         "wa/ua: argmax over all our labels (a label FER lacks counts as wrong, as edge-emotion eval does); "

@@ -54,7 +54,7 @@ def default_data_root() -> Path | None:
 
 def local_formats() -> list[str]:
     """The format table's rows this machine can export (the torch reference left out)."""
-    from edge_emotion.formats import FORMATS
+    from edge_emotion.model.formats import FORMATS
 
     return [k for k, spec in FORMATS.items() if spec.exportable_here and spec.layout != "torch-export"]
 
@@ -112,8 +112,8 @@ def held_out_agreement(model, bundle_dir: Path, keys: list[str], held_out, threa
     from edge_emotion.export.exporter import parity_runtime
     from edge_emotion.export.parity import measure_parity
 
-    from edge_emotion.bundle import Bundle
-    from edge_emotion.formats import GRAPHS
+    from edge_emotion.model.bundle import Bundle
+    from edge_emotion.model.formats import GRAPHS
 
     bundle = Bundle.load(bundle_dir)
     report = {}

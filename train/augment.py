@@ -59,7 +59,7 @@ class FaceAugmentConfig:
 
 def _mel_band_hz(config: AudioConfig) -> np.ndarray:
     """``(n_mels,) float64``: the centre frequency of each mel band (the preset's mel scale)."""
-    from edge_emotion.features import _hz_to_mel, _mel_to_hz
+    from edge_emotion.frontend.features import _hz_to_mel, _mel_to_hz
 
     htk = config.mel_scale == "htk"
     mels = np.linspace(_hz_to_mel(config.f_min, htk), _hz_to_mel(config.f_max, htk), config.n_mels + 2)

@@ -1,6 +1,6 @@
 """The preprocessing cache: each clip decoded, face-tracked and turned into model windows once.
 
-``build_cache(samples, preset, cache_dir, workers=N)`` runs :func:`edge_emotion.preprocess.
+``build_cache(samples, preset, cache_dir, workers=N)`` runs :func:`edge_emotion.frontend.preprocess.
 preprocess_clip` (the SDK's own functions) over the samples in ``N`` processes with a progress bar
 and writes one ``.npz`` per clip under ``cache_dir/<preset tag>/<dataset>/``. The preset tag is the
 preset's name plus a hash of every parameter that changes preprocessing (audio, visual, T, hop), so
@@ -10,10 +10,10 @@ when its source file's size or modification time changed.
 A clip file holds ``log_mel (W, n_mels, n_frames) float32``, ``speech (W, T) bool``,
 ``window_start_ms (W,) int64``, ``faces (F, 3, S, S) float16`` (normalised crops; float16 halves the
 disk and memory, ~1e-3 relative error on values within a few units), ``face_mask (F,) bool`` and
-the scalars of :class:`~edge_emotion.preprocess.ClipFeatures`.
+the scalars of :class:`~edge_emotion.frontend.preprocess.ClipFeatures`.
 
 Face images (FER2013) are cached differently: all images of a sample list go into one ``.npy``
-array ``(N, C, S, S) float16`` of :func:`edge_emotion.face.face_image_to_input` outputs (``C = 1``
+array ``(N, C, S, S) float16`` of :func:`edge_emotion.frontend.face.face_image_to_input` outputs (``C = 1``
 for grayscale presets, whose three channels are equal), memory-mapped when read.
 """
 
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_emotion.config import PresetConfig
-from edge_emotion.preprocess import ClipFeatures, preprocess_clip
+from edge_emotion.frontend.preprocess import ClipFeatures
 
-from .datasets import Sample
+from edge_emotion.eval.datasets import Sample, features_of
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,6 @@ def clip_path(cache_dir: Path, preset: PresetConfig, sample: Sample) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", local)[-80:]
     digest = hashlib.sha1(sample.key.encode()).hexdigest()[:8]
     return Path(cache_dir) / preset_tag(preset) / sample.dataset / f"{safe}-{digest}.npz"
-
-
-def features_of(sample: Sample, preset: PresetConfig) -> ClipFeatures:
-    """Preprocess one (clip) sample with the SDK's functions."""
-    return preprocess_clip(
-        preset,
-        video_path=sample.video_path,
-        audio_path=sample.audio_path,
-        audio_in_video=sample.audio_in_video,
-        start_ms=sample.start_ms,
-        end_ms=sample.end_ms,
-    )
 
 
 def save_clip(path: Path, features: ClipFeatures, stamp: str) -> None:
@@ -197,9 +185,9 @@ def build_image_cache(
 ) -> np.ndarray:
     """Face-image samples -> ``(N, C, S, S) float16`` model inputs in sample order (memory-mapped
     from ``cache_dir``; computed on the first call)."""
-    from edge_emotion.face import face_image_to_input
+    from edge_emotion.frontend.face import face_image_to_input
 
-    from .fer2013 import read_image
+    from edge_emotion.eval.fer2013 import read_image
 
     images = [s for s in samples if s.image_path is not None]
     digest = hashlib.sha1("\n".join(s.key for s in images).encode()).hexdigest()[:12]
@@ -237,7 +225,6 @@ def build_image_cache(
 __all__ = [
     "preset_tag",
     "clip_path",
-    "features_of",
     "save_clip",
     "load_clip",
     "build_cache",

@@ -3,7 +3,7 @@
 The three modules are the three exported graphs and the SDK's streaming boundaries (DESIGN.md,
 principle 1). For training, :class:`EmotionModel` composes them with the SDK's own alignment:
 the static maps from audio-encoder steps and from video frames to the common T steps come from
-:mod:`edge_emotion.align`, computed once per preset.
+:mod:`edge_emotion.frontend.align`, computed once per preset.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from edge_emotion.align import Aligner
+from edge_emotion.frontend.align import Aligner
 from edge_emotion.config import PresetConfig, get_preset
 
 from .audio_cnn import AudioCNN
@@ -27,7 +27,7 @@ def video_frame_times_ms(preset: PresetConfig) -> np.ndarray:
 
 def video_index(preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
     """The static map from a window's ``T_v`` regularly sampled frames to the common steps
-    (the SDK's :meth:`~edge_emotion.align.Aligner.video_index`, so training and inference agree)."""
+    (the SDK's :meth:`~edge_emotion.frontend.align.Aligner.video_index`, so training and inference agree)."""
     return Aligner.for_preset(preset).video_index(preset)
 
 

@@ -23,10 +23,10 @@ from edge_emotion.labels import LabelMapper
 from .cache import build_cache, build_image_cache
 from .config import TrainConfig
 from .data import FaceImageDataset, FusionMixDataset, WindowDataset, window_refs
-from .datasets import DatasetLayoutError, Sample, get_dataset
+from edge_emotion.eval.datasets import DatasetLayoutError, Sample, get_dataset, limit_samples
 from .distributed import DistContext, barrier
 from .model import EmotionModel
-from .splits import Split, make_split
+from edge_emotion.eval.splits import Split, make_split
 from .stages import StageData, drop_empty, encode_faces, encode_windows
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,6 @@ class PreparedData:
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {label: count}
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {reason: count}
     failed: dict[str, str] = field(default_factory=dict)  # sample key -> preprocessing error
-
-
-def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
-    """At most ``limit`` samples, spread evenly over the (sorted) list so that labels and speakers
-    stay mixed."""
-    if limit <= 0 or len(samples) <= limit:
-        return list(samples)
-    picks = np.linspace(0, len(samples) - 1, limit).round().astype(int)
-    return [samples[i] for i in sorted(set(picks.tolist()))]
 
 
 def index_corpora(
@@ -194,4 +185,4 @@ def stage_data(
     return StageData(sets["train"], sets["val"], sets["test"], notes)
 
 
-__all__ = ["PreparedData", "prepare", "stage_data", "limit_samples", "index_corpora"]
+__all__ = ["PreparedData", "prepare", "stage_data", "index_corpora"]

@@ -124,7 +124,7 @@ def load_clip(path: str | Path, preset: PresetConfig) -> ClipInputs:
 def face_input(clip: ClipInputs, preset: PresetConfig) -> np.ndarray:
     """``(1, 3, S, S) float32``: the first face found in the clip's frames, cropped as the SDK
     crops it; the central square of the first frame when no face is found; zeros without video."""
-    from ..face import FaceTracker, crop_face
+    from ..frontend.face import FaceTracker, crop_face
 
     s = preset.visual.crop_size
     if not clip.frames:
@@ -141,15 +141,15 @@ def face_input(clip: ClipInputs, preset: PresetConfig) -> np.ndarray:
 
 def audio_window(clip: ClipInputs, preset: PresetConfig) -> np.ndarray:
     """``(window_samples,) float32``: the clip's first window of audio (zero-padded)."""
-    from ..features import fit_window
+    from ..frontend.features import fit_window
 
     return fit_window(clip.pcm, preset.audio)
 
 
 def measure_front_end(spec: WorkerSpec, preset: PresetConfig, result: dict[str, Any]) -> None:
     """Face detection + crop per frame, and one window's log-mel; into ``result["stages"]``."""
-    from ..face import FaceTracker, crop_face
-    from ..features import window_log_mel
+    from ..frontend.face import FaceTracker, crop_face
+    from ..frontend.features import window_log_mel
 
     clip = load_clip(spec.clip, preset)
     if clip.frames:
@@ -179,9 +179,9 @@ def _spread(items: list, limit: int | None) -> list:
 
 def measure_metric(model, spec: WorkerSpec) -> tuple[float | None, dict[str, Any]]:
     """Weighted accuracy of ``model`` on ``spec.data`` through ``edge-emotion eval``'s own loop
-    (:func:`edge_emotion.train.evaluate.evaluate`: numpy only, no torch)."""
-    from ..train.datasets import get_dataset
-    from ..train.evaluate import evaluate
+    (:func:`edge_emotion.eval.evaluate.evaluate`: numpy only, no torch)."""
+    from ..eval.datasets import get_dataset
+    from ..eval.evaluate import evaluate
 
     index = get_dataset(spec.dataset, spec.data)
     samples = _spread(list(index.samples), spec.data_limit)
@@ -195,7 +195,7 @@ def measure_metric(model, spec: WorkerSpec) -> tuple[float | None, dict[str, Any
         "n_failed": len(result.failed),
         "n_unmapped": int(sum(result.unmapped.values())),
         "clip_prediction": result.clip_prediction,
-        "evaluated_by": "edge_emotion.train.evaluate.evaluate (as edge-emotion eval)",
+        "evaluated_by": "edge_emotion.eval.evaluate.evaluate (as edge-emotion eval)",
     }
     return (float(result.weighted_accuracy) if result.n else None), info
 
@@ -209,9 +209,9 @@ def _analyze_s(recognizer, clip_path: str) -> float:
 
 def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     """Load the format on the runtime and measure it; fills ``result`` as it goes."""
-    from ..bundle import Bundle
-    from ..engine import BundleModel
-    from ..preprocess import align_encoded
+    from ..model.bundle import Bundle
+    from ..model.engine import BundleModel
+    from ..frontend.preprocess import align_encoded
     from ..recognizer import Recognizer
 
     bundle = Bundle.load(spec.bundle)
@@ -222,7 +222,7 @@ def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     result["phase"] = "inputs"
     clip = load_clip(spec.clip, preset)
     faces = face_input(clip, preset)
-    from ..features import window_log_mel
+    from ..frontend.features import window_log_mel
 
     log_mel = window_log_mel(audio_window(clip, preset), preset.audio)[None, None]
     result["phase"] = "visual encoder"
@@ -259,7 +259,7 @@ def run(spec: WorkerSpec) -> dict[str, Any]:
     result: dict[str, Any] = {"stages": {}}
     try:
         if spec.mode == "front_end":
-            from ..bundle import Bundle
+            from ..model.bundle import Bundle
 
             measure_front_end(spec, Bundle.load(spec.bundle, verify=False).preset, result)
         else:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import VALIDATION_BOUNDS, Validation, ValidationBounds, check_parity
+from ..model.validation import VALIDATION_BOUNDS, Validation, ValidationBounds, check_parity
 
 #: The measured stages, in the order data flows through them. ``face``: MediaPipe detection plus
 #: the crop of one video frame; ``log_mel``: one window's normalised log-mel (numpy); the other

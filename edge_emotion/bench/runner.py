@@ -1,7 +1,7 @@
 """Plan and run a bench: which (format, runtime) rows a bundle gives, one fresh worker process per
 row (:mod:`.measure`), and the rows' statuses.
 
-Rows come from the format table (:data:`edge_emotion.formats.FORMATS`): every format the bundle
+Rows come from the format table (:data:`edge_emotion.model.formats.FORMATS`): every format the bundle
 carries, on every runtime its row lists (``backend="auto"``) or on the one named. The front-end
 stages (face, log-mel) do not depend on the runtime: they are measured once per bench, in a
 worker of their own, and the same numbers appear in every row that ran.
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bundle import Bundle
+from ..model.bundle import Bundle
 from ..errors import BackendError, BundleError, InputError
-from ..formats import FORMATS
+from ..model.formats import FORMATS
 from .measure import WorkerSpec
 from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, BenchRow, StageTiming, check_parity
 
@@ -188,7 +188,7 @@ def run_bench(
         raise InputError("no default benchmark clip in this install: pass --clip PATH (a video with a face and speech)")
     open_media(clip)  # a missing or corrupt clip is bad input, not a failed row
     if config.data is not None:
-        from ..train.datasets import get_dataset
+        from ..eval.datasets import get_dataset
 
         get_dataset(config.dataset, config.data)  # an unknown name or an empty root fails here
     pairs = plan_rows(bundle, backend, config.formats)

@@ -32,7 +32,7 @@ def _check_writable(path: Path, what: str) -> None:
 
 def _load_split(path: Path):
     """The split of a training run's split.json, or fail (one line, exit 2)."""
-    from ..train.splits import Split
+    from ..eval.splits import Split
     from . import fail
 
     if not path.is_file():
@@ -78,10 +78,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate a model on a corpus: WA, UA, per-class P/R/F1 and a confusion-matrix PNG."""
         from ..info import default_bundle_path
-        from ..train.datasets import get_dataset
-        from ..train.evaluate import evaluate, load_predictor, write_confusion_png
+        from ..eval.datasets import get_dataset, limit_samples
+        from ..eval.evaluate import evaluate, load_predictor, write_confusion_png
         from . import fail
 
+        if limit is not None and limit <= 0:
+            raise fail(f"--limit must be a positive number of samples, got {limit}")
         if model is None:
             model = default_bundle_path()
             if model is None:
@@ -107,11 +109,14 @@ def register(app: typer.Typer) -> None:
         samples = list(index.samples)
         if test_split is not None:
             samples = test_split.part(samples, "test")
-        if limit is not None and limit > 0:
-            from ..train.prepare import limit_samples
-
+        if limit is not None:
             samples = limit_samples(samples, limit)
-        predictor = load_predictor(model, backend)
+        if model.is_file():  # a training checkpoint: the one path of eval that needs the train extra (torch)
+            from ..train.predictor import TorchPredictor
+
+            predictor = TorchPredictor(model)
+        else:
+            predictor = load_predictor(model, backend)
         result = evaluate(predictor, index, samples, progress=progress)
         if result.n == 0:
             raise fail(

@@ -1,6 +1,6 @@
 """``edge-emotion export --checkpoint CKPT --format onnx|openvino|tensorrt [--fp16] [--int8 --calib DIR] --out BUNDLE``.
 
-The choices come from the format table (:data:`edge_emotion.formats.FORMATS`); the work is
+The choices come from the format table (:data:`edge_emotion.model.formats.FORMATS`); the work is
 :func:`edge_emotion.export.exporter.export_checkpoint`. Needs the ``export`` extra (torch, onnx,
 openvino, nncf); ``--format tensorrt`` runs on the target GPU, where TensorRT is installed.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from ..bundle import read_manifest
+from ..model.bundle import read_manifest
 from ..errors import EdgeEmotionError
 
 

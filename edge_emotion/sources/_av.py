@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from ..features import to_mono
+from ..frontend.features import to_mono
 
 log = logging.getLogger(__name__)
 

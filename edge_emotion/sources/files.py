@@ -106,7 +106,7 @@ class AudioFileSource:
     """The first audio stream of a file as mono :class:`AudioChunk` s of ``chunk_ms`` (the last may
     be shorter), resampled to ``sample_rate`` (None: the stream's rate).
 
-    Mixdown is the mean of the channels (:func:`~edge_emotion.features.to_mono`); resampling is
+    Mixdown is the mean of the channels (:func:`~edge_emotion.frontend.features.to_mono`); resampling is
     FFmpeg's swresample, a streaming windowed-sinc polyphase filter. A chunk's ``timestamp_ms`` is
     the pts of the decoded audio it starts in plus the samples before it; a gap in the pts (more
     than :data:`AUDIO_GAP_MS`) ends the chunk in progress early and restarts there, so gaps stay gaps.

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeviceError, MissingDependencyError
-from ..features import to_mono
+from ..frontend.features import to_mono
 from ._av import MonoResampler
 from .clock import CaptureClock
 from .frames import AudioChunk

@@ -1,5 +1,5 @@
 """Dataset adapters: a corpus on disk -> a list of :class:`Sample` (what to read, its label, its
-speaker). No torch and no decoding here; :mod:`edge_emotion.preprocess` turns a sample into model
+speaker). No torch and no decoding here; :mod:`edge_emotion.frontend.preprocess` turns a sample into model
 inputs and :mod:`.cache` stores them.
 
 Each adapter accepts the official release's layout *and* any layout that keeps the official file
@@ -28,8 +28,13 @@ import importlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_emotion.errors import InputError
+
+if TYPE_CHECKING:
+    from edge_emotion.config import PresetConfig
+    from edge_emotion.frontend.preprocess import ClipFeatures
 
 
 class DatasetLayoutError(InputError):
@@ -95,7 +100,7 @@ class DatasetIndex:
         return dict(sorted(Counter(s.label for s in self.samples).items()))
 
 
-# name -> (module under edge_emotion.train, function)
+# name -> (module under edge_emotion.eval, function)
 ADAPTERS: dict[str, tuple[str, str]] = {
     "ravdess": ("ravdess", "ravdess_av"),
     "ravdess-audio": ("ravdess", "ravdess_audio"),
@@ -135,6 +140,33 @@ def require(samples: list[Sample], name: str, root: Path, expected: str) -> None
         raise DatasetLayoutError(f"{name}: no samples under {root}; expected {expected}")
 
 
+
+
+def features_of(sample: Sample, preset: PresetConfig) -> ClipFeatures:
+    """Preprocess one (clip) sample with the front end's functions (training's cache and
+    evaluation both call this)."""
+    from edge_emotion.frontend.preprocess import preprocess_clip
+
+    return preprocess_clip(
+        preset,
+        video_path=sample.video_path,
+        audio_path=sample.audio_path,
+        audio_in_video=sample.audio_in_video,
+        start_ms=sample.start_ms,
+        end_ms=sample.end_ms,
+    )
+
+
+def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
+    """At most ``limit`` samples, spread evenly over the (sorted) list so that labels and speakers
+    stay mixed; ``limit <= 0``: all of them (the training config's "no limit")."""
+    import numpy as np
+
+    if limit <= 0 or len(samples) <= limit:
+        return list(samples)
+    picks = np.linspace(0, len(samples) - 1, limit).round().astype(int)
+    return [samples[i] for i in sorted(set(picks.tolist()))]
+
 __all__ = [
     "Sample",
     "DatasetIndex",
@@ -143,4 +175,6 @@ __all__ = [
     "DATASET_NAMES",
     "get_dataset",
     "find_files",
+    "features_of",
+    "limit_samples",
 ]

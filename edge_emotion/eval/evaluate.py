@@ -2,12 +2,12 @@
 
 One loop for both kinds of model, through a small predictor protocol (:class:`Predictor`):
 ``encode_faces``, ``encode_audio`` and ``fuse`` — the three graphs of DESIGN.md, principle 1. A
-bundle is run by :class:`edge_emotion.engine.BundleModel` (no torch); a checkpoint by
-:class:`TorchPredictor` (torch, imported only then). Encoder outputs are aligned onto the common
-steps by :func:`edge_emotion.preprocess.align_encoded`, the numpy twin of
+bundle is run by :class:`edge_emotion.model.engine.BundleModel` (no torch); a checkpoint by
+``edge_emotion.train.predictor.TorchPredictor`` (torch; this layer never imports it). Encoder outputs are aligned onto the common
+steps by :func:`edge_emotion.frontend.preprocess.align_encoded`, the numpy twin of
 ``EmotionModel.forward_features``.
 
-Each clip is preprocessed with the SDK's functions (:mod:`edge_emotion.preprocess`) into windows;
+Each clip is preprocessed with the SDK's functions (:mod:`edge_emotion.frontend.preprocess`) into windows;
 **the clip's prediction is the mean of the softmax over its windows** (argmax of the mean). Modes:
 
 - AV corpora (``ravdess``, ``crema-d``, ``iemocap``): audio and video as the clip has them;
@@ -33,9 +33,9 @@ import numpy as np
 
 from edge_emotion.config import PresetConfig
 from edge_emotion.labels import LabelMapper
-from edge_emotion.preprocess import ClipFeatures, align_encoded, preprocess_face_image
+from edge_emotion.frontend.preprocess import ClipFeatures, align_encoded, preprocess_face_image
 
-from .datasets import DatasetIndex, Sample
+from .datasets import DatasetIndex, Sample, features_of
 from .metrics import classification_result, plot_confusion
 
 log = logging.getLogger(__name__)
@@ -62,55 +62,17 @@ class Predictor(Protocol):
         """Aligned ``(N, T, D_a)``, ``(N, T, D_v)``, masks ``(N, T)`` -> logits ``(N, C)``."""
 
 
-class TorchPredictor:
-    """A training checkpoint run with torch, behind the :class:`Predictor` protocol."""
-
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        import torch
-
-        from .checkpoint import load_model
-
-        self._torch = torch
-        self.device = torch.device(device)
-        self.model = load_model(checkpoint, map_location=self.device).to(self.device)
-
-    @property
-    def preset(self) -> PresetConfig:
-        return self.model.preset
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.model.preset.labels
-
-    def _run(self, fn, *arrays: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.no_grad():
-            out = fn(*(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device) for a in arrays))
-        return out.float().cpu().numpy()
-
-    def encode_faces(self, faces: np.ndarray) -> np.ndarray:
-        return self._run(self.model.visual, faces)
-
-    def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
-        return self._run(self.model.audio, log_mel)
-
-    def fuse(self, audio, visual, audio_mask, visual_mask) -> np.ndarray:
-        return self._run(self.model.fusion, audio, visual, audio_mask, visual_mask)
-
-
 def load_predictor(model: str | Path, backend: str = "auto") -> Predictor:
-    """A checkpoint (``.pt`` file) -> :class:`TorchPredictor`; a bundle directory ->
-    :class:`edge_emotion.engine.BundleModel`."""
+    """A bundle directory -> :class:`edge_emotion.model.engine.BundleModel`. (A training checkpoint
+    is run by ``edge_emotion.train.predictor.TorchPredictor``, which needs torch.)"""
     from edge_emotion.errors import InputError
 
     path = Path(model)
     if path.is_dir():
-        from edge_emotion.engine import BundleModel
+        from edge_emotion.model.engine import BundleModel
 
         return BundleModel.from_bundle(path, backend=backend)
-    if path.is_file():
-        return TorchPredictor(path)
-    raise InputError(f"model {path} is neither a bundle directory nor a checkpoint file")
+    raise InputError(f"model {path} is not a bundle directory")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -143,7 +105,7 @@ def predict_clip(
             if clip.still:
                 embeddings[i], face_mask[i] = encoded[0], 1.0
             else:
-                from edge_emotion.preprocess import frame_indices
+                from edge_emotion.frontend.preprocess import frame_indices
 
                 idx = frame_indices(int(clip.window_start_ms[i]), preset)
                 ok = idx < clip.faces.shape[0]
@@ -194,7 +156,6 @@ def evaluate(
     progress: bool = False,
 ) -> EvalResult:
     """Evaluate ``predictor`` on the corpus ``index`` (or a subset of its ``samples``)."""
-    from .cache import features_of
     from .fer2013 import read_image
 
     preset = predictor.preset
@@ -202,32 +163,29 @@ def evaluate(
     chosen = list(index.samples if samples is None else samples)
     y_true, y_pred, failed = [], [], {}
     archives: dict[Path, zipfile.ZipFile] = {}
-    iterator: Iterable[Sample] = chosen
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(chosen, desc=f"eval {index.name}", unit="clip")
     try:
-        for sample in iterator:
-            label = mapper(sample.label)
-            if label is None:
-                continue
-            try:
-                if sample.image_path is not None:
-                    archive = None
-                    if sample.member is not None:
-                        archive = archives.get(sample.image_path) or archives.setdefault(
-                            sample.image_path, zipfile.ZipFile(sample.image_path)
-                        )
-                    clip = preprocess_face_image(read_image(sample, archive), preset)
-                else:
-                    clip = features_of(sample, preset)
-                probs = predict_clip(predictor, clip)
-            except Exception as exc:  # a broken clip is reported, not fatal
-                failed[sample.key] = f"{type(exc).__name__}: {exc}"
-                continue
-            y_true.append(label)
-            y_pred.append(int(probs.mean(axis=0).argmax()))
+        with _progress(progress, len(chosen), f"eval {index.name}") as advance:
+            for sample in chosen:
+                advance()
+                label = mapper(sample.label)
+                if label is None:
+                    continue
+                try:
+                    if sample.image_path is not None:
+                        archive = None
+                        if sample.member is not None:
+                            archive = archives.get(sample.image_path) or archives.setdefault(
+                                sample.image_path, zipfile.ZipFile(sample.image_path)
+                            )
+                        clip = preprocess_face_image(read_image(sample, archive), preset)
+                    else:
+                        clip = features_of(sample, preset)
+                    probs = predict_clip(predictor, clip)
+                except Exception as exc:  # a broken clip is reported, not fatal
+                    failed[sample.key] = f"{type(exc).__name__}: {exc}"
+                    continue
+                y_true.append(label)
+                y_pred.append(int(probs.mean(axis=0).argmax()))
     finally:
         for archive in archives.values():
             archive.close()
@@ -248,6 +206,31 @@ def evaluate(
     )
 
 
+class _progress:
+    """A Rich progress bar over ``total`` items (nothing shown when ``show`` is False); the context
+    value is a callable that advances it by one."""
+
+    def __init__(self, show: bool, total: int, description: str):
+        self._bar = None
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+            )
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self):
+        if self._bar is None:
+            return lambda: None
+        self._bar.start()
+        return lambda: self._bar.advance(self._task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
     title = f"{result.dataset}: WA {result.weighted_accuracy:.3f}, UA {result.unweighted_accuracy:.3f}, n={result.n}"
     return plot_confusion(result.confusion, result.labels, path, title)
@@ -255,8 +238,7 @@ def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
 
 __all__ = [
     "Predictor",
-    "TorchPredictor",
-    "load_predictor",
+        "load_predictor",
     "predict_clip",
     "EvalResult",
     "evaluate",

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .config import AudioConfig, PresetConfig
+from ..config import AudioConfig, PresetConfig
 
 #: A step of the common grid holds speech when at least this fraction of the log-mel frames whose
 #: centres fall in it are speech frames.

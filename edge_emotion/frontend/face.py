@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ._quiet import native_stderr_silenced
-from .config import VisualConfig
+from .._quiet import native_stderr_silenced
+from ..config import VisualConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "assets" / "face_detection_short_range.tflite"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "face_detection_short_range.tflite"
 
 RUNNING_MODES = ("image", "video", "live_stream")
 SELECTIONS = ("largest", "stable")

@@ -4,11 +4,11 @@ Training, its preprocessing cache and ``edge-emotion eval`` all call this module
 cut, framed, detected, cropped and normalised exactly as the live SDK does it:
 
 - audio: :func:`edge_emotion.sources.read_audio` -> windows of ``preset.window_ms`` every
-  ``preset.hop_ms`` (the recognizer's hop) -> :func:`edge_emotion.features.window_log_mel` and
-  :func:`edge_emotion.features.window_speech_steps` per window;
+  ``preset.hop_ms`` (the recognizer's hop) -> :func:`edge_emotion.frontend.features.window_log_mel` and
+  :func:`edge_emotion.frontend.features.window_speech_steps` per window;
 - video: :class:`edge_emotion.sources.VideoFileSource` frames, one per ``1000 / visual.fps`` ms
-  (the source frame nearest to each tick) -> :class:`edge_emotion.face.FaceTracker` ->
-  :func:`edge_emotion.face.crop_face`. Frames are stored once per clip, not per window: window
+  (the source frame nearest to each tick) -> :class:`edge_emotion.frontend.face.FaceTracker` ->
+  :func:`edge_emotion.frontend.face.crop_face`. Frames are stored once per clip, not per window: window
   ``w`` uses frames ``round(start_ms[w] * fps / 1000) + j`` for ``j < T_v``.
 
 Window placement: a clip of ``D`` ms gives ``max(1, floor((D - window_ms) / hop_ms + 0.5) + 1)``
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .align import Aligner
-from .config import PresetConfig
+from ..config import PresetConfig
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def video_faces(
     """Face crops of ``n_frames`` frames from ``start_ms`` at ``visual.fps``: ``(F, 3, S, S)
     float32`` and ``(F,) bool`` (True where the tracker found a usable face)."""
     from .face import FaceTracker, crop_face
-    from .sources import VideoFileSource
+    from ..sources import VideoFileSource
 
     vis = preset.visual
     faces = np.zeros((n_frames, 3, vis.crop_size, vis.crop_size), np.float32)
@@ -170,7 +170,7 @@ def video_faces(
 def _read_audio(path: str | Path, preset: PresetConfig, origin_ms: float) -> np.ndarray:
     """The file's audio as ``(S,) float32`` at the preset's rate, starting at ``origin_ms`` of the
     file's timeline (padded with zeros when the track starts later)."""
-    from .sources import read_audio
+    from ..sources import read_audio
 
     pcm, audio_start_ms = read_audio(str(path), preset.audio.sample_rate)
     offset = int(round((audio_start_ms - origin_ms) * preset.audio.sample_rate / 1000.0))
@@ -183,7 +183,7 @@ def _read_audio(path: str | Path, preset: PresetConfig, origin_ms: float) -> np.
 
 
 def _video_duration_ms(video_path: str | Path) -> float:
-    from .sources import open_media
+    from ..sources import open_media
 
     return float(open_media(str(video_path)).duration_ms)
 

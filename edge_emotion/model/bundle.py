@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .config import PresetConfig
-from .errors import BundleError
+from ..config import PresetConfig
+from ..errors import BundleError
 from .formats import FORMATS, GRAPHS, formats_for_runtime
 
 MANIFEST_NAME = "manifest.json"
@@ -206,7 +206,7 @@ class Bundle:
 
     def failed_validation(self, format_key: str) -> bool:
         """True when the parity ``format_key``'s export recorded is out of its precision's bounds
-        (:func:`edge_emotion.validation.check_parity`; no recorded parity is not a failure)."""
+        (:func:`edge_emotion.model.validation.check_parity`; no recorded parity is not a failure)."""
         from .formats import get_format
         from .validation import check_parity
 

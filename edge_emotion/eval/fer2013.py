@@ -78,7 +78,7 @@ def fer2013(root: Path) -> DatasetIndex:
 
 def read_image(sample: Sample, archive: zipfile.ZipFile | None = None) -> np.ndarray:
     """The sample's face image: ``(H, W) uint8`` grey or ``(H, W, 3) uint8`` RGB."""
-    from edge_emotion.face import decode_image
+    from edge_emotion.frontend.face import decode_image
 
     if sample.image_path is None:
         raise InputError(f"{sample.key} is not an image sample")

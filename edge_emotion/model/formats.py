@@ -1,8 +1,8 @@
 """The one table of model formats, and the contract of the three graphs.
 
 Data only (no runtime, torch or onnx import): the CLI's ``--format`` choices, the exporters
-(:mod:`edge_emotion.export`), bundle loading (:mod:`edge_emotion.bundle`), ``auto`` backend
-selection (:mod:`edge_emotion.engine`), ``bench`` and the round-trip tests all read :data:`FORMATS`.
+(:mod:`edge_emotion.export`), bundle loading (:mod:`edge_emotion.model.bundle`), ``auto`` backend
+selection (:mod:`edge_emotion.model.engine`), ``bench`` and the round-trip tests all read :data:`FORMATS`.
 Adding a format is one row here plus an exporter module named by the row's ``exporter``.
 
 The three graphs (DESIGN.md, principle 1) and their tensors, with ``N`` the dynamic batch:
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import PresetConfig
+from ..config import PresetConfig
 
 VISUAL_ENCODER = "visual_encoder"
 AUDIO_ENCODER = "audio_encoder"

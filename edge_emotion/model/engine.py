@@ -3,7 +3,7 @@
 >>> model = BundleModel.from_bundle("bundles/edge", backend="auto", threads=2)
 >>> logits = model.fuse(audio, visual, audio_mask, visual_mask)
 
-``backend="auto"`` walks :data:`edge_emotion.formats.AUTO_ORDER` and takes the first format the
+``backend="auto"`` walks :data:`edge_emotion.model.formats.AUTO_ORDER` and takes the first format the
 bundle carries whose runtime is installed and loads: TensorRT INT8, TensorRT FP16, OpenVINO INT8,
 ONNX Runtime INT8, OpenVINO FP32, OpenVINO FP16, ONNX Runtime FP32, OpenVINO on the FP32 ONNX,
 torch. INT8 comes before FP32 when present (about 2x faster on CPUs, ENVIRONMENT.md). Formats
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle
-from .config import PresetConfig
-from .errors import BackendError
+from ..config import PresetConfig
+from ..errors import BackendError
 from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tuple[str, str]]:
     """The (format, runtime) pairs to try, best first."""
-    from .runtimes import BACKENDS
+    from ..runtimes import BACKENDS
 
     if format_key is not None and format_key not in bundle.formats:
         raise BackendError(f"bundle {bundle.root} has no format {format_key!r}; it has: {', '.join(bundle.formats)}")
@@ -74,7 +74,7 @@ class BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
         (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from .runtimes import BACKENDS, is_available, load_backend
+        from ..runtimes import BACKENDS, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}

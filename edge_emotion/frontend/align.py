@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import PresetConfig
+from ..config import PresetConfig
 
 
 def check_increasing(timestamps_ms: np.ndarray, what: str = "timestamps") -> None:
@@ -153,7 +153,7 @@ class Aligner:
         ``audio_seq`` ``(T_a, D_a)``: the audio encoder's steps for the window starting at
         ``start_ms`` (None: no audio, all audio steps masked, ``D_a = preset.model.audio_dim``);
         ``speech`` ``(T,) bool`` which common steps hold speech (e.g.
-        :func:`edge_emotion.features.speech_steps`; None: all). ``frame_ms`` ``(S,)`` strictly
+        :func:`edge_emotion.frontend.features.speech_steps`; None: all). ``frame_ms`` ``(S,)`` strictly
         increasing timestamps of the frame embeddings ``frame_values`` ``(S, D_v)``, ``frame_valid``
         ``(S,) bool`` (False: no usable face in that frame); frames outside the window are simply
         not matched. ``frame_period_ms`` defaults to ``1000 / visual.fps``. Steps with no frame

@@ -1,0 +1,10 @@
+"""The front end: everything between raw media and the model's graph inputs, in numpy.
+
+- :mod:`.features` — resampling, mono mixing, log-mel, voice activity;
+- :mod:`.face` — face detection/tracking (MediaPipe) and the face crop;
+- :mod:`.align` — the one alignment of audio steps and face frames onto the model's ``T`` steps;
+- :mod:`.preprocess` — a whole clip to the model's windows (training and evaluation use it).
+
+The streaming recognizer, offline clip preprocessing and ``edge_emotion.train`` all import these;
+nothing else computes them.
+"""
