@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle
 from ..config import PresetConfig
 from ..errors import BackendError
+from .bundle import Bundle
 from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ class BundleModel:
         for key, runtime in _candidates(bundle, backend, format):
             if backend == "auto" and not is_available(runtime):
                 continue
-            runtime_options = {} if runtime == "tensorrt" else options  # engines fix their own threading
+            runtime_options = {} if runtime == "tensorrt" else dict(options)  # engines fix their own threading
+            if runtime == "openvino":  # the format's precision, never the plugin's default (bf16 on some CPUs)
+                runtime_options["precision"] = get_format(key).precision
             try:
                 backends = {
                     g: load_backend(runtime, bundle.graph_path(key, g), device=device, **runtime_options)
@@ -119,6 +121,15 @@ class BundleModel:
     @property
     def device(self) -> str:
         return self.backends[VISUAL_ENCODER].device
+
+    @property
+    def inference_precision(self) -> str | None:
+        """The arithmetic precision the runtime reports for the graphs (``"f32"``, ``"f16"``,
+        ``"bf16"``; several joined by ``/`` when the graphs differ), or None when it reports none
+        (ONNX Runtime, TensorRT and torch compute in the precision stored in the graph files)."""
+        found = [getattr(b, "inference_precision", None) for b in self.backends.values()]
+        found = list(dict.fromkeys(p for p in found if p is not None))
+        return "/".join(found) or None
 
     def encode_faces(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` ``(N, 3, S, S) float32`` normalised crops -> embeddings ``(N, D_v) float32``."""
