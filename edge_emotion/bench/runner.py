@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -21,9 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..model.bundle import Bundle
 from ..errors import BackendError, BundleError, InputError
+from ..model.bundle import Bundle
 from ..model.formats import FORMATS
+from .machine import cpu_count, cpu_features, machine_description
 from .measure import WorkerSpec
 from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, BenchRow, StageTiming, check_parity
 
@@ -43,24 +42,7 @@ def default_clip() -> Path | None:
 
 def default_threads() -> int:
     """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def machine_description() -> str:
-    """``"<cpu model>, <n> CPUs, <os> <arch>, Python <version>"``."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {default_threads()} CPUs, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    )
+    return cpu_count()
 
 
 @dataclass(frozen=True)
@@ -194,6 +176,7 @@ def run_bench(
     pairs = plan_rows(bundle, backend, config.formats)
     threads = config.threads or default_threads()
     machine = machine_description()
+    isa = cpu_features()
     common = {
         "bundle": str(bundle.root),
         "clip": str(Path(clip).resolve()),
@@ -216,6 +199,7 @@ def run_bench(
                 "size_mb": size_mb,
                 "threads": threads,
                 "machine": machine,
+                "isa": isa,
             }
             missing = _not_installed(runtime)
             if missing is not None:
@@ -253,6 +237,7 @@ def run_bench(
                     metric=result.get("metric"),
                     metric_info=result.get("metric_info"),
                     device=result.get("device"),
+                    inference_precision=result.get("inference_precision"),
                     error=result.get("error"),
                     validation=validation.note,
                     **base,

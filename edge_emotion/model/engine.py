@@ -74,7 +74,7 @@ class BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
         (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from ..runtimes import BACKENDS, is_available, load_backend
+        from ..runtimes import BACKENDS, format_options, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}
@@ -83,8 +83,7 @@ class BundleModel:
             if backend == "auto" and not is_available(runtime):
                 continue
             runtime_options = {} if runtime == "tensorrt" else dict(options)  # engines fix their own threading
-            if runtime == "openvino":  # the format's precision, never the plugin's default (bf16 on some CPUs)
-                runtime_options["precision"] = get_format(key).precision
+            runtime_options.update(format_options(runtime, get_format(key).precision))  # never a plugin default
             try:
                 backends = {
                     g: load_backend(runtime, bundle.graph_path(key, g), device=device, **runtime_options)
