@@ -156,9 +156,11 @@ def run_bench(
     backend: str = "auto",
     config: BenchConfig = BenchConfig(),
     on_row: Callable[[BenchRow], None] | None = None,
+    on_start: Callable[[str, str, int, int], None] | None = None,
 ) -> list[BenchRow]:
     """Bench the bundle at ``model``: one :class:`BenchRow` per (format, runtime) of
-    :func:`plan_rows`, each measured in a fresh worker process, in order. ``on_row`` is called
+    :func:`plan_rows`, each measured in a fresh worker process, in order. ``on_start`` is called
+    as ``on_start(format, runtime, index, total)`` (index from 1) before each row, ``on_row``
     with each row as it is done. Raises :class:`~edge_emotion.errors.EdgeEmotionError` subclasses
     for bad input (a missing or altered bundle, a missing clip or data set, an unknown backend)
     before any measurement."""
@@ -189,7 +191,9 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="edge-emotion-bench-") as work:
         work_dir = Path(work)
         front_stages: dict[str, StageTiming] | None = None  # measured before the first row that runs
-        for key, runtime in pairs:
+        for index, (key, runtime) in enumerate(pairs, start=1):
+            if on_start is not None:
+                on_start(key, runtime, index, len(pairs))
             spec = FORMATS[key]
             size_mb = round(bundle.size_bytes(key) / 1e6, 3)
             base = {
