@@ -372,7 +372,10 @@ def test_peak_rss_of_a_worker_is_its_own_not_its_parents():
 def test_cpu_features_are_read_from_cpuinfo():
     from edge_emotion.bench.machine import cpu_model
 
-    x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
+    x86 = (
+        "processor\t: 0\nmodel name\t: AMD EPYC 9654\n"
+        "flags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
+    )
     assert cpu_features(x86) == ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
     assert cpu_model(x86) == "AMD EPYC 9654"
     arm = "processor\t: 0\nFeatures\t: fp asimd asimdhp asimddp i8mm bf16 sve\n"
