@@ -109,6 +109,7 @@ def measure_parity(
 
     run = _Graphs(files, runtime, threads, batch_size, device, precision)
     preset = model.preset
+    via = reference_name(model, short=True)
     report: dict[str, Any] = {
         "reference": reference_name(model),
         "runtime": runtime,
@@ -143,7 +144,7 @@ def measure_parity(
         report["graphs"][VISUAL_ENCODER] = {
             **_diff(emb, emb_ref),
             "label_agreement": _agreement(via_visual, logits_ref, uses_video),
-            "label_agreement_via": "pytorch fp32 fusion head, windows with faces",
+            "label_agreement_via": f"{via} fusion head, windows with faces",
             "samples": int(calibration.n_faces),
         }
     if calibration.n_audio:
@@ -151,7 +152,7 @@ def measure_parity(
         report["graphs"][AUDIO_ENCODER] = {
             **_diff(steps, steps_ref),
             "label_agreement": _agreement(via_audio, logits_ref, uses_audio),
-            "label_agreement_via": "pytorch fp32 fusion head, windows with audio",
+            "label_agreement_via": f"{via} fusion head, windows with audio",
             "samples": int(calibration.n_audio),
         }
     logits = run(FUSION_HEAD, reference.inputs)

@@ -20,7 +20,8 @@ from edge_emotion.model.formats import GRAPH_OUTPUTS, GRAPHS
 class GraphReference:
     """FP32 graph files ``{graph: path}`` on ``runtime`` standing in for the PyTorch model.
     ``description`` says what they are (it becomes the parity record's ``reference``), e.g. how
-    far they were measured from PyTorch when they were exported."""
+    far they were measured from PyTorch when they were exported; ``short_name`` names it in the
+    record's per-graph notes (e.g. ``"onnx fp32"``)."""
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class GraphReference:
         description: str,
         runtime: str = "onnxruntime",
         threads: int | None = None,
+        short_name: str = "fp32 graphs",
     ):
         from edge_emotion.runtimes import format_options, load_backend
 
@@ -39,6 +41,7 @@ class GraphReference:
         options.update(format_options(runtime, "fp32"))
         self.preset = preset
         self.description = description
+        self.short_name = short_name
         self.backends = {g: load_backend(runtime, files[g], **options) for g in GRAPHS}
 
     def outputs(self, inputs: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -60,9 +63,11 @@ def reference_outputs(model, inputs: Mapping[str, Mapping[str, np.ndarray]]) -> 
     return torch_outputs(model, dict(inputs))
 
 
-def reference_name(model) -> str:
-    """What the parity record names as its reference."""
-    return model.description if isinstance(model, GraphReference) else "pytorch fp32"
+def reference_name(model, short: bool = False) -> str:
+    """What the parity record names as its reference (``short``: in a few words)."""
+    if isinstance(model, GraphReference):
+        return model.short_name if short else model.description
+    return "pytorch fp32"
 
 
 __all__ = ["GraphReference", "reference_outputs", "reference_name"]

@@ -341,6 +341,13 @@ def test_check_parity_bounds():
     assert unmeasured.passed is None and "not measured" in unmeasured.note
     assert check_parity({}, "fp32").passed is None
     assert all(b.min_label_agreement == 0.97 for b in VALIDATION_BOUNDS.values())
+    where = {
+        **low,
+        "inference_precision": "f32",
+        "machine": {"cpu": "AMD EPYC", "cpus": 2, "isa": ["avx", "avx2", "avx512f", "avx512vl", "avx512_vnni"]},
+    }
+    note = check_parity({"parity": where}, "int8").note
+    assert "computed f32 on AMD EPYC (avx2 avx512f avx512_vnni)" in note, note
 
 
 def test_rows_and_config_validate():

@@ -90,8 +90,9 @@ def main() -> None:
         onnx_files,
         description=(
             "onnx fp32 graphs of this bundle on onnxruntime (their parity with pytorch fp32 at export: labels agree "
-            f"on {onnx_parity.get('label_agreement')}, logits within {onnx_parity.get('max_abs_diff_logits'):.2g})"
+            f"on {onnx_parity.get('label_agreement'):.0%}, logits within {onnx_parity.get('max_abs_diff_logits'):.2g})"
         ),
+        short_name="onnx fp32",
         threads=args.threads,
     )
     speech, left_out = training_actors(args.data, args.config, args.fold)
