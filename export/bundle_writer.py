@@ -157,11 +157,12 @@ def measure_parity(
     batch: int = 4,
     seed: int = 0,
     device: str | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Run the graph files on ``runtime`` and the PyTorch model on the same seeded random inputs:
-    per graph the max abs difference, and for the fusion head how often the predicted labels
-    agree. Usable by every format's exporter."""
-    from edge_emotion.runtimes import load_backend
+    """Run the graph files (a format of ``precision``) on ``runtime`` and the PyTorch model on the
+    same seeded random inputs: per graph the max abs difference, and for the fusion head how often
+    the predicted labels agree. Usable by every format's exporter."""
+    from edge_emotion.runtimes import format_options, load_backend
 
     from .onnx_export import example_inputs, torch_outputs
 
@@ -174,7 +175,7 @@ def measure_parity(
         "graphs": {},
     }
     for graph in GRAPHS:
-        backend = load_backend(runtime, files[graph], device=device)
+        backend = load_backend(runtime, files[graph], device=device, **format_options(runtime, precision))
         output = GRAPH_OUTPUTS[graph][0]
         got = backend.run(inputs[graph])[output]
         want = reference[graph][output]
@@ -233,7 +234,7 @@ def write_bundle(
             metadata = {**metadata, "tool_versions": tool_versions()}
             runtime = _parity_runtime(key) if parity else None
             if runtime is not None:
-                metadata["parity"] = measure_parity(model, files, runtime)
+                metadata["parity"] = measure_parity(model, files, runtime, precision=get_format(key).precision)
             elif parity:
                 metadata["parity"] = {"status": f"not measured: none of {get_format(key).runtimes} is installed"}
             add_format(root, key, files, metadata)

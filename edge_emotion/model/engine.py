@@ -74,7 +74,7 @@ class BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
         (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from ..runtimes import available_backends, is_available, load_backend
+        from ..runtimes import available_backends, format_options, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}
@@ -82,7 +82,8 @@ class BundleModel:
         for key, runtime in _candidates(bundle, backend, format):
             if backend == "auto" and not is_available(runtime):
                 continue
-            runtime_options = {} if runtime == "tensorrt" else options  # engines fix their own threading
+            runtime_options = {} if runtime == "tensorrt" else dict(options)  # engines fix their own threading
+            runtime_options.update(format_options(runtime, get_format(key).precision))  # never a plugin default
             try:
                 backends = {
                     g: load_backend(runtime, bundle.graph_path(key, g), device=device, **runtime_options)
@@ -124,6 +125,15 @@ class BundleModel:
         if not self.backends:
             raise BackendError(f"bundle {self.bundle.name}: the model was closed")
         return self.backends[name]
+
+    @property
+    def inference_precision(self) -> str | None:
+        """The arithmetic precision the runtime reports for the graphs (``"f32"``, ``"f16"``,
+        ``"bf16"``; several joined by ``/`` when the graphs differ), or None when it reports none
+        (ONNX Runtime, TensorRT and torch compute in the precision stored in the graph files)."""
+        found = [getattr(b, "inference_precision", None) for b in self.backends.values()]
+        found = list(dict.fromkeys(p for p in found if p is not None))
+        return "/".join(found) or None
 
     def encode_faces(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` ``(N, 3, S, S) float32`` normalised crops -> embeddings ``(N, D_v) float32``."""
