@@ -21,7 +21,8 @@ class OpenVinoBackend:
 
     ``device``: an OpenVINO device name (None: ``CPU``). ``threads``: inference threads (CPU).
     ``batch``: fix the batch axis to this size before compiling (NPUs need static shapes; with
-    None the batch stays dynamic, which CPU and GPU accept).
+    None the batch stays dynamic, which CPU and GPU accept). ``weights_path``: an IR's ``.bin``
+    (None: the one beside the ``.xml``).
     """
 
     name = "openvino"
@@ -32,6 +33,7 @@ class OpenVinoBackend:
         device: str | None = None,
         threads: int | None = None,
         batch: int | None = None,
+        weights_path: str | Path | None = None,
     ):
         ov = import_runtime("openvino", "openvino", "openvino", "the openvino backend")
         self.graph_path = Path(graph_path)
@@ -42,7 +44,8 @@ class OpenVinoBackend:
         if base not in ("AUTO", "MULTI", "HETERO") and not any(d.split(".")[0] == base for d in known):
             raise BackendError(f"openvino: device {self.device!r} is not available here; available: {', '.join(known)}")
         try:
-            model = core.read_model(str(self.graph_path))
+            # weights_path: an IR's .bin when it is not beside the .xml (a bundle's shared weights)
+            model = core.read_model(str(self.graph_path), None if weights_path is None else str(weights_path))
             if batch is not None:
                 model.reshape({port.get_any_name(): self._static(port, batch) for port in model.inputs})
             config = {}
