@@ -201,18 +201,29 @@ def add_format(
     return entry
 
 
-def _shareable(format_key: str, entry: Mapping[str, Any], is_main: bool) -> bool:
-    """Whether a file entry may name another format's file: its loader must not look for
-    companions beside it by name (an IR's ``.xml`` gets its ``.bin`` passed explicitly; an ONNX,
-    engine or ``.pt2`` file with companions is left alone), and a companion must be an IR's
-    weights (passed explicitly too)."""
+def _shareable(format_key: str, entry: Mapping[str, Any], is_main: bool, separate_weights: bool) -> bool:
+    """Whether a file entry may name another format's file on its own: its loader must not look
+    for companions beside it by name (an IR's ``.xml`` gets its ``.bin`` passed by the engine; an
+    ONNX, engine or ``.pt2`` file with companions is left alone), and a companion must be an IR's
+    weights (passed by the engine too). Without ``separate_weights`` an IR is shared only as a
+    whole (``.xml`` and ``.bin`` together, so the ``.bin`` stays beside its ``.xml``)."""
     layout = FORMATS[format_key].layout
     if layout == "openvino-ir":
-        return is_main or Path(entry["file"]).suffix == ".bin"
+        return separate_weights and (is_main or Path(entry["file"]).suffix == ".bin")
     return is_main and not entry.get("companions")
 
 
-def dedupe_bundle(bundle_dir: str | Path) -> dict[str, Any]:
+def _group_key(format_key: str, entry: Mapping[str, Any], is_main: bool, separate_weights: bool):
+    """What must be identical for two entries to share files: one file's sha256 and suffix, or for
+    a whole IR (``separate_weights`` off) the ``.xml``'s and the companions' sha256s."""
+    if _shareable(format_key, entry, is_main, separate_weights):
+        return (entry["sha256"], Path(entry["file"]).suffix)
+    if is_main and FORMATS[format_key].layout == "openvino-ir" and not separate_weights:
+        return (entry["sha256"], ".xml", tuple(c["sha256"] for c in entry.get("companions", ())))
+    return None
+
+
+def dedupe_bundle(bundle_dir: str | Path, separate_weights: bool = True) -> dict[str, Any]:
     """Let a bundle's formats share byte-identical graph files instead of carrying copies, in place.
 
     Every file the manifest lists is checked first (inside the bundle, the listed sha256); an entry
@@ -220,9 +231,12 @@ def dedupe_bundle(bundle_dir: str | Path) -> dict[str, Any]:
     sha256 differs from its entry is refused (:class:`BundleError`, nothing changed). Then, among
     entries with the same sha256 and suffix that may share (:func:`_shareable`), all name one file:
     the copy in its own format's folder, earliest in the format table (the FP32 formats come first).
-    The manifest (schema version 2) is rewritten atomically before the copies no entry names any
-    more are deleted; files the manifest never listed are left alone. Running it again changes
-    nothing. Returns ``{"removed": [paths], "bytes_saved": int, "shared": {path: [format keys]}}``.
+    ``separate_weights``: an OpenVINO IR may use another format's ``.bin`` under its own ``.xml``
+    (:class:`~edge_emotion.model.engine.BundleModel` passes the weights; a caller that loads a
+    graph from :meth:`Bundle.graph_path` alone would not find them); off, an IR is shared only
+    whole. The manifest (schema version 2) is rewritten atomically before the copies no entry
+    names any more are deleted; files the manifest never listed are left alone. Running it again
+    changes nothing. Returns ``{"removed": [paths], "bytes_saved": int, "shared": {path: [format keys]}}``.
     """
     from edge_emotion.model.bundle import Bundle, _resolve_inside
 
@@ -249,18 +263,23 @@ def dedupe_bundle(bundle_dir: str | Path) -> dict[str, Any]:
                 "re-export that format before deduplicating"
             )
     order = {key: i for i, key in enumerate(FORMATS)}
-    groups: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    groups: dict[tuple, list[tuple[str, dict]]] = {}
     for key, _, entry, is_main in _entries(manifest):
-        if _shareable(key, entry, is_main):
-            groups.setdefault((entry["sha256"], Path(entry["file"]).suffix), []).append((key, entry))
+        group = _group_key(key, entry, is_main, separate_weights)
+        if group is not None:
+            groups.setdefault(group, []).append((key, entry))
     shared: dict[str, list[str]] = {}
     for members in groups.values():
         if len(members) < 2:
             continue
         own = [(order[key], entry["file"]) for key, entry in members if entry["file"].startswith(f"{key}/")]
         keep = min(own)[1] if own else min(entry["file"] for _, entry in members)
+        keeper = next(entry for _, entry in members if entry["file"] == keep)
         for _, entry in members:
             entry["file"] = keep
+            if not _shareable(members[0][0], keeper, True, separate_weights) and "companions" in keeper:
+                for companion, kept in zip(entry["companions"], keeper["companions"], strict=True):
+                    companion["file"] = kept["file"]  # a whole IR: its .bin moves with its .xml
         shared[keep] = sorted({key for key, _ in members}, key=order.get)
     manifest["schema_version"] = max(SCHEMA_VERSION, int(manifest["schema_version"]))
     _write_manifest(root, manifest)
@@ -301,7 +320,8 @@ def measure_parity(
         "graphs": {},
     }
     for graph in GRAPHS:
-        backend = load_backend(runtime, files[graph], device=device)
+        trust = {"trusted": True} if runtime == "torch" else {}  # the files this export just wrote
+        backend = load_backend(runtime, files[graph], device=device, **trust)
         output = GRAPH_OUTPUTS[graph][0]
         got = backend.run(inputs[graph])[output]
         want = reference[graph][output]
@@ -364,7 +384,7 @@ def write_bundle(
             elif parity:
                 metadata["parity"] = {"status": f"not measured: none of {get_format(key).runtimes} is installed"}
             add_format(root, key, files, metadata)
-    dedupe_bundle(root)
+    dedupe_bundle(root, separate_weights=False)  # graph_path() alone still loads every graph
     return root
 
 

@@ -40,6 +40,8 @@ class _Graphs:
         from edge_emotion.runtimes import load_backend
 
         options = {"threads": threads} if threads is not None and runtime in ("onnxruntime", "openvino") else {}
+        if runtime == "torch":
+            options["trusted"] = True  # programs this export wrote, not a bundle from elsewhere
         self.backends = {g: load_backend(runtime, files[g], device=device, **options) for g in files}
         self.batch_size = batch_size
 
