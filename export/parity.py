@@ -49,6 +49,8 @@ class _Graphs:
 
         options = {"threads": threads} if threads is not None and runtime in ("onnxruntime", "openvino") else {}
         options.update(format_options(runtime, precision))
+        if runtime == "torch":
+            options["trusted"] = True  # programs this export wrote, not a bundle from elsewhere
         self.backends = {g: load_backend(runtime, files[g], device=device, **options) for g in files}
         self.batch_size = batch_size
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_emotion._offline import keep_runtimes_offline
 from edge_emotion.errors import BackendError
 
 from .base import Backend, TensorSpec, prepare_inputs
@@ -88,6 +89,7 @@ def is_available(name: str) -> bool:
     info = _info(name)
     if importlib.util.find_spec(info.import_name) is None:
         return False
+    keep_runtimes_offline()  # before the runtime's first import (edge_emotion/_offline.py)
     try:
         importlib.import_module(info.import_name)
     except Exception:  # installed but broken, e.g. a missing shared library

@@ -61,6 +61,7 @@ class OpenVinoBackend:
     ``"f16"``, ``"bf16"``) overrides that choice explicitly, and is refused on a device that lacks
     it. :attr:`inference_precision` is what the compiled model reports (None on virtual devices
     such as ``AUTO``, which forward the hint to the device they pick but do not report it).
+    ``weights_path``: an IR's ``.bin`` (None: the one beside the ``.xml``).
     """
 
     name = "openvino"
@@ -73,6 +74,7 @@ class OpenVinoBackend:
         batch: int | None = None,
         precision: str = "fp32",
         inference_precision: str | None = None,
+        weights_path: str | Path | None = None,
     ):
         ov = import_runtime("openvino", "openvino", "openvino", "the openvino backend")
         self.graph_path = Path(graph_path)
@@ -87,7 +89,8 @@ class OpenVinoBackend:
             raise BackendError(f"openvino: threads must be >= 1, got {threads}")
         wanted = self._wanted_precision(core, precision, inference_precision, virtual)
         try:
-            model = core.read_model(str(self.graph_path))
+            # weights_path: an IR's .bin when it is not beside the .xml (a bundle's shared weights)
+            model = core.read_model(str(self.graph_path), None if weights_path is None else str(weights_path))
             if batch is not None:
                 model.reshape({port.get_any_name(): self._static(port, batch) for port in model.inputs})
             config: dict = {"INFERENCE_PRECISION_HINT": wanted}
