@@ -25,16 +25,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_emotion.model.bundle import MANIFEST_NAME, SCHEMA_VERSION, file_entry, read_manifest
 from edge_emotion.config import PresetConfig
 from edge_emotion.errors import BundleError
+from edge_emotion.model.bundle import MANIFEST_NAME, SCHEMA_VERSION, file_entry, read_manifest
 from edge_emotion.model.formats import FORMATS, FUSION_HEAD, GRAPH_OUTPUTS, GRAPHS, get_format
 
-from ..train.model import EmotionModel
+if TYPE_CHECKING:  # create_bundle and add_format need no torch
+    from ..train.model import EmotionModel
 
 logger = logging.getLogger(__name__)
 

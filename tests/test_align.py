@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_emotion import features as F
-from edge_emotion.frontend.align import Aligner, check_increasing, nearest_steps
 from edge_emotion.config import EDGE, PAPER
+from edge_emotion.frontend import features as F
+from edge_emotion.frontend.align import Aligner, check_increasing, nearest_steps
 from edge_emotion.frontend.face import FaceTracker, crop_face
 from edge_emotion.sources import open_media, read_audio
 
@@ -148,15 +148,15 @@ def check_windows(media, frame_ms, valid, windows, preset):
     assert speech_steps.any()  # the actor speaks
 
 
-def test_end_to_end_on_the_carried_clip(samples_dir):
-    media, frame_ms, valid, windows = run_front_end(samples_dir / "crema-d_1001_DFA_HAP_XX.flv", EDGE)
+def test_end_to_end_on_a_real_clip(crema_flv):
+    media, frame_ms, valid, windows = run_front_end(crema_flv, EDGE)
     check_windows(media, frame_ms, valid, windows, EDGE)
     # The last frame lies within one frame period of the file's end.
     assert media.duration_ms - 1000 / EDGE.visual.fps - 40 <= frame_ms[-1] <= media.duration_ms
 
 
-def test_end_to_end_with_late_audio_and_dropped_frames(samples_dir):
-    media, frame_ms, valid, windows = run_front_end(samples_dir / "crema-d_1001_DFA_NEU_XX_vfr_offset.mp4", EDGE)
+def test_end_to_end_with_late_audio_and_dropped_frames(vfr_offset_mp4):
+    media, frame_ms, valid, windows = run_front_end(vfr_offset_mp4, EDGE)
     check_windows(media, frame_ms, valid, windows, EDGE)
     first = Aligner.for_preset(EDGE).centers(windows[0].start_ms)
     # Audio starts at ~450 ms: no speech can be found before it.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from edge_emotion.runtimes import is_available
+from media import SAMPLE_CLIP
 
 from edge_emotion.bench import (
     FAILED,
@@ -31,11 +32,11 @@ from edge_emotion.bench import (
     check_parity,
     plan_rows,
 )
-from edge_emotion.model.bundle import Bundle
 from edge_emotion.errors import BackendError, BundleError, InputError
+from edge_emotion.model.bundle import Bundle
 from edge_emotion.model.formats import GRAPHS
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+SAMPLE = SAMPLE_CLIP
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
 ROW_KEYS = {"runtime", "precision", "status", "size_mb", "stages", "rtf", "peak_rss_mb", "metric"}
 EXTRA_KEYS = {"format", "threads", "device", "error", "validation", "machine", "metric_info"}
@@ -78,12 +79,12 @@ def bundle(tmp_path_factory) -> Path:
     """A fake edge bundle with four formats: ``onnx`` (real), ``onnx-int8`` (the same graphs with a
     parity out of bounds), ``openvino`` (graph files that are not graphs, hashes matching) and
     ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
-    pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
+    pytest.importorskip("onnx", reason="the fake bundle is written with onnx (export extra)")
     from edge_emotion.export.bundle_writer import add_format
-    from fakes import make_bundle
+    from fakes import make_onnx_bundle
 
     root = tmp_path_factory.mktemp("bench")
-    path = make_bundle(root, preset="edge", seed=0, formats=("onnx",))
+    path = make_onnx_bundle(root, preset="edge", seed=0)
     loaded = Bundle.load(path)
     add_format(path, "onnx-int8", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": TAMPERED_PARITY})
     add_format(path, "openvino", _junk_graphs(root / "junk-ir", (".xml", ".bin")))
@@ -93,9 +94,12 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """A one-clip CREMA-D corpus (the carried sample, under its official file name)."""
+    """A one-clip corpus laid out like CREMA-D: the package's sample clip remuxed into FLV under a
+    CREMA-D file name (actor 1001, happy), so that the adapter reads it."""
+    from media import remux
+
     root = tmp_path_factory.mktemp("crema-d")
-    shutil.copyfile(SAMPLE, root / "1001_DFA_HAP_XX.flv")
+    remux(SAMPLE, root / "1001_DFA_HAP_XX.flv")
     return root
 
 
