@@ -40,6 +40,13 @@ SAMPLE = SAMPLE_CLIP
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
 ROW_KEYS = {"runtime", "precision", "status", "size_mb", "stages", "rtf", "peak_rss_mb", "metric"}
 EXTRA_KEYS = {"format", "threads", "device", "error", "validation", "machine", "metric_info"}
+PASSING_PARITY = {
+    "reference": "the same graphs",
+    "runtime": "onnxruntime",
+    "inputs": "real windows: written for the test",
+    "graphs": {},
+    "end_to_end": {"label_agreement": 1.0, "max_abs_diff_logits": 0.0},
+}
 TAMPERED_PARITY = {
     "reference": "pytorch fp32",
     "runtime": "onnxruntime",
@@ -76,9 +83,9 @@ def _junk_graphs(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    """A fake edge bundle with four formats: ``onnx`` (real), ``onnx-int8`` (the same graphs with a
-    parity out of bounds), ``openvino`` (graph files that are not graphs, hashes matching) and
-    ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
+    """A fake edge bundle with four formats: ``onnx`` (real graphs, a parity record in bounds),
+    ``onnx-int8`` (the same graphs with a parity out of bounds), ``openvino`` (graph files that are
+    not graphs, hashes matching) and ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
     pytest.importorskip("onnx", reason="the fake bundle is written with onnx (export extra)")
     from edge_emotion.export.bundle_writer import add_format
     from fakes import make_onnx_bundle
@@ -86,6 +93,7 @@ def bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench")
     path = make_onnx_bundle(root, preset="edge", seed=0)
     loaded = Bundle.load(path)
+    add_format(path, "onnx", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": PASSING_PARITY})
     add_format(path, "onnx-int8", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": TAMPERED_PARITY})
     add_format(path, "openvino", _junk_graphs(root / "junk-ir", (".xml", ".bin")))
     add_format(path, "tensorrt-fp16", _junk_graphs(root / "junk-engine", (".engine",)))
