@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,18 +14,18 @@ from edge_emotion.errors import DeviceError, InputError
 from edge_emotion.recognizer import Recognizer
 from edge_emotion.sources import AudioChunk, AudioFileSource, VideoFrame, open_media
 
-pytest.importorskip("torch", reason="the fake bundles are exported from a fresh PyTorch model (train extra)")
 pytest.importorskip("onnx", reason="the fake bundles are written with onnx (export extra)")
 
-from fakes import make_bundle  # noqa: E402
+from fakes import make_onnx_bundle  # noqa: E402
+from media import SAMPLE_CLIP  # noqa: E402
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"  # 2.0 s, face + speech
+SAMPLE = SAMPLE_CLIP  # 3.0 s, face + speech
 HOP_MS = 500
 
 
 @pytest.fixture(scope="module")
 def recognizer(tmp_path_factory) -> Recognizer:
-    bundle = make_bundle(tmp_path_factory.mktemp("live"), preset="edge", seed=0)
+    bundle = make_onnx_bundle(tmp_path_factory.mktemp("live"), preset="edge", seed=0)
     return Recognizer.from_bundle(bundle, backend="onnxruntime", hop_ms=HOP_MS)
 
 
@@ -75,9 +74,9 @@ def _long_speech(repeats: int, chunk_ms: int = 100) -> list[AudioChunk]:
 def test_audio_goes_on_after_the_video_ends(recognizer):
     """A camera that stops after a few frames must not stall the microphone: windows past the
     video's end reach on_result while audio still flows, and the results cover the whole audio."""
-    frames = list(open_media(SAMPLE).video)[:6]  # 0.2 s of video
-    video_end_ms = frames[-1].timestamp_ms + 34
-    chunks = _long_speech(repeats=4)  # ~7.6 s of audio: several 3 s windows at a 500 ms hop
+    frames = list(open_media(SAMPLE).video)[:5]  # 0.2 s of video
+    video_end_ms = frames[-1].timestamp_ms + 40  # one frame period at 25 fps
+    chunks = _long_speech(repeats=4)  # 12 s of audio: several 3 s windows at a 500 ms hop
     audio_end_ms = chunks[-1].end_ms
     assert audio_end_ms > 2 * recognizer.preset.window_ms
     mic_open = threading.Event()  # the microphone is still open, delivering nothing more
