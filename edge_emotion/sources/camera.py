@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
 from .._quiet import native_stderr_silenced
@@ -24,6 +25,10 @@ class CameraSource:
     keeps the first frame of each ``1 / max_fps`` interval. Iteration ends when the capture stops
     delivering frames (end of file, camera unplugged). Raises :class:`DeviceError` naming the
     device when it does not open.
+
+    :meth:`close` may be called from any thread: while another thread is inside ``read()``, the
+    capture is released by that thread as soon as ``read()`` returns (OpenCV aborts or corrupts
+    its heap when a capture is released during a read), and the iteration ends.
     """
 
     def __init__(self, index_or_url: int | str, max_fps: float | None = None, origin_s: float | None = None):
@@ -43,20 +48,43 @@ class CameraSource:
         self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self._last_ms: int | None = None
+        self._lock = threading.Lock()
+        self._reading = False
+        self._close_requested = False
         log.info("camera %r opened: %dx%d", index_or_url, self.width, self.height)
 
     @property
     def closed(self) -> bool:
-        return self._capture is None
+        return self._capture is None or self._close_requested
+
+    def _read_frame(self):
+        """One ``capture.read()`` with the capture guarded against a concurrent :meth:`close`;
+        ``(False, None)`` once closed."""
+        with self._lock:
+            if self._capture is None or self._close_requested:
+                self._release_locked()
+                return False, None
+            capture = self._capture
+            self._reading = True
+        try:
+            ok, bgr = capture.read()
+        finally:
+            with self._lock:
+                self._reading = False
+                if self._close_requested:
+                    self._release_locked()
+                    ok, bgr = False, None
+        return ok, bgr
 
     def __iter__(self) -> Iterator[VideoFrame]:
         import cv2
 
         limiter = RateLimiter(self.max_fps)
-        while self._capture is not None:
-            ok, bgr = self._capture.read()
+        while True:
+            ok, bgr = self._read_frame()
             if not ok or bgr is None:
-                log.info("camera %r delivered no more frames", self.device)
+                if not self.closed:
+                    log.info("camera %r delivered no more frames", self.device)
                 return
             ts = self.clock.now_ms()
             if self._last_ms is not None and ts <= self._last_ms:
@@ -66,10 +94,17 @@ class CameraSource:
             self._last_ms = ts
             yield VideoFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), ts)
 
-    def close(self) -> None:
+    def _release_locked(self) -> None:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+    def close(self) -> None:
+        """Release the capture now, or (while another thread is in ``read()``) as soon as that read returns."""
+        with self._lock:
+            self._close_requested = True
+            if not self._reading:
+                self._release_locked()
 
     def __enter__(self) -> CameraSource:
         return self

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._quiet import native_stderr_silenced
 from ..errors import DeviceError, MissingDependencyError
 from ..frontend.features import to_mono
 from ._av import MonoResampler
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Captured audio later than the sample count says by more than this is a gap (samples were lost).
 CLOCK_GAP_MS = 50.0
+#: At most one "ring buffer full" warning per this many seconds (it sums the samples dropped since the last).
+DROP_WARNING_INTERVAL_S = 5.0
 
 
 class _RingBuffer:
@@ -124,16 +127,21 @@ class MicrophoneSource:
         self._ring = _RingBuffer(max(1, int(buffer_s * self.sample_rate)))
         self._next_ms: float | None = None  # the count: timestamp of the next captured sample
         self._started_ms = 0.0
-        self._pa = pyaudio.PyAudio()
-        self._stream = None
-        try:
-            index, info = self._resolve(device)
-            self.device_name = str(info["name"])
-            self._stream = self._open(pyaudio, index, info)
-        except BaseException:
-            self._pa.terminate()
-            self._pa = None
-            raise
+        self._unreported_drops = 0
+        self._last_drop_warning_s: float | None = None
+        # PortAudio probes ALSA, JACK and OSS when it starts and prints ~100 lines about the ones that
+        # are missing; the DeviceError below says what went wrong.
+        with native_stderr_silenced():
+            self._pa = pyaudio.PyAudio()
+            self._stream = None
+            try:
+                index, info = self._resolve(device)
+                self.device_name = str(info["name"])
+                self._stream = self._open(pyaudio, index, info)
+            except BaseException:
+                self._pa.terminate()
+                self._pa = None
+                raise
         log.info("microphone %r (%s) opened at %d Hz", device, self.device_name, self.capture_rate)
 
     def _resolve(self, device: str | int) -> tuple[int, dict]:
@@ -207,9 +215,21 @@ class MicrophoneSource:
             self._ring.write(mono, self._next_ms)
             lost = self._ring.dropped - before
             if lost:
-                log.warning("microphone %r: ring buffer full, %d samples dropped", self.device, lost)
+                self._warn_dropped(lost, arrived_s)
             self._next_ms += 1000.0 * mono.size / self.sample_rate
         return None, 0  # paContinue
+
+    def _warn_dropped(self, lost: int, now_s: float) -> None:
+        """Log dropped samples at most once per :data:`DROP_WARNING_INTERVAL_S` (a full buffer
+        drops on every PortAudio callback, ten times a second)."""
+        self._unreported_drops += lost
+        if self._last_drop_warning_s is not None and now_s - self._last_drop_warning_s < DROP_WARNING_INTERVAL_S:
+            return
+        log.warning("microphone %r: ring buffer full (the consumer is behind), %d samples dropped%s", self.device,
+                    self._unreported_drops, "" if self._last_drop_warning_s is None else
+                    f" in the last {now_s - self._last_drop_warning_s:.0f} s")
+        self._last_drop_warning_s = now_s
+        self._unreported_drops = 0
 
     def __iter__(self) -> Iterator[AudioChunk]:
         n = max(1, round(self.sample_rate * self.chunk_ms / 1000))
@@ -232,6 +252,11 @@ class MicrophoneSource:
     def dropped_samples(self) -> int:
         """Samples lost because the ring buffer was full."""
         return self._ring.dropped
+
+    def wake(self) -> None:
+        """End the iteration once the audio already buffered is read (safe from any thread; a
+        live session calls it before it joins the reader, then :meth:`close`)."""
+        self._ring.close()
 
     def close(self) -> None:
         """Stop capturing; chunks already buffered can still be read."""
