@@ -46,10 +46,32 @@ def _open_window():
         return None
 
 
+#: The highest camera index accepted (OpenCV takes a C int; V4L2 numbers devices far below this).
+MAX_CAMERA_INDEX = 1023
+
+
+def _camera(text: str) -> int | str:
+    """``--camera``: an index (digits), else a URL or a path, passed to OpenCV as it is."""
+    from . import fail
+
+    text = text.strip()
+    if text.isdigit():
+        index = int(text)
+        if index > MAX_CAMERA_INDEX:
+            raise fail(f"--camera {text}: no such camera index (see `edge-emotion devices`)")
+        return index
+    if "://" in text or Path(text).exists():
+        return text
+    raise fail(f"--camera {text!r}: not a camera index, a URL or an existing path (see `edge-emotion devices`)")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
-        camera: int | None = typer.Option(None, "--camera", help="Camera index (OpenCV)."),
+        camera_arg: str | None = typer.Option(
+            None, "--camera", help="A camera index (see `edge-emotion devices`), a stream URL (rtsp://, http://), "
+            "a video device path (/dev/video0) or a video file read as a camera."
+        ),
         video: Path | None = typer.Option(None, "--video", help="A media file (video and/or audio)."),
         mic: str | None = typer.Option(
             None, "--mic", help="Microphone: 'default', a device name or an index. With --video, replaces the "
@@ -74,6 +96,7 @@ def register(app: typer.Typer) -> None:
         from ..recognizer import Recognizer
         from . import fail
 
+        camera = _camera(camera_arg) if camera_arg is not None else None
         if camera is not None and video is not None:
             raise fail("give either --camera or --video, not both")
         if camera is None and video is None and mic is None:

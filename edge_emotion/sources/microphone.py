@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -279,3 +280,40 @@ class MicrophoneSource:
 
     def __repr__(self) -> str:
         return f"MicrophoneSource({self.device!r}, sample_rate={self.sample_rate}, chunk_ms={self.chunk_ms})"
+
+
+@dataclass(frozen=True)
+class MicrophoneInfo:
+    """An input device found by :func:`list_microphones`: ``index`` and ``name`` are what
+    ``--mic`` / ``MicrophoneSource`` take (a part of the name is enough); ``default`` marks the
+    device ``"default"`` opens."""
+
+    index: int
+    name: str
+    channels: int
+    default_sample_rate: int
+    default: bool = False
+
+
+def list_microphones() -> list[MicrophoneInfo]:
+    """The audio input devices PortAudio sees (its start-up noise on stderr hidden). Raises
+    :class:`MissingDependencyError` when PyAudio is not installed; an empty list means none."""
+    pyaudio = _pyaudio()
+    with native_stderr_silenced():
+        pa = pyaudio.PyAudio()
+        try:
+            try:
+                default_index = int(pa.get_default_input_device_info()["index"])
+            except (OSError, ValueError):
+                default_index = None
+            found = []
+            for i in range(pa.get_device_count()):
+                info = pa.get_device_info_by_index(i)
+                channels = int(info.get("maxInputChannels", 0))
+                if channels > 0:
+                    index = int(info["index"])
+                    rate = int(info.get("defaultSampleRate") or 0)
+                    found.append(MicrophoneInfo(index, str(info["name"]), channels, rate, index == default_index))
+        finally:
+            pa.terminate()
+    return found
