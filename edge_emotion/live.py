@@ -441,7 +441,11 @@ class LiveSession:
 
         try:
             for item in source:
-                if give_up() or not inbox.put(kind, item, give_up):
+                if give_up():
+                    break
+                if kind == "video":  # what a display shows: the newest frame, whether or not inference keeps up
+                    self.latest_frame = item
+                if not inbox.put(kind, item, give_up):
                     break
         except Exception as exc:
             if not self._stopping.is_set():
@@ -498,7 +502,6 @@ class LiveSession:
                     first_audio_ms = audio_ms if first_audio_ms is None else first_audio_ms
                 try:
                     if kind == "video":
-                        self.latest_frame = item
                         stream.push_video(item.image, item.timestamp_ms)
                         self.latest_face = getattr(stream, "last_face", None)
                     else:

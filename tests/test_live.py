@@ -302,26 +302,23 @@ class LiveCamera:
 
 def test_a_slow_consumer_drops_the_oldest_video_and_the_backlog_stays_bounded(recognizer):
     """on_result that takes long stalls the worker; a live camera must then lose its oldest frames
-    (counted in stats()) instead of queueing them: at most VIDEO_BACKLOG frames ever wait, and the
-    frame the worker pushes after a slow callback is one of the newest the camera delivered."""
+    (counted in stats()) instead of queueing them: at most VIDEO_BACKLOG frames ever wait."""
     image = list(open_media(SAMPLE).video)[0].image
     camera = LiveCamera(image, n=600)
-    lags: list[int] = []
-    session = recognizer.live(camera=None, mic=None, video_source=camera)
+    waiting: list[int] = []
 
     def slow(result):
+        waiting.append(session.stats().video_waiting)
         time.sleep(0.3)
-        frame = session.latest_frame
-        if frame is not None:
-            lags.append(camera.newest_ms - frame.timestamp_ms)
 
-    session._on_result = slow
+    session = recognizer.live(camera=None, mic=None, on_result=slow, video_source=camera)
     with session:
         assert session.wait(120)
     stats = session.stats()
     assert stats.video_items == 600
     assert stats.video_dropped > 0
     assert stats.max_video_backlog <= live.VIDEO_BACKLOG
+    assert waiting and max(waiting) <= live.VIDEO_BACKLOG  # what waits while the consumer is slow
     assert stats.video_items - stats.video_dropped < 600
 
 
@@ -361,12 +358,13 @@ class BlockingCamera:
 
 def test_a_blocked_camera_does_not_stop_audio_and_stop_is_bounded(recognizer, caplog):
     camera = BlockingCamera()
-    mic_open = threading.Event()
+    mic_open, mic_idle = threading.Event(), threading.Event()
 
     def microphone():  # ~3.8 s of speech over ~1 s, then open and silent until the end of the test
         for chunk in _long_speech(repeats=2):
             yield chunk
             time.sleep(0.025)
+        mic_idle.set()
         mic_open.wait(120)
 
     seen: list = []
@@ -378,10 +376,12 @@ def test_a_blocked_camera_does_not_stop_audio_and_stop_is_bounded(recognizer, ca
         assert _wait_for(lambda: len(seen) >= 2, 60)  # audio alone completes windows
         assert all("video" not in r.modalities for r in seen)
         assert session.stats().video_stalls == 1
+        assert mic_idle.wait(60)  # both readers are now blocked inside their sources
         with caplog.at_level("WARNING", logger="edge_emotion.live"):
             session.stop(timeout_s=1.0)
         assert not session.running
-        assert [r.getMessage().split()[1] for r in caplog.records if "did not return" in r.getMessage()] == ["video", "audio"]
+        stuck = [r.getMessage().split()[1] for r in caplog.records if "did not return" in r.getMessage()]
+        assert stuck == ["video", "audio"], [r.getMessage() for r in caplog.records]
         assert camera.closed == 0  # never released under its (still blocked) reader
         worker = [t for t in threading.enumerate() if t.name == "edge-emotion-worker"]
         assert not worker

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
         window = None
-        if display or (display is None and camera is not None):
+        if (camera is not None or video is not None) and (display or (display is None and camera is not None)):
             from ..display import display_problem
 
             if display or display_problem() is None:  # the default stays quiet without a display
