@@ -77,6 +77,20 @@ def test_devices_on_this_machine_is_clean():
     assert [c["index"] for c in listed["cameras"]] == [c.index for c in camera_mod.list_cameras()]
 
 
+def test_list_cameras_keeps_the_v4l2_capture_nodes_only(monkeypatch):
+    """A USB camera makes two nodes (video capture + metadata): only the capture node is listed,
+    under the index --camera takes."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("V4L2 nodes exist on Linux only")
+    nodes = {"/dev/video0": (True, "HD Webcam"), "/dev/video1": (False, "HD Webcam"),
+             "/dev/video10": (True, None), "/dev/video-codec": (True, "x")}
+    monkeypatch.setattr(camera_mod.glob, "glob", lambda pattern: sorted(nodes))
+    monkeypatch.setattr(camera_mod, "_v4l2_capture", lambda path: nodes[path])
+    cameras = camera_mod.list_cameras()
+    assert [(c.index, c.path) for c in cameras] == [(0, "/dev/video0"), (10, "/dev/video10")]
+    assert cameras[0].name == "HD Webcam" and cameras[1].name == "video10"  # no sysfs name here: the node's
+
+
 # -- --camera: an index, a URL or a path --------------------------------------------------------------
 @pytest.mark.parametrize("value", ["-1", "2147483648", "no-such-camera"])
 def test_run_camera_refuses_what_is_not_an_index_url_or_path(value):
