@@ -223,6 +223,11 @@ class LiveSession:
     them); a camera that delivers nothing for ``video_stall_ms`` while audio goes on is logged and
     the windows go on from audio alone until frames come back. Before :meth:`start`,
     :attr:`running` is False and :meth:`wait` raises :class:`~edge_emotion.errors.InputError`.
+
+    For a display (read from any thread): ``latest_frame`` is the newest
+    :class:`~edge_emotion.sources.VideoFrame` the video source delivered (inference keeping up or
+    not), ``latest_face`` ``(timestamp_ms, FaceInfo | None)`` the face detector's answer on the
+    last frame it ran on, ``latest_result`` the last result, ``results_count`` how many so far.
     """
 
     def __init__(

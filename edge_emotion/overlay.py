@@ -168,3 +168,19 @@ def render(
             _text(canvas, f"{score:.2f}", (px + pw - pad - round(70 * unit), y + int(0.42 * row_h)),
                   name_size * 0.8, TEXT_BGR, max(1, round(2 * unit)))
     return canvas
+
+
+def splash(text: str, frame_shape: tuple[int, ...] = (480, 640, 3)) -> np.ndarray:
+    """A plain picture with ``text`` in the banner (e.g. "starting..." while the model loads), the
+    size :func:`render` gives a frame of ``frame_shape``: BGR ``(H', W', 3) uint8``."""
+    import cv2
+
+    lay = layout_for(frame_shape)
+    canvas = np.full((lay.height, lay.frame_w + lay.panel[2], 3), PANEL_BGR, np.uint8)
+    bx, by, bw, bh = lay.banner
+    pad = round(0.12 * bh)
+    thick = max(2, round(4 * lay.height / MIN_HEIGHT))
+    size = _fit(text, bw - 2 * pad, bh - 2 * pad, thick)
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, size, thick)
+    _text(canvas, text, (bx + pad, by + (bh + th) // 2), size, STATUS_BGR, thick)
+    return canvas

@@ -98,6 +98,13 @@ def test_states_listening_no_face_and_unknown_differ_on_screen():
     assert _is(no_face[below], overlay.STATUS_BGR).sum() > _is(seen[below], overlay.STATUS_BGR).sum()
 
 
+def test_the_splash_has_the_overlay_size_and_its_text():
+    frame = _frame()
+    image = overlay.splash("starting...", frame.shape)
+    assert image.shape == overlay.render(frame).shape
+    assert _is(image, overlay.STATUS_BGR).sum() > 500 and _is(image, overlay.PANEL_BGR).mean() > 0.8
+
+
 def test_small_frames_are_enlarged_and_bad_frames_refused():
     lay = overlay.layout_for((120, 160, 3))
     assert lay.height == overlay.MIN_HEIGHT and lay.scale == pytest.approx(6.0)

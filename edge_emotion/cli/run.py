@@ -40,10 +40,14 @@ def _open_window():
     from ..errors import DeviceError
 
     try:
-        return Window("edge-emotion")
+        window = Window("edge-emotion")
     except DeviceError as exc:
         log.warning("no window: %s; running without one", exc)
         return None
+    from ..overlay import splash
+
+    window.show(splash("starting..."))  # while the model loads
+    return window
 
 
 #: The highest camera index accepted (OpenCV takes a C int; V4L2 numbers devices far below this).

@@ -268,7 +268,8 @@ class MicrophoneSource:
             finally:
                 self._stream = None
         if self._pa is not None:
-            self._pa.terminate()
+            with native_stderr_silenced():  # PortAudio's back ends may talk while they shut down
+                self._pa.terminate()
             self._pa = None
         self._ring.close()
 
