@@ -146,6 +146,15 @@ class EmotionStream:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def last_face(self) -> tuple[int, FaceInfo | None] | None:
+        """``(timestamp_ms, face)`` of the last frame the face detector ran on (``face`` None: no
+        usable face in it); None before any. A display draws the current box from it."""
+        if not self._frames:
+            return None
+        frame = self._frames[-1]
+        return frame.timestamp_ms, frame.face
+
     # -- input -----------------------------------------------------------------------------
     def _active(self) -> list[str]:
         """The expected modalities whose input has not ended."""
