@@ -3,8 +3,8 @@
 One loop for both kinds of model, through a small predictor protocol (:class:`Predictor`):
 ``encode_faces``, ``encode_audio`` and ``fuse`` — the three graphs of DESIGN.md, principle 1. A
 bundle is run by :class:`edge_emotion.model.engine.BundleModel` (no torch); a checkpoint by
-``edge_emotion.train.predictor.TorchPredictor`` (torch; this layer never imports it). Encoder outputs are aligned onto the common
-steps by :func:`edge_emotion.frontend.preprocess.align_encoded`, the numpy twin of
+``edge_emotion.train.predictor.TorchPredictor`` (torch; this layer never imports it). Encoder
+outputs are aligned onto the common steps by :func:`edge_emotion.frontend.preprocess.align_encoded`, the numpy twin of
 ``EmotionModel.forward_features``.
 
 Each clip is preprocessed with the SDK's functions (:mod:`edge_emotion.frontend.preprocess`) into windows;
@@ -32,8 +32,8 @@ from typing import Protocol
 import numpy as np
 
 from edge_emotion.config import PresetConfig
-from edge_emotion.labels import LabelMapper
 from edge_emotion.frontend.preprocess import ClipFeatures, align_encoded, preprocess_face_image
+from edge_emotion.labels import LabelMapper
 
 from .datasets import DatasetIndex, Sample, features_of
 from .metrics import classification_result, plot_confusion
@@ -130,6 +130,8 @@ class EvalResult:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     clip_prediction: str = "mean of the softmax over the clip's windows"
+    #: sample key -> predicted label index, for every evaluated sample (not in ``to_dict``)
+    predictions: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -161,7 +163,7 @@ def evaluate(
     preset = predictor.preset
     mapper = LabelMapper(predictor.labels)
     chosen = list(index.samples if samples is None else samples)
-    y_true, y_pred, failed = [], [], {}
+    y_true, y_pred, failed, predictions = [], [], {}, {}
     archives: dict[Path, zipfile.ZipFile] = {}
     try:
         with _progress(progress, len(chosen), f"eval {index.name}") as advance:
@@ -186,6 +188,7 @@ def evaluate(
                     continue
                 y_true.append(label)
                 y_pred.append(int(probs.mean(axis=0).argmax()))
+                predictions[sample.key] = y_pred[-1]
     finally:
         for archive in archives.values():
             archive.close()
@@ -203,6 +206,7 @@ def evaluate(
         unmapped=mapper.report(),
         failed=failed,
         skipped=dict(index.skipped),
+        predictions=predictions,
     )
 
 
@@ -216,7 +220,11 @@ class _progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
             )
             self._task = self._bar.add_task(description, total=total)
 
@@ -238,7 +246,7 @@ def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
 
 __all__ = [
     "Predictor",
-        "load_predictor",
+    "load_predictor",
     "predict_clip",
     "EvalResult",
     "evaluate",

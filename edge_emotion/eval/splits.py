@@ -2,8 +2,13 @@
 
 - ``actor-kfold`` (the default): speaker-independent. The speakers of each corpus are sorted,
   shuffled with the seed and dealt into ``folds`` folds; fold ``K`` is the test set. The validation
-  set (for best-epoch selection) is carved from the *training* speakers (``val_speakers`` of them
-  per corpus, at least one while two or more training speakers remain), never from the test fold.
+  set (for best-epoch selection) is carved from the *training* speakers, never from the test fold:
+  per corpus ``val_speakers`` of them (4 by default, so that the epoch choice rests on more than
+  two voices), but at most a ``max_val_share`` of the corpus's non-test speakers (rounded down) and
+  at least one while two or more remain. RAVDESS's 20 actors in 5 folds: 4 test, 4 validation,
+  12 training actors per fold; EmoDB's 8 speakers: 1-2 test, 1 validation; SAVEE's 3 (in 3 or
+  more folds): 1 test in its folds, 1 validation, 1 training. A corpus with fewer speakers than
+  folds has no test speaker in the remaining folds.
 - ``random``: the paper's random 80:20 split of samples (speakers mixed; for comparison with its
   table only); the validation set is a random ``val_fraction`` of the 80.
 
@@ -41,6 +46,7 @@ class Split:
     test: tuple[str, ...]
     test_speakers: tuple[str, ...] = ()
     val_speakers: tuple[str, ...] = ()
+    train_speakers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +56,7 @@ class Split:
             "seed": self.seed,
             "test_speakers": list(self.test_speakers),
             "val_speakers": list(self.val_speakers),
+            "train_speakers": list(self.train_speakers),
             "counts": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "train": list(self.train),
             "val": list(self.val),
@@ -75,6 +82,7 @@ class Split:
             test=tuple(d["test"]),
             test_speakers=tuple(d.get("test_speakers", ())),
             val_speakers=tuple(d.get("val_speakers", ())),
+            train_speakers=tuple(d.get("train_speakers", ())),
         )
 
     def part(self, samples: Sequence[Sample], name: str) -> list[Sample]:
@@ -112,9 +120,10 @@ def make_split(
     fold: int = 0,
     folds: int = 5,
     seed: int = 0,
-    val_speakers: int = 2,
+    val_speakers: int = 4,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    max_val_share: float = 0.25,
 ) -> Split:
     """Split ``samples`` (possibly from several corpora) by ``protocol`` (see the module doc)."""
     if protocol not in PROTOCOLS:
@@ -127,6 +136,7 @@ def make_split(
     test: list[str] = []
     test_spk: list[str] = []
     val_spk: list[str] = []
+    train_spk: list[str] = []
     if protocol == "random":
         keys = sorted(s.key for s in samples)
         rng.shuffle(keys)
@@ -156,10 +166,11 @@ def make_split(
         fold_of = {spk: i % folds for i, spk in enumerate(speakers)}
         test_here = sorted(s for s in speakers if fold_of[s] == fold)
         rest = [s for s in speakers if fold_of[s] != fold]
-        n_val = min(val_speakers, len(rest) - 1) if len(rest) > 1 else 0
+        n_val = max(1, min(val_speakers, int(max_val_share * len(rest)))) if len(rest) > 1 else 0
         val_here = sorted(rest[:n_val])
         test_spk += test_here
         val_spk += val_here
+        train_spk += sorted(rest[n_val:])
         for s in with_speaker:
             if s.speaker in test_here:
                 test.append(s.key)
@@ -167,7 +178,18 @@ def make_split(
                 val.append(s.key)
             else:
                 train.append(s.key)
-    return Split(protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test), tuple(test_spk), tuple(val_spk))
+    return Split(
+        protocol,
+        fold,
+        folds,
+        seed,
+        tuple(train),
+        tuple(val),
+        tuple(test),
+        tuple(test_spk),
+        tuple(val_spk),
+        tuple(train_spk),
+    )
 
 
 __all__ = ["PROTOCOLS", "Split", "make_split"]
