@@ -177,15 +177,18 @@ class AudioAugment:
         n, _, m, f = log_mel.shape
         dev = log_mel.device
         keep = torch.ones(n, 1, m, f, dtype=torch.bool, device=dev)
-        for size, count, axis in ((c.max_time_mask_frames, c.time_masks, f), (c.max_freq_mask_bands, c.freq_masks, m)):
+        for size, count, axis, in_time in (
+            (c.max_time_mask_frames, c.time_masks, f, True),
+            (c.max_freq_mask_bands, c.freq_masks, m, False),
+        ):
             if size <= 0:
                 continue
             positions = torch.arange(axis, device=dev)[None, :]
             for _ in range(count):
-                width = torch.randint(0, size + 1, (n, 1), device=dev, generator=generator)
+                width = torch.randint(0, min(size, axis) + 1, (n, 1), device=dev, generator=generator)
                 start = (torch.rand(n, 1, device=dev, generator=generator) * (axis - width + 1)).floor()
                 hit = (positions >= start) & (positions < start + width)  # (N, axis)
-                keep &= ~(hit[:, None, None, :] if axis == f else hit[:, None, :, None])
+                keep &= ~(hit[:, None, None, :] if in_time else hit[:, None, :, None])
         return torch.where(keep, log_mel, torch.full_like(log_mel, self.silence))
 
     def __call__(self, log_mel: Tensor, speech: Tensor) -> tuple[Tensor, Tensor]:
