@@ -97,7 +97,8 @@ def _fer_root(shared_data: Path, root: Path, n_train: int = 24, n_test: int = 8)
                 if i == 0:
                     votes = [0] * 9 + [10]  # NF: not a face
                 join = {"match_rmse": 9.0 if i == 1 else 1.8, "second_rmse": 40.0}  # row 1: a doubtful join
-                rows.append({"zip": "train.zip", "member": member, "fer2013_row": i, **join, **dict(zip(CLASSES, votes))})
+                counts = dict(zip(CLASSES, votes, strict=True))
+                rows.append({"zip": "train.zip", "member": member, "fer2013_row": i, **join, **counts})
             else:
                 test_zip.writestr(name, image)
     with (root / "ferplus_votes.csv").open("w", newline="") as fh:
