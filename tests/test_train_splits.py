@@ -105,3 +105,21 @@ def test_a_corpus_with_fewer_speakers_than_folds_tests_each_speaker_once():
     samples = _corpus("savee", 3)
     tested = [s for fold in range(5) for s in make_split(samples, "actor-kfold", fold=fold, folds=5).test_speakers]
     assert sorted(tested) == ["savee-00", "savee-01", "savee-02"]
+
+
+def test_variants_of_one_corpus_keep_each_speaker_in_one_part():
+    av = [
+        Sample(key=f"crema-d/{a}", dataset="crema-d", label="sad", speaker=f"crema-d-{a}", video_path="v.flv")
+        for a in (1001,)
+    ]
+    audio = [
+        Sample(key=f"crema-d-audio/{a}-{i}", dataset="crema-d-audio", label="sad", speaker=f"crema-d-{a}",
+               audio_path="a.wav")
+        for a in (1001, 1002, 1003)
+        for i in range(2)
+    ]
+    for fold in range(3):
+        split = make_split(av + audio, "actor-kfold", fold=fold, folds=3, seed=0)
+        part_of = {k: p for p in ("train", "val", "test") for k in getattr(split, p)}
+        assert part_of["crema-d/1001"] == part_of["crema-d-audio/1001-0"] == part_of["crema-d-audio/1001-1"]
+        assert make_split(audio, "actor-kfold", fold=fold, folds=3, seed=0).test_speakers == split.test_speakers

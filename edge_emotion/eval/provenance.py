@@ -25,6 +25,7 @@ from typing import Any
 
 from .datasets import Sample
 from .fer2013 import subset_of
+from .splits import speaker_group
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,10 @@ class TrainingIds:
         }
 
 
-def corpus_of_speaker(speaker: str) -> str:
-    """``"ravdess-06"`` -> ``"ravdess"``, ``"crema-d-1001"`` -> ``"crema-d"``: the corpus family
-    a speaker id names (the part before its last ``-``)."""
-    return speaker.rsplit("-", 1)[0] if "-" in speaker else speaker
-
-
 def _group(speakers: Iterable[str]) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for s in speakers:
-        out.setdefault(corpus_of_speaker(s), set()).add(s)
+        out.setdefault(speaker_group(s), set()).add(s)
     return {k: frozenset(v) for k, v in out.items()}
 
 
@@ -185,7 +180,6 @@ def training_overlap(samples: Iterable[Sample], ids: TrainingIds) -> Overlap:
 __all__ = [
     "TrainingIds",
     "Overlap",
-    "corpus_of_speaker",
     "training_ids",
     "training_ids_from_splits",
     "training_overlap",

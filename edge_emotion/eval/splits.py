@@ -1,6 +1,7 @@
 """Train / validation / test splits, saved as JSON next to the results.
 
-- ``actor-kfold`` (the default): speaker-independent. The speakers of each corpus are sorted,
+- ``actor-kfold`` (the default): speaker-independent. The speakers of each corpus (corpora whose
+  speaker ids share a prefix, such as ``crema-d`` and ``crema-d-audio``, count as one) are sorted,
   shuffled with the seed and dealt into ``folds`` folds; fold ``K`` is the test set. The validation
   set (for best-epoch selection) is carved from the *training* speakers, never from the test fold:
   per corpus ``val_speakers`` of them (4 by default, so that the epoch choice rests on more than
@@ -31,6 +32,13 @@ from edge_emotion.errors import InputError
 from .datasets import Sample
 
 PROTOCOLS = ("actor-kfold", "random")
+
+
+def speaker_group(speaker: str) -> str:
+    """The corpus family a speaker id names: ``"ravdess-06"`` -> ``"ravdess"``, ``"crema-d-1001"``
+    -> ``"crema-d"`` (the part before the last ``-``; the adapters name speakers so; an id without
+    one, such as IEMOCAP's ``"Ses01F"``, is its own family here and its corpus groups it in splits)."""
+    return speaker.rsplit("-", 1)[0] if "-" in speaker else speaker
 
 
 @dataclass(frozen=True)
@@ -147,11 +155,13 @@ def make_split(
         return Split(protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test))
     by_corpus: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
-        by_corpus[s.dataset].append(s)
+        by_corpus[speaker_group(s.speaker) if s.speaker and "-" in s.speaker else s.dataset].append(s)
     for corpus in sorted(by_corpus):
         # A fresh generator per corpus: a corpus's split must not depend on which other corpora
         # are mixed in (the audio stage sees RAVDESS alone, the fusion stage RAVDESS + FER2013 +
-        # CREMA-D; with one shared generator their test actors would differ and leak).
+        # CREMA-D; with one shared generator their test actors would differ and leak). Variants of
+        # one corpus (``crema-d`` AV and ``crema-d-audio``, ``ravdess`` and ``ravdess-audio``) are
+        # one group, by their speakers' ids, so that one person's clips never straddle two parts.
         rng = random.Random(seed)
         members = by_corpus[corpus]
         with_speaker = [s for s in members if s.speaker is not None]
@@ -192,4 +202,4 @@ def make_split(
     )
 
 
-__all__ = ["PROTOCOLS", "Split", "make_split"]
+__all__ = ["PROTOCOLS", "Split", "make_split", "speaker_group"]
