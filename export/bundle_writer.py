@@ -98,6 +98,16 @@ def create_bundle(
     return out
 
 
+def training_provenance(splits: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The provenance fields saying what trained a model, from the saved splits (``split.json``
+    contents) of every stage that trained it: ``training_speakers`` (``{corpus: [speaker id, ...]}``,
+    train + validation speakers) and ``training_images`` (``{corpus: {"subsets": [...]}}``).
+    ``edge-emotion eval`` reads them to say how many evaluated samples overlap training."""
+    from edge_emotion.eval.provenance import training_ids_from_splits
+
+    return training_ids_from_splits(list(splits)).to_provenance()
+
+
 def add_format(
     bundle_dir: str | Path,
     format_key: str,
@@ -240,4 +250,12 @@ def write_bundle(
     return root
 
 
-__all__ = ["TOOLS", "tool_versions", "create_bundle", "add_format", "measure_parity", "write_bundle"]
+__all__ = [
+    "TOOLS",
+    "tool_versions",
+    "create_bundle",
+    "training_provenance",
+    "add_format",
+    "measure_parity",
+    "write_bundle",
+]
