@@ -3,6 +3,10 @@ confusion-matrix PNG of a bundle (run without torch) or a training checkpoint (t
 
 A clip's prediction is the mean of the softmax over its windows. Samples whose label the model
 lacks, and clips that fail to decode, are counted in the report (``unmapped``, ``failed``).
+Samples of speakers (or image subsets) the model was trained or validated on are counted too
+(``training_overlap``, from the bundle's manifest or the ``split.json`` beside a checkpoint), with a
+one-line warning on stderr. For FER2013, accuracy against the FER+ majority vote is added when the
+votes are there (``--ferplus PATH``, or ``ROOT/ferplus_votes.csv``).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(
             ...,
             "--dataset",
-            help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio).",
+            help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio, savee, emodb).",
         ),
         root: Path = typer.Option(..., "--root", help="The corpus's folder."),
         model: Path | None = typer.Option(
