@@ -134,8 +134,10 @@ def test_eval_of_the_shipped_bundle_warns_about_actors_it_trained_on(shared_data
     overlap = json.loads(report.read_text())["training_overlap"]
     assert overlap["n"] == 2 and overlap["n_seen_in_training"] == 1 and overlap["speakers"] == ["ravdess-01"]
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert err == ["warning: 1 of 2 evaluated samples were seen in training (1 training speakers: ravdess-01): "
-                   "not a held-out result"]
+    assert err == [
+        "warning: 1 of 2 evaluated samples were seen in training (1 speakers it trained or validated on: "
+        "ravdess-01): not a held-out result"
+    ]
 
 
 def test_fer2013_eval_adds_the_ferplus_majority_vote(shared_data, tmp_path, capsys):

@@ -162,7 +162,7 @@ class Overlap:
         if not self.n_seen:
             return None
         shown = ", ".join(self.speakers[:4]) + (f" and {len(self.speakers) - 4} more" if len(self.speakers) > 4 else "")
-        who = f" ({len(self.speakers)} training speakers: {shown})" if self.speakers else ""
+        who = f" ({len(self.speakers)} speakers it trained or validated on: {shown})" if self.speakers else ""
         return (
             f"warning: {self.n_seen} of {self.n} evaluated samples were seen in training{who}: "
             "not a held-out result"
