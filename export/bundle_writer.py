@@ -139,6 +139,14 @@ def _materialise_references(root: Path, manifest: dict[str, Any], folder: str) -
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         entry["file"] = target.relative_to(root).as_posix()
+def training_provenance(splits: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The provenance fields saying what trained a model, from the saved splits (``split.json``
+    contents) of every stage that trained it: ``training_speakers`` (``{corpus: [speaker id, ...]}``,
+    train + validation speakers) and ``training_images`` (``{corpus: {"subsets": [...]}}``).
+    ``edge-emotion eval`` reads them to say how many evaluated samples overlap training."""
+    from edge_emotion.eval.provenance import training_ids_from_splits
+
+    return training_ids_from_splits(list(splits)).to_provenance()
 
 
 def add_format(
@@ -396,6 +404,7 @@ __all__ = [
     "create_bundle",
     "add_format",
     "dedupe_bundle",
+    "training_provenance",
     "measure_parity",
     "write_bundle",
 ]

@@ -152,7 +152,80 @@ def test_fer2013_folders_and_zips(shared_data, tmp_path):
     assert image.shape == (48, 48) and image.dtype == np.uint8
 
 
-@pytest.mark.parametrize("name", ["ravdess", "ravdess-audio", "crema-d", "crema-d-audio", "iemocap", "fer2013"])
+def _tone_wav(path: Path, seconds: float = 0.5) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(16000 * seconds)) / 16000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_savee_official_layout(tmp_path):
+    for rel in ("DC/a01.wav", "DC/sa02.wav", "DC/su15.wav", "JK/n30.wav", "KL/h03.wav", "KL/f07.wav", "JE/d01.wav"):
+        _tone_wav(tmp_path / "AudioData" / rel)
+    _tone_wav(tmp_path / "AudioData/DC/info.wav")  # not a SAVEE name: skipped
+    _tone_wav(tmp_path / "AudioData/a01.wav")  # no speaker folder: skipped
+    (tmp_path / "AudioData/DC/a01.txt").write_text("transcript")  # not audio: ignored
+
+    index = get_dataset("savee", tmp_path)
+    assert sorted((s.key, s.label, s.speaker) for s in index.samples) == [
+        ("savee/DC_a01", "angry", "savee-DC"),  # a is anger, not happy
+        ("savee/DC_sa02", "sad", "savee-DC"),
+        ("savee/DC_su15", "surprised", "savee-DC"),
+        ("savee/JE_d01", "disgust", "savee-JE"),
+        ("savee/JK_n30", "neutral", "savee-JK"),
+        ("savee/KL_f07", "fearful", "savee-KL"),
+        ("savee/KL_h03", "happy", "savee-KL"),
+    ]
+    assert all(s.modality == "audio" for s in index.samples)
+    assert index.skipped == {"file name not [SPEAKER_]<code><nn> under a speaker folder": 2}
+
+
+def test_emodb_official_layout_keeps_boredom_as_an_unmapped_label(tmp_path):
+    from edge_emotion.labels import LabelMapper
+
+    for stem in ("03a01Fa", "08b02Lc", "16a05Wb", "10b09Nd", "11a02Ec", "12b10Ab", "13a04Tc"):
+        _tone_wav(tmp_path / "wav" / f"{stem}.wav")
+    _tone_wav(tmp_path / "wav/03a01Xa.wav")  # no such emotion code
+    _tone_wav(tmp_path / "wav/silence.wav")  # not an EmoDB name
+    (tmp_path / "lablaut").mkdir()
+
+    index = get_dataset("emodb", tmp_path)
+    assert [(s.label, s.speaker) for s in index.samples] == [
+        ("happy", "emodb-03"),
+        ("boredom", "emodb-08"),
+        ("neutral", "emodb-10"),
+        ("disgust", "emodb-11"),
+        ("fearful", "emodb-12"),
+        ("sad", "emodb-13"),
+        ("angry", "emodb-16"),
+    ]
+    assert index.skipped == {"unknown emotion code X": 1, "file name not SSTTTEV": 1}
+    mapper = LabelMapper(("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+    assert [mapper(s.label) is None for s in index.samples].count(True) == 1
+    assert mapper.report() == {"boredom": 1}  # counted, not dropped silently
+
+
+def _manifest_labels(path: Path) -> dict[str, str]:
+    import csv
+
+    with path.open(newline="") as fh:
+        return {row["file"].rsplit(".", 1)[0]: row["label8"] or "boredom" for row in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("name, speakers, n", [("savee", 3, 360), ("emodb", 8, 408)])
+def test_savee_and_emodb_shared_layout_agree_with_their_manifests(shared_data, name, speakers, n):
+    index = get_dataset(name, shared_data / name)
+    assert len(index) == n and not index.skipped
+    assert len({s.speaker for s in index.samples}) == speakers
+    expected = _manifest_labels(shared_data / name / "manifest.csv")
+    assert {s.key.split("/", 1)[1]: s.label for s in index.samples} == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["ravdess", "ravdess-audio", "crema-d", "crema-d-audio", "iemocap", "fer2013", "savee", "emodb"]
+)
 def test_a_wrong_layout_says_what_was_expected(tmp_path, name):
     (tmp_path / "notes.txt").write_text("nothing here")
     with pytest.raises(DatasetLayoutError, match="expected"):

@@ -35,3 +35,94 @@ def test_a_failed_step_stops_the_recipe_and_starts_nothing_more(recipe, tmp_path
         recipe.edge_emotion_parallel([("bad", ["no-such-command"]), ("after", ["info"])], 1, tmp_path)
     assert (tmp_path / "bad.log").exists()
     assert not (tmp_path / "after.log").exists()
+
+
+class _FakeSteps:
+    """Stands in for the recipe's ``edge-emotion`` steps: writes what each step leaves behind (the
+    run files a training step writes, a report for an eval, a manifest for an export) and can cut
+    one training step off after its first epoch, as an interruption would."""
+
+    def __init__(self, interrupt: str | None = None):
+        self.calls: list[list[str]] = []
+        self.interrupt = interrupt
+
+    def __call__(self, *args, log=None):
+        args = [str(a) for a in args]
+        self.calls.append(args)
+        out = Path(args[args.index("--out") + 1]) if "--out" in args else None
+        if args[0] == "train":
+            out.mkdir(parents=True, exist_ok=True)
+            fold = int(args[args.index("--fold") + 1]) if "--fold" in args else 0
+            split = {
+                "train": ["fer2013/train.zip/angry/Training_1.jpg"] if "visual" in args else [f"ravdess-audio/a{fold}"],
+                "val": [],
+                "test": [],
+                "train_speakers": [] if "visual" in args else [f"ravdess-{fold + 1:02d}", "savee-JE"],
+                "val_speakers": [] if "visual" in args else ["ravdess-20"],
+                "test_speakers": [] if "visual" in args else [f"ravdess-{fold + 10:02d}", "savee-DC"],
+            }
+            (out / "split.json").write_text(json.dumps(split))
+            (out / "last.pt").write_text("epoch 0")
+            (out / "metrics.csv").write_text("epoch,seconds\n0,1.5\n")
+            if self.interrupt is not None and str(out).endswith(self.interrupt):
+                self.interrupt = None
+                raise SystemExit("interrupted")
+            (out / "best.pt").write_text("weights")
+            (out / "results.json").write_text("{}")
+        elif args[0] == "eval":
+            report = {"dataset": args[args.index("--dataset") + 1], "n": 4, "weighted_accuracy": 0.5,
+                      "unweighted_accuracy": 0.25}
+            Path(args[args.index("--json") + 1]).write_text(json.dumps(report))
+        elif args[0] == "export":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "manifest.json").write_text(json.dumps({"provenance": {"checkpoint": "best.pt"}}))
+
+
+def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps) -> None:
+    monkeypatch.setattr(recipe, "edge_emotion", steps)
+    monkeypatch.setattr(recipe, "merge_encoders", lambda visual, audio, out: out)
+    monkeypatch.setattr(recipe, "calibration_dir", lambda data, split, out: out / "calib")
+    monkeypatch.setattr(
+        recipe, "measure_window_shift",
+        lambda bundle, data, report, log: report.write_text(json.dumps({"sets": {"av-clips": {"consistency": 0.5}}})),
+    )
+    data = tmp_path / "data"
+    for sub in ("ravdess", "savee", "emodb", "crema-d", "fer2013"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    recipe.main(["--data", str(data), "--out", str(tmp_path / "out"), "--folds", "2"])
+
+
+def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp_path):
+    first = _FakeSteps(interrupt="fold1/audio")
+    with pytest.raises(SystemExit, match="interrupted"):
+        _run_recipe(recipe, monkeypatch, tmp_path, first)
+    assert all("--resume" in call for call in first.calls if call[0] == "train")
+    audio = [c for c in first.calls if c[0] == "train" and "audio" in c]
+    corpora = [audio[0][i + 1] for i, a in enumerate(audio[0]) if a == "--dataset"]
+    assert corpora == ["ravdess-audio", "savee", "emodb", "crema-d-audio"]
+
+    second = _FakeSteps()
+    _run_recipe(recipe, monkeypatch, tmp_path, second)
+    trained = [c[c.index("--out") + 1] for c in second.calls if c[0] == "train"]
+    out = tmp_path / "out"
+    # finished steps are not repeated; the cut-off one runs again with --resume (it continues its last.pt)
+    assert trained == [str(out / "fold1/audio")]
+    assert [c[c.index("--out") + 1] for c in first.calls if c[0] == "train"] == [
+        str(out / "visual"), str(out / "fold0/audio"), str(out / "fold0/fusion"), str(out / "fold1/audio")
+    ]
+    assert (out / "export.done").exists()
+    held_out = [c[c.index("--model") + 1] for c in first.calls + second.calls if c[0] == "eval" and "savee" in c]
+    assert held_out == [str(out / "fold0/audio/best.pt"), str(out / "fold1/audio/best.pt")]  # leave-speakers-out
+
+    manifest = json.loads((out / "bundle/manifest.json").read_text())
+    provenance = manifest["provenance"]
+    assert provenance["training_speakers"] == {"ravdess": ["ravdess-01", "ravdess-20"], "savee": ["savee-JE"]}
+    assert provenance["training_images"] == {"fer2013": {"subsets": ["train"]}}
+    assert provenance["metrics"]["window_shift_consistency"] == {"av-clips": {"consistency": 0.5}}
+    assert provenance["metrics"]["savee_leave_speakers_out"]["unweighted_accuracy_mean"] == 0.25
+    assert "SAVEE" in provenance["licence"]
+
+    (out / "export.done").unlink()  # an export cut off before it finished is redone, nothing else
+    third = _FakeSteps()
+    _run_recipe(recipe, monkeypatch, tmp_path, third)
+    assert [c[0] for c in third.calls] == ["export"]

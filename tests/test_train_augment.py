@@ -72,3 +72,71 @@ def test_modality_dropout_only_touches_samples_with_both_modalities():
     both_kept = (a[100:].sum(1) > 0) & (f[100:].sum(1) > 0)
     assert 25 < int((~both_kept).sum()) < 75
     assert bool(((a[100:].sum(1) > 0) | (f[100:].sum(1) > 0)).all())  # never both dropped
+
+
+def test_speed_perturbation_is_a_stretch_and_a_pitch_shift_together():
+    aug = AudioAugment(EDGE.audio)
+    x = _tone_window(1000.0)
+    speech = torch.ones(1, EDGE.model.time_steps)
+    y, s = aug.speed(x, speech, torch.tensor([2.0]))  # twice as fast: an octave up, half as long
+    peak = lambda v: int(v[0, 0, :, 5:30].mean(-1).argmax())  # noqa: E731
+    assert abs(peak(y) - peak(_tone_window(2000.0))) <= 1
+    assert s[0, : s.shape[1] // 2].all() and not s[0, s.shape[1] // 2 + 1 :].any()
+    same, s1 = aug.speed(x, speech, torch.ones(1))
+    assert torch.allclose(same, x, atol=1e-4) and torch.equal(s1, speech)
+
+
+def test_gain_scales_the_power_and_keeps_silence_near_silence():
+    aug = AudioAugment(EDGE.audio)
+    x = _tone_window(440.0)
+    louder = aug.gain(x, torch.tensor([10.0]))
+    band = int(x[0, 0].mean(-1).argmax())
+    step = (louder - x)[0, 0, band].mean() * EDGE.audio.std  # natural-log power change in the peak band
+    assert float(step) == pytest.approx(np.log(10.0), rel=0.01)
+    assert torch.allclose(aug.gain(x, torch.zeros(1)), x, atol=1e-4)
+
+
+def test_spec_augment_masks_set_whole_spans_and_bands_to_silence():
+    from edge_emotion.train.augment import AudioAugmentConfig
+
+    cfg = AudioAugmentConfig(time_masks=1, max_time_mask_frames=20, freq_masks=1, max_freq_mask_bands=16)
+    aug = AudioAugment(EDGE.audio, cfg)
+    x = _tone_window(440.0).repeat(64, 1, 1, 1) + 1.0  # nowhere silent
+    out = aug.masks(x, torch.Generator().manual_seed(0))
+    silent = torch.isclose(out, torch.full_like(out, aug.silence))
+    frames = silent.all(dim=2)[:, 0]  # (N, F) whole frames masked
+    bands = silent.all(dim=3)[:, 0]  # (N, M) whole bands masked
+    assert (silent == (frames[:, None, None, :] | bands[:, None, :, None])).all()  # nothing else touched
+    assert 0 < int(frames.sum(1).max()) <= 20 and 0 < int(bands.sum(1).max()) <= 16
+    assert torch.equal(out[~silent], x[~silent])
+
+
+def test_strong_augmentation_changes_windows_and_keeps_shapes():
+    from edge_emotion.train.augment import AudioAugmentConfig
+
+    torch.manual_seed(0)
+    aug = AudioAugment(EDGE.audio, AudioAugmentConfig.strong())
+    x = _tone_window(440.0).repeat(8, 1, 1, 1)
+    speech = torch.ones(8, EDGE.model.time_steps)
+    y, s = aug(x, speech)
+    assert y.shape == x.shape and s.shape == speech.shape and torch.isfinite(y).all()
+    assert not torch.allclose(y, x)
+
+
+def test_mixup_blends_inputs_and_targets_alike_and_unites_masks():
+    from edge_emotion.train.augment import mixup
+
+    torch.manual_seed(0)
+    n = 16
+    batch = {
+        "log_mel": torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1).expand(n, 1, 4, 4).clone(),
+        "audio_mask": (torch.arange(n) % 2).float()[:, None].expand(n, 5).clone(),
+        "target": torch.nn.functional.one_hot(torch.arange(n) % 4, 4).float(),
+        "label": torch.arange(n) % 4,
+    }
+    out = mixup(batch, alpha=0.4)
+    lam = out["target"].max(1).values  # the sample's own share
+    assert torch.allclose(out["target"].sum(1), torch.ones(n)) and (lam >= 0.5).all()
+    assert (out["audio_mask"] >= batch["audio_mask"]).all()
+    assert torch.equal(out["label"], batch["label"])
+    assert mixup(batch, alpha=0.0) is batch

@@ -17,7 +17,9 @@ Writes ``OUT/baselines.json`` (everything the model card needs) and prints a tab
    "selected" row, the feature set and classifier too) are chosen by a grouped inner
    cross-validation over the *non-test* actors of the fold (train + val speakers of the split;
    groups = actors; criterion = unweighted accuracy); the test actors are never looked at until
-   the chosen model, refitted on all non-test actors, predicts them once.
+   the chosen model, refitted on all non-test actors, predicts them once. ``--audio-corpora savee
+   emodb`` runs the same on SAVEE and EmoDB, leave-speakers-out within each corpus, on the folds
+   the multi-corpus recipe deals their speakers into (folds without a test speaker are left out).
 2. **Classical face** on FER2013: train -> public test. Features: raw pixels (48x48 grey,
    standardised, PCA) and HOG (``cv2.HOGDescriptor``), alone and concatenated; standardisation +
    logistic regression (multinomial). C, PCA size and HOG cell size are chosen on a stratified
@@ -200,7 +202,20 @@ def audio_split_settings(train_config: Path) -> dict:
     }
 
 
-def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: int) -> dict:
+#: corpora the classical audio baseline runs on -> (folder under --data, description)
+AUDIO_CORPORA = {
+    "ravdess-audio": ("ravdess/audio16k", "RAVDESS speech, audio only, actors 1-20"),
+    "savee": ("savee", "SAVEE, audio only, its speakers (leave-speakers-out)"),
+    "emodb": ("emodb", "EmoDB, audio only, its speakers (leave-speakers-out; boredom unmapped)"),
+}
+
+
+def run_audio(
+    data: Path, folds: list[int] | None, settings: dict, inner_folds: int, corpus: str = "ravdess-audio"
+) -> dict:
+    """The classical audio baselines on one corpus (within-corpus: trained on the fold's non-test
+    speakers of that corpus, tested on its test speakers); folds without test speakers of the
+    corpus (a corpus with fewer speakers than folds) are left out."""
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import GroupKFold
@@ -208,12 +223,13 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
     from edge_emotion.eval.datasets import get_dataset
     from edge_emotion.eval.splits import make_split
 
-    root = data / "ravdess" / "audio16k"
-    index = get_dataset("ravdess-audio", root)
+    folder, description = AUDIO_CORPORA[corpus]
+    root = data / folder
+    index = get_dataset(corpus, root)
     labels = EDGE.labels
     mapper = LabelMapper(labels)
     samples = [s for s in index.samples if mapper(s.label) is not None]
-    log(f"audio: {len(samples)} RAVDESS clips from {root}; features ...")
+    log(f"audio: {len(samples)} {corpus} clips from {root}; features ...")
     t0 = time.perf_counter()
     blocks = {"mfcc": [], "logmel": []}
     for s in samples:
@@ -243,7 +259,10 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
         is_test = np.array([k in test_keys for k in keys])
         tr = np.flatnonzero(~is_test)
         te = np.flatnonzero(is_test)
-        inner = list(GroupKFold(n_splits=inner_folds).split(tr, y[tr], speakers[tr]))
+        if te.size == 0:
+            continue
+        n_groups = min(inner_folds, len(set(speakers[tr])))
+        inner = list(GroupKFold(n_splits=n_groups).split(tr, y[tr], speakers[tr]))
         scores = []
         for fs, _clf, _params, pipe in combos:
             X = X_of[fs]
@@ -303,13 +322,15 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
         "chosen_per_fold": [f["selected"]["model"] for f in per_fold],
     }
     return {
-        "corpus": "RAVDESS speech, audio only, actors 1-20 (../shared/data/ravdess/audio16k)",
+        "corpus": f"{description} (../shared/data/{folder})",
+        "dataset": corpus,
         "n_clips": len(samples),
+        "unmapped_labels": mapper.report(),
         "labels": list(labels),
         "split": {
             **settings,
-            "folds_run": folds,
-            "function": "edge_emotion.eval.splits.make_split(ravdess-audio samples, 'actor-kfold', fold, "
+            "folds_run": [f["fold"] for f in per_fold],
+            "function": f"edge_emotion.eval.splits.make_split({corpus} samples, 'actor-kfold', fold, "
             "folds, seed, val_speakers)",
             "test": "all clips of the fold's test actors",
             "train": "all clips of the other actors (the deep model's train + val speakers)",
@@ -330,7 +351,8 @@ def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: 
             "linear-svm": "StandardScaler + SVC(kernel=linear), C in 0.0003..0.3",
             "rbf-svm": "StandardScaler + SVC(kernel=rbf), C in 1..100, gamma in (0.25, 1, 4)/n_features",
         },
-        "selection": f"GroupKFold({inner_folds}) over the non-test actors (groups = actors), criterion UA "
+        "selection": f"GroupKFold({inner_folds}, or fewer when fewer non-test speakers) over the non-test actors "
+        "(groups = actors), criterion UA "
         "(balanced accuracy); best hyper-parameters per feature set x classifier, and the best of all "
         "for the 'selected by inner CV' row; refitted on all non-test actors",
         "std": "population std over folds (ddof 0)",
@@ -708,12 +730,12 @@ def table(report: dict) -> str:
     lines = []
     la = report["machine"]
     lines.append(f"load average at start {la['loadavg_start']}, at end {la['loadavg_end']} ({la['cpu_count']} cores)")
-    a = report.get("audio")
-    if a:
+    for key in [k for k in report if k == "audio" or k.startswith("audio-")]:
+        a = report[key]
         s = a["split"]
         lines.append("")
         lines.append(
-            f"AUDIO: RAVDESS actors 1-20, {a['n_clips']} clips, 8 classes, {s['protocol']} folds={s['folds']} "
+            f"AUDIO: {a['corpus']}, {a['n_clips']} clips, {s['protocol']} folds={s['folds']} "
             f"seed={s['seed']} (folds run: {s['folds_run']})"
         )
         lines.append(f"  {'model':<32} {'WA mean±std':>14} {'UA mean±std':>14}   UA per fold")
@@ -781,6 +803,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--inner-folds", type=int, default=4, help="grouped inner CV folds over the non-test actors")
     ap.add_argument(
+        "--audio-corpora", nargs="+", default=["ravdess-audio"], choices=list(AUDIO_CORPORA),
+        help="corpora of the classical audio baseline (report key 'audio' for RAVDESS, 'audio-NAME' for the others)",
+    )
+    ap.add_argument(
         "--select-limit", type=int, default=0, help="face: training images used for hyper-parameter selection (0 = all)"
     )
     ap.add_argument("--face-train-limit", type=int, default=0, help="face: training images for the final fit (0 = all)")
@@ -822,7 +848,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "audio" not in args.skip:
         settings = audio_split_settings(args.train_config)
-        report["audio"] = run_audio(args.data, args.folds, settings, args.inner_folds)
+        for corpus in args.audio_corpora:
+            key = "audio" if corpus == "ravdess-audio" else f"audio-{corpus}"
+            report[key] = run_audio(args.data, args.folds, settings, args.inner_folds, corpus)
     fer = None
     if "face" not in args.skip or args.fer_model or args.bundle:
         log("faces: loading FER2013 ...")

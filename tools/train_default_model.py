@@ -6,12 +6,15 @@
 The recipe (the model card in README.md explains why):
 1. ``visual``: the face encoder + a linear head on FER2013 ``train.zip`` (10 % of it held out for
    picking the best epoch); ``public_test.zip`` is only ever tested on.
-2. For each of ``--folds`` speaker-independent folds of RAVDESS actors 1–20 (4 test actors per fold,
-   2 validation actors from the rest): ``audio`` (audio encoder + fusion head on audio-only
-   windows; independent of step 1, so it may run beside it), then ``fusion`` (from the visual
+2. For each of ``--folds`` speaker-independent folds (RAVDESS actors 1–20: 4 test actors per fold,
+   4 validation actors from the rest; SAVEE, EmoDB and CREMA-D speakers dealt into the same folds):
+   ``audio`` (audio encoder + fusion head on audio-only windows of ``--audio-corpora``, by default
+   RAVDESS + SAVEE + EmoDB + CREMA-D audio, with the config's augmentation, mixup and random window
+   offsets; independent of step 1, so it may run beside it), then ``fusion`` (from the visual
    encoder of step 1 and the audio stage's weights) (encoders frozen; the fusion head on audio-only windows, face-only
    FER2013 samples, label-paired audio + face samples and the real CREMA-D AV clips, with modality
-   dropout), then ``eval`` on the fold's unseen actors, audio only.
+   dropout), then ``eval`` on the fold's unseen actors, audio only (RAVDESS, and SAVEE / EmoDB where
+   the fold holds out some of their speakers: leave-speakers-out).
 3. The model of fold ``--ship-fold`` is exported (ONNX FP32 + INT8, OpenVINO FP32 + INT8, calibrated
    on its own training actors' speech and on FER2013 training faces), evaluated (FER2013 public
    test, the real AV clips, its fold's unseen RAVDESS actors), and its manifest gets the
@@ -19,7 +22,9 @@ The recipe (the model card in README.md explains why):
    the package.
 
 Every step is an ``edge-emotion`` command (logged, and recorded in the manifest), so each can be
-rerun by hand. Steps whose outputs exist are skipped, so an interrupted run continues. ``--jobs N``
+rerun by hand. Steps whose outputs exist are skipped, so an interrupted run continues: a training
+step that was cut off resumes from its ``last.pt`` (every training step runs with ``--resume``, which
+starts afresh when there is none), an export that did not finish is redone. ``--jobs N``
 runs step 1 and the folds' audio stages N at a time (one thread each on a 2-core CPU with N = 2:
 faster than one 2-thread process); the rest runs in order.
 """
@@ -40,6 +45,22 @@ LICENCE_NOTE = (
     "Trained on RAVDESS (CC BY-NC-SA 4.0) and FER2013 (research / non-commercial use): these weights are for "
     "evaluation and non-commercial use only."
 )
+#: what each further audio corpus adds to the licence note
+CORPUS_TERMS = {
+    "savee": "SAVEE (free for research use)",
+    "emodb": "EmoDB (free for research use)",
+    "crema-d-audio": "CREMA-D (ODbL 1.0 / DbCL 1.0)",
+}
+
+
+def licence_note(audio_corpora: list[str]) -> str:
+    more = [CORPUS_TERMS[name] for name in audio_corpora if name in CORPUS_TERMS]
+    if not more:
+        return LICENCE_NOTE
+    return (
+        f"Trained on RAVDESS (CC BY-NC-SA 4.0), FER2013 (research / non-commercial use), {', '.join(more)}: these "
+        "weights are for evaluation and non-commercial research use only."
+    )
 
 
 def _command(args) -> tuple[list[str], str]:
@@ -115,6 +136,42 @@ def summary(report: dict) -> dict:
     return {k: report[k] for k in ("dataset", "n", "weighted_accuracy", "unweighted_accuracy") if k in report}
 
 
+#: corpus name -> its folder under --data, for the audio stage's corpora
+AUDIO_CORPORA = {
+    "ravdess-audio": "ravdess",
+    "savee": "savee",
+    "emodb": "emodb",
+    "crema-d-audio": "crema-d",
+}
+#: corpora scored leave-speakers-out besides RAVDESS (each fold's model on the fold's test speakers)
+HELD_OUT_CORPORA = ("savee", "emodb")
+
+
+def leave_speakers_out(folds: list[dict], corpus: str) -> dict:
+    """Per-fold reports of one corpus -> the mean UA / WA over the folds that held out any of its
+    speakers, with the per-fold figures."""
+    scored = [f[corpus] for f in folds if f.get(corpus, {}).get("n")]
+    if not scored:
+        return {}
+    uas = [r["unweighted_accuracy"] for r in scored]
+    was = [r["weighted_accuracy"] for r in scored]
+    return {
+        "folds": scored,
+        "unweighted_accuracy_mean": statistics.mean(uas),
+        "weighted_accuracy_mean": statistics.mean(was),
+        "n": sum(r["n"] for r in scored),
+        "note": f"each fold's audio-stage model on the {corpus} speakers that fold holds out (never trained on)",
+    }
+
+
+def training_provenance(split_paths: list[Path]) -> dict:
+    """The manifest's ``training_speakers`` / ``training_images``: the train + validation parts of
+    the shipped model's stages (edge_emotion/eval/provenance.py)."""
+    from edge_emotion.export.bundle_writer import training_provenance as from_splits
+
+    return from_splits([read_json(p) for p in split_paths if p.exists()])
+
+
 def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
     """A checkpoint with the visual encoder of the visual stage and the audio encoder + fusion head
     of the audio stage: the fusion stage's starting point. (The two stages train disjoint
@@ -162,7 +219,23 @@ def calibration_dir(data: Path, split_path: Path, out: Path) -> Path:
     return calib
 
 
-def main() -> None:
+def measure_window_shift(bundle: Path, data: Path, report: Path, log: Path) -> None:
+    """``tools/window_shift.py`` on the bundle (unseen RAVDESS actors, the AV clips) -> ``report``."""
+    import os
+
+    command = [sys.executable, str(Path(__file__).with_name("window_shift.py")), "--model", str(bundle),
+               "--data", str(data), "--json", str(report)]
+    print(f"\n$ {shlex.join(command)}", flush=True)
+    repo = str(Path(__file__).resolve().parents[1])  # this checkout's edge_emotion, as `python -m` finds it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    with open(log, "a") as fh:
+        fh.write(f"\n$ {shlex.join(command)}\n")
+        fh.flush()
+        if subprocess.run(command, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode != 0:
+            sys.exit(f"the window-shift measurement failed; see {log}")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("runs/default"))
@@ -170,6 +243,10 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/edge.toml"))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ship-fold", type=int, default=0)
+    parser.add_argument(
+        "--audio-corpora", nargs="+", default=list(AUDIO_CORPORA), choices=list(AUDIO_CORPORA),
+        help="corpora of the audio stage (those whose folder under --data is absent are left out)",
+    )
     parser.add_argument("--audio-epochs", type=int, default=30)
     parser.add_argument("--visual-epochs", type=int, default=24)
     parser.add_argument("--fusion-epochs", type=int, default=8)
@@ -184,7 +261,7 @@ def main() -> None:
         help="train the visual stage and the folds' audio stages N at a time (each process with cpu_count/N "
         "threads; 2 on a 2-core CPU; keep 1 on a single GPU)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     data, out = args.data.resolve(), args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -196,14 +273,17 @@ def main() -> None:
     ravdess = ["--dataset", "ravdess-audio", "--root", data / "ravdess"]
     fer = ["--dataset", "fer2013", "--root", data / "fer2013"]
     crema = ["--dataset", "crema-d", "--root", data / "crema-d"]
+    audio_corpora = [name for name in args.audio_corpora if (data / AUDIO_CORPORA[name]).is_dir()]
+    speech = [a for name in audio_corpora for a in ("--dataset", name, "--root", data / AUDIO_CORPORA[name])]
     started = time.time()
 
     visual = out / "visual"
-    visual_args = ["train", "--stage", "visual", *fer, "--epochs", args.visual_epochs, "--out", visual, *common]
+    visual_args = ["train", "--stage", "visual", *fer, "--epochs", args.visual_epochs, "--out", visual, "--resume",
+                   *common]
 
     def audio_args(k: int) -> list:
-        return ["train", "--stage", "audio", *ravdess, "--fold", k, "--epochs", args.audio_epochs,
-                "--out", out / f"fold{k}" / "audio", *common]
+        return ["train", "--stage", "audio", *speech, "--fold", k, "--epochs", args.audio_epochs,
+                "--out", out / f"fold{k}" / "audio", "--resume", *common]
 
     if args.jobs > 1:  # the stages that do not depend on each other, side by side
         steps = [("visual", visual_args)] if not (visual / "results.json").exists() else []
@@ -223,9 +303,12 @@ def main() -> None:
         if args.cv_fusion or k == args.ship_fold:
             if not (fusion / "results.json").exists():
                 start = merge_encoders(visual / "best.pt", audio / "best.pt", fold / "init.pt")
-                edge_emotion("train", "--stage", "fusion", *ravdess, *fer, *crema, "--fold", k,
-                             "--init", start, "--epochs", args.fusion_epochs, "--out", fusion, *common,
-                             log=log)
+                # the audio stage's corpora too: the head must not forget the voices the encoder learnt
+                extra = [a for i in range(0, len(speech), 4) if speech[i + 1] != "ravdess-audio"
+                         for a in speech[i:i + 4]]
+                edge_emotion("train", "--stage", "fusion", *ravdess, *extra, *fer, *crema, "--fold", k,
+                             "--init", start, "--epochs", args.fusion_epochs, "--out", fusion, "--resume",
+                             *common, log=log)
             scored = fusion
         for run in {audio, scored}:
             report = fold / f"eval-ravdess-audio-{run.name}.json"
@@ -233,23 +316,36 @@ def main() -> None:
                 edge_emotion("eval", "--model", run / "best.pt", "--dataset", "ravdess-audio", "--root",
                              data / "ravdess", "--split", run / "split.json", "--json", report, "--no-progress",
                              log=log)
+        split = read_json(audio / "split.json")
+        held_out = {}
+        for corpus in HELD_OUT_CORPORA:
+            if corpus not in audio_corpora or not any(s.startswith(f"{corpus}-") for s in split["test_speakers"]):
+                continue
+            report = fold / f"eval-{corpus}-audio.json"
+            if not report.exists():
+                edge_emotion("eval", "--model", audio / "best.pt", "--dataset", corpus, "--root",
+                             data / AUDIO_CORPORA[corpus], "--split", audio / "split.json", "--json", report,
+                             "--no-progress", log=log)
+            held_out[corpus] = summary(read_json(report))
         after_audio = read_json(fold / "eval-ravdess-audio-audio.json")
         final = read_json(fold / f"eval-ravdess-audio-{scored.name}.json")
-        split = read_json(audio / "split.json")
         folds.append({
             "fold": k,
             "test_speakers": split.get("test_speakers"),
             "scored_after": scored.name,
             **summary(final),
             "after_audio_stage": summary(after_audio),
+            **held_out,
         })
 
     ship = out / f"fold{args.ship_fold}" / "fusion"
     bundle = out / "bundle"
-    if not (bundle / "manifest.json").exists():
+    exported = out / "export.done"  # the bundle's manifest is written first, so it alone proves nothing
+    if not exported.exists():
         calib = calibration_dir(data, ship / "split.json", out)
         edge_emotion("export", "--checkpoint", ship / "best.pt", "--format", "onnx", "--format", "openvino",
                      "--int8", "--calib", calib, "--out", bundle, "--overwrite", log=log)
+        exported.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     ship_split = read_json(ship / "split.json")
     ship_test = set(ship_split.get("test_speakers") or [])
@@ -271,6 +367,12 @@ def main() -> None:
             edge_emotion("eval", "--model", bundle, *extra, "--json", report, "--no-progress", log=log)
         evaluations[name] = read_json(report)
 
+    shift_report = out / "window-shift.json"
+    if not shift_report.exists():
+        measure_window_shift(bundle, data, shift_report, log)
+    window_shift = {name: {k: v for k, v in r.items() if k != "clips"}
+                    for name, r in read_json(shift_report)["sets"].items()}
+
     was = [f["weighted_accuracy"] for f in folds]
     uas = [f["unweighted_accuracy"] for f in folds]
     metrics = {
@@ -284,6 +386,9 @@ def main() -> None:
                     "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
                     "on audio-only windows)",
         },
+        **{f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus) for corpus in HELD_OUT_CORPORA
+           if leave_speakers_out(folds, corpus)},
+        "window_shift_consistency": window_shift,
         "shipped_model": {
             name: {
                 **summary(r),
@@ -305,7 +410,9 @@ def main() -> None:
         "command": command,
         "training_data": {
             "faces": "FER2013 train.zip (28,709 48x48 grey faces; 10% held out for validation)",
-            "speech": "RAVDESS speech actors 1-20, 16 kHz FLAC (1,200 clips)",
+            "speech": "RAVDESS speech actors 1-20, 16 kHz FLAC (1,200 clips)"
+                      + "".join(f" + {name}" for name in audio_corpora if name != "ravdess-audio")
+                      + " (the fold's training and validation speakers)",
             "audio_visual": (
                 f"CREMA-D 1001_DFA_{{ANG,HAP,NEU}}_XX.flv: {len(crema_trained)} of 3 real AV clips in the fusion "
                 "stage's training/validation data (speaker 1001 is a test speaker of the shipped fold when 0); the "
@@ -318,8 +425,9 @@ def main() -> None:
                        f"(test actors {read_json(ship / 'split.json').get('test_speakers')}, never trained on)",
             "fer2013": "train.zip for training (90%) and validation (10%); public_test.zip for testing only",
         },
+        **training_provenance([visual / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]),
         "metrics": metrics,
-        "licence": LICENCE_NOTE,
+        "licence": licence_note(audio_corpora),
         "compute": {
             "epoch_seconds_sum": round(epoch_seconds(out)),
             "note": "the summed wall duration of every training epoch of every run, without preprocessing, "

@@ -17,6 +17,17 @@ second STFT implementation is needed:
   the sum is logged and normalised again. Adding powers is exact in expectation for independent
   noise (the cross term averages out).
 
+- speed perturbation by factor ``k`` (resampling: tempo *and* pitch change together): a time
+  stretch by rate ``k`` combined with a pitch shift of ``12 log2 k`` semitones;
+- gain by ``g`` dB: mel power times ``10^(g/10)`` (exact on the power, through the same
+  ``log_floor`` as the front end); a clip's loudness then no longer tells its label;
+- SpecAugment-style masks (Park et al. 2019): up to ``time_masks`` spans of at most
+  ``max_time_mask_frames`` frames and ``freq_masks`` bands of at most ``max_freq_mask_bands``
+  mel bands are set to silence.
+
+Mixup (Zhang et al. 2018, :func:`mixup`): two samples' inputs are blended with a weight drawn from
+``Beta(alpha, alpha)`` and their target distributions likewise; masks become the union.
+
 Faces (``(..., 3, S, S)`` normalised crops): horizontal flip, small rotation and a random crop
 (zoom in to a random sub-square and resize back), combined into one affine resampling per sample;
 all frames of one sample share one transform so that a window stays temporally consistent.
@@ -48,6 +59,20 @@ class AudioAugmentConfig:
     stretch_range: tuple[float, float] = (0.85, 1.15)
     noise_prob: float = 0.5
     snr_db_range: tuple[float, float] = (5.0, 30.0)
+    speed_prob: float = 0.0
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    gain_prob: float = 0.0
+    gain_db_range: tuple[float, float] = (-12.0, 12.0)
+    mask_prob: float = 0.0
+    time_masks: int = 2
+    max_time_mask_frames: int = 20
+    freq_masks: int = 2
+    max_freq_mask_bands: int = 16
+
+    @classmethod
+    def strong(cls) -> AudioAugmentConfig:
+        """Every transform on: the multi-corpus audio recipe's setting (``audio_augment = "strong"``)."""
+        return cls(speed_prob=0.5, gain_prob=0.5, mask_prob=0.8)
 
 
 @dataclass(frozen=True)
@@ -134,10 +159,47 @@ class AudioAugment:
         noisy = torch.log(power[:, 0] + noise + cfg.log_floor)
         return ((noisy - cfg.mean) / cfg.std)[:, None].to(log_mel.dtype)
 
+    def speed(self, log_mel: Tensor, speech: Tensor, factor: Tensor) -> tuple[Tensor, Tensor]:
+        """Speed perturbation by ``factor`` ``(N,)`` (> 1 faster and higher): stretch + pitch."""
+        out, sp = self.time_stretch(log_mel, speech, factor)
+        return self.pitch_shift(out, 12.0 * torch.log2(factor)), sp
+
+    def gain(self, log_mel: Tensor, gain_db: Tensor) -> Tensor:
+        """Scale the mel power by ``gain_db`` ``(N,)`` dB."""
+        cfg = self.audio
+        power = (torch.exp(log_mel.float() * cfg.std + cfg.mean) - cfg.log_floor).clamp_min(0.0)
+        scaled = power * torch.pow(10.0, gain_db / 10.0)[:, None, None, None]
+        return ((torch.log(scaled + cfg.log_floor) - cfg.mean) / cfg.std).to(log_mel.dtype)
+
+    def masks(self, log_mel: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """SpecAugment: random time spans and mel bands of each sample set to silence."""
+        c = self.config
+        n, _, m, f = log_mel.shape
+        dev = log_mel.device
+        keep = torch.ones(n, 1, m, f, dtype=torch.bool, device=dev)
+        for size, count, axis, in_time in (
+            (c.max_time_mask_frames, c.time_masks, f, True),
+            (c.max_freq_mask_bands, c.freq_masks, m, False),
+        ):
+            if size <= 0:
+                continue
+            positions = torch.arange(axis, device=dev)[None, :]
+            for _ in range(count):
+                width = torch.randint(0, min(size, axis) + 1, (n, 1), device=dev, generator=generator)
+                start = (torch.rand(n, 1, device=dev, generator=generator) * (axis - width + 1)).floor()
+                hit = (positions >= start) & (positions < start + width)  # (N, axis)
+                keep &= ~(hit[:, None, None, :] if in_time else hit[:, None, :, None])
+        return torch.where(keep, log_mel, torch.full_like(log_mel, self.silence))
+
     def __call__(self, log_mel: Tensor, speech: Tensor) -> tuple[Tensor, Tensor]:
         c = self.config
         n, dev = log_mel.shape[0], log_mel.device
         out, sp = log_mel, speech
+        pick = torch.rand(n, device=dev) < c.speed_prob
+        if pick.any():
+            lo, hi = c.speed_range
+            factor = torch.where(pick, lo + torch.rand(n, device=dev) * (hi - lo), torch.ones(n, device=dev))
+            out, sp = self.speed(out, sp, factor)
         pick = torch.rand(n, device=dev) < c.pitch_prob
         if pick.any():
             semis = (torch.rand(n, device=dev) * 2 - 1) * c.max_semitones
@@ -152,6 +214,14 @@ class AudioAugment:
             lo, hi = c.snr_db_range
             snr = lo + torch.rand(n, device=dev) * (hi - lo)
             out = torch.where(pick[:, None, None, None], self.add_noise(out, sp, snr), out)
+        pick = torch.rand(n, device=dev) < c.gain_prob
+        if pick.any():
+            lo, hi = c.gain_db_range
+            gain_db = lo + torch.rand(n, device=dev) * (hi - lo)
+            out = torch.where(pick[:, None, None, None], self.gain(out, gain_db), out)
+        pick = torch.rand(n, device=dev) < c.mask_prob
+        if pick.any():
+            out = torch.where(pick[:, None, None, None], self.masks(out), out)
         return out, sp
 
 
@@ -180,6 +250,38 @@ class FaceAugment:
         return out.reshape(faces.shape)
 
 
+MIX_INPUTS = ("log_mel", "face", "faces")
+MIX_MASKS = ("audio_mask", "face_mask")
+
+
+def mixup(batch: dict[str, Tensor], alpha: float, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Blend each sample with a random partner of the batch: inputs (:data:`MIX_INPUTS`) and the
+    ``target`` distributions ``(N, C)`` by ``lam ~ Beta(alpha, alpha)`` per sample (``lam`` kept
+    ``>= 0.5`` so that the sample stays the larger part), masks (:data:`MIX_MASKS`) by union.
+    ``alpha <= 0``: the batch unchanged."""
+    if alpha <= 0 or "target" not in batch:
+        return batch
+    target = batch["target"]
+    n = target.shape[0]
+    if n < 2:
+        return batch
+    perm = torch.randperm(n, device=target.device, generator=generator)
+    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+    lam = beta.sample((n,)).to(target.device)
+    lam = torch.maximum(lam, 1 - lam)
+    out = dict(batch)
+    for key in MIX_INPUTS:
+        if key in batch:
+            x = batch[key]
+            w = lam.reshape(n, *([1] * (x.dim() - 1))).to(x.dtype)
+            out[key] = w * x + (1 - w) * x[perm]
+    for key in MIX_MASKS:
+        if key in batch:
+            out[key] = torch.maximum(batch[key], batch[key][perm])
+    out["target"] = lam[:, None] * target + (1 - lam[:, None]) * target[perm]
+    return out
+
+
 def modality_dropout(
     audio_mask: Tensor, face_mask: Tensor, p: float, generator: torch.Generator | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -197,4 +299,4 @@ def modality_dropout(
     )
 
 
-__all__ = ["AudioAugmentConfig", "FaceAugmentConfig", "AudioAugment", "FaceAugment", "modality_dropout"]
+__all__ = ["AudioAugmentConfig", "FaceAugmentConfig", "AudioAugment", "FaceAugment", "mixup", "modality_dropout"]

@@ -21,6 +21,8 @@ from typing import Any
 from edge_emotion.errors import InputError
 
 STAGES = ("visual", "audio", "fusion", "full")
+AUDIO_AUGMENTS = ("default", "strong")
+FERPLUS_MODES = ("off", "filter", "soft")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,18 @@ class TrainConfig:
     corpus, training speakers held out for validation. ``limit``: use at most this many samples
     per corpus (0 = all; for smoke tests). ``fusion_faces_per_audio``: in the fusion stage, face-only
     samples per epoch as a multiple of the audio windows.
+
+    ``audio_augment``: ``"default"`` (A.4's pitch shift, time stretch, noise) or ``"strong"`` (also
+    speed perturbation, gain and SpecAugment masks; :meth:`.augment.AudioAugmentConfig.strong`).
+    ``mixup_alpha``: mixup of training samples with ``Beta(alpha, alpha)`` weights (0 = off).
+    ``window_offset_ms``: training clip windows start up to this far before or after their cached
+    place (drawn per item and epoch), so that a label does not depend on where the window falls
+    (audio stage; 0 = off). ``ferplus``: FER2013 training/validation images with FER+ votes
+    (``ferplus_votes``, default ``<fer2013 root>/ferplus_votes.csv``): ``"filter"`` drops the
+    images FER+ calls unknown / not a face, ``"soft"`` does that and trains on the votes as soft
+    targets; joins with ``match_rmse > ferplus_max_match_rmse`` or a second-best image within
+    ``ferplus_min_rmse_gap`` are doubtful and keep their FER2013 label. Test images are never
+    touched; accuracy is always measured on the FER2013 labels.
     """
 
     stage: str = "full"
@@ -49,12 +63,19 @@ class TrainConfig:
     augment: bool = True
     modality_dropout: float = 0.3
     folds: int = 5
-    val_speakers: int = 2
+    val_speakers: int = 4
     seed: int = 0
     workers: int = 2
     cache_workers: int = 2
     limit: int = 0
     fusion_faces_per_audio: float = 1.0
+    audio_augment: str = "default"
+    mixup_alpha: float = 0.0
+    window_offset_ms: int = 0
+    ferplus: str = "off"
+    ferplus_votes: str = ""
+    ferplus_max_match_rmse: float = 5.0
+    ferplus_min_rmse_gap: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -68,6 +89,12 @@ class TrainConfig:
             raise InputError("modality_dropout must be in [0, 1)")
         if self.weight_decay < 0 or self.grad_clip_norm < 0 or self.limit < 0:
             raise InputError("weight_decay, grad_clip_norm and limit must be >= 0")
+        if self.audio_augment not in AUDIO_AUGMENTS:
+            raise InputError(f"audio_augment must be one of {', '.join(AUDIO_AUGMENTS)}, got {self.audio_augment!r}")
+        if self.ferplus not in FERPLUS_MODES:
+            raise InputError(f"ferplus must be one of {', '.join(FERPLUS_MODES)}, got {self.ferplus!r}")
+        if self.mixup_alpha < 0 or self.window_offset_ms < 0 or self.val_speakers < 0:
+            raise InputError("mixup_alpha, window_offset_ms and val_speakers must be >= 0")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -107,4 +134,4 @@ def load_train_config(path: str | Path | None, stage: str, **overrides: Any) -> 
     return config.replace(**overrides)
 
 
-__all__ = ["STAGES", "TrainConfig", "load_train_config"]
+__all__ = ["STAGES", "AUDIO_AUGMENTS", "FERPLUS_MODES", "TrainConfig", "load_train_config"]

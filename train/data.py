@@ -7,7 +7,13 @@
   ``embeddings (T_v, D_v)``, ``face_mask (T_v,)``, ``audio_mask (T,)``, ``label``, ``clip``.
 
 ``label`` is the index into the model's labels; ``clip`` numbers the source clip so that window
-predictions can be averaged per clip.
+predictions can be averaged per clip. Face images may carry a ``target (C,)`` distribution (FER+
+soft targets).
+
+Random window offsets (:class:`WindowDataset` with ``offset_ms``): a training window is moved by
+a random offset in ``[-offset_ms, offset_ms]`` (drawn per item and epoch) and re-assembled from
+the clip's cached windows (:func:`shifted_window`), so the model meets a clip at every placement,
+as the live recognizer does, rather than only at the cached ones.
 """
 
 from __future__ import annotations
@@ -48,13 +54,61 @@ def window_refs(paths: list[Path], labels: list[int], preset: PresetConfig, firs
     return refs
 
 
+def shifted_window(clip, w: int, offset_ms: float, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Window ``w`` of a cached clip moved by ``offset_ms`` (negative: earlier), re-assembled from
+    the clip's windows: ``(n_mels, n_frames) float32`` log-mel and ``(T,) bool`` speech steps.
+
+    Each wanted log-mel frame (and speech step) is taken from the cached window in which its time
+    lies nearest the middle (so no frame comes from a window's padded edge), at the nearest frame;
+    times before the clip or past every window are silence without speech. The frames of
+    neighbouring windows are not on one grid (the hop between windows need not be a multiple of
+    the frame hop), so a frame may come from up to half a frame hop away.
+    """
+    cfg = preset.audio
+    starts = clip.window_start_ms.astype(np.float64)
+    n_frames, steps = clip.log_mel.shape[2], clip.speech.shape[1]
+    frame_ms = 1000.0 * cfg.hop_length / cfg.sample_rate
+    step_ms = preset.window_ms / steps
+    hop = float(preset.hop_ms)
+    middle = preset.window_ms / 2.0
+    silence = np.float32((np.log(cfg.log_floor) - cfg.mean) / cfg.std)
+
+    def source(t: np.ndarray, unit_ms: float, count: int, centre: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.clip(np.round((t - starts[0] - middle) / hop), 0, len(starts) - 1).astype(np.int64)
+        idx = np.floor((t - starts[src]) / unit_ms + centre).astype(np.int64)
+        ok = (t >= 0) & (idx >= 0) & (idx < count)
+        return src, np.clip(idx, 0, count - 1), ok
+
+    t = starts[w] + offset_ms + np.arange(n_frames) * frame_ms
+    src, idx, ok = source(t, frame_ms, n_frames, 0.5)
+    log_mel = np.where(ok[None, :], clip.log_mel[src, :, idx].T, silence).astype(np.float32)
+    t = starts[w] + offset_ms + (np.arange(steps) + 0.5) * step_ms
+    src, idx, ok = source(t, step_ms, steps, 0.0)
+    speech = clip.speech[src, idx] & ok
+    return log_mel, speech
+
+
 class WindowDataset(Dataset):
-    def __init__(self, refs: list[WindowRef], preset: PresetConfig, with_faces: bool, memory_clips: int = 256):
+    def __init__(
+        self,
+        refs: list[WindowRef],
+        preset: PresetConfig,
+        with_faces: bool,
+        memory_clips: int = 256,
+        offset_ms: int = 0,
+        seed: int = 0,
+    ):
         self.refs = refs
         self.preset = preset
         self.with_faces = with_faces
         self._clips: OrderedDict[Path, object] = OrderedDict()
         self._memory = memory_clips
+        self.offset_ms = 0 if with_faces else int(offset_ms)  # faces would have to move with the audio
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -67,12 +121,25 @@ class WindowDataset(Dataset):
                 self._clips.popitem(last=False)
         return clip
 
+    def _audio(self, clip, ref: WindowRef, i: int) -> tuple[np.ndarray, np.ndarray]:
+        log_mel, speech = clip.log_mel[ref.window], clip.speech[ref.window]
+        if self.offset_ms > 0:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            offset = int(rng.integers(-self.offset_ms, self.offset_ms + 1))
+            if offset == 0:
+                return log_mel, speech
+            moved, moved_speech = shifted_window(clip, ref.window, offset, self.preset)
+            if moved_speech.any() or not speech.any():  # a window moved off all speech teaches nothing
+                log_mel, speech = moved, moved_speech
+        return log_mel, speech
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ref = self.refs[i]
         clip = self._clip(ref.path)
+        log_mel, speech = self._audio(clip, ref, i)
         item = {
-            "log_mel": torch.from_numpy(np.ascontiguousarray(clip.log_mel[ref.window]))[None],
-            "audio_mask": torch.from_numpy(clip.speech[ref.window].astype(np.float32)),
+            "log_mel": torch.from_numpy(np.ascontiguousarray(log_mel))[None],
+            "audio_mask": torch.from_numpy(speech.astype(np.float32)),
             "label": torch.tensor(ref.label, dtype=torch.long),
             "clip": torch.tensor(ref.clip, dtype=torch.long),
         }
@@ -86,11 +153,19 @@ class WindowDataset(Dataset):
 class FaceImageDataset(Dataset):
     """Face images from :func:`~.cache.build_image_cache` (``(N, C, S, S)`` float16, C = 1 or 3)."""
 
-    def __init__(self, images: np.ndarray, indices: list[int], labels: list[int], first_clip: int = 0):
+    def __init__(
+        self,
+        images: np.ndarray,
+        indices: list[int],
+        labels: list[int],
+        first_clip: int = 0,
+        targets: np.ndarray | None = None,
+    ):
         self.images = images
         self.indices = indices
         self.labels = labels
         self.first_clip = first_clip
+        self.targets = targets  # (len(indices), C) float32 distributions, or None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -99,11 +174,14 @@ class FaceImageDataset(Dataset):
         face = torch.from_numpy(np.asarray(self.images[self.indices[i]], dtype=np.float32))
         if face.shape[0] == 1:
             face = face.expand(3, -1, -1).contiguous()
-        return {
+        item = {
             "face": face,
             "label": torch.tensor(self.labels[i], dtype=torch.long),
             "clip": torch.tensor(self.first_clip + i, dtype=torch.long),
         }
+        if self.targets is not None:
+            item["target"] = torch.from_numpy(np.asarray(self.targets[i], np.float32))
+        return item
 
 
 @dataclass(frozen=True)
@@ -201,6 +279,7 @@ class FusionMixDataset(Dataset):
 __all__ = [
     "WindowRef",
     "window_refs",
+    "shifted_window",
     "WindowDataset",
     "FaceImageDataset",
     "EncodedWindows",

@@ -2,6 +2,8 @@
 
 1. index each corpus with its adapter (:func:`.datasets.get_dataset`), optionally limited;
 2. map labels onto the model's labels by name; samples the model lacks are counted and reported;
+   with ``ferplus`` on, FER2013 training images FER+ calls unknown / not a face are dropped (and
+   counted) and, in ``soft`` mode, the others get the FER+ votes as soft targets;
 3. split (:func:`.splits.make_split`), the split saved as ``split.json`` in the run directory;
 4. preprocess into the cache (clips in parallel; face images into one array), on rank 0 first;
 5. build the stage's datasets (:mod:`.stages`).
@@ -42,21 +44,70 @@ class PreparedData:
     unmapped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {label: count}
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # corpus -> {reason: count}
     failed: dict[str, str] = field(default_factory=dict)  # sample key -> preprocessing error
+    targets: dict[str, np.ndarray] = field(default_factory=dict)  # sample key -> (C,) soft target
+
+
+def apply_ferplus(
+    samples: list[Sample], root: Path, preset: PresetConfig, config: TrainConfig
+) -> tuple[list[Sample], dict[str, np.ndarray], dict[str, int]]:
+    """FER+ on FER2013's training / validation images (``config.ferplus``: ``filter`` or
+    ``soft``; test images untouched): the samples kept, their soft targets (``soft`` mode; only
+    trusted joins) and the counts of what was dropped or left with its FER2013 label."""
+    from edge_emotion.errors import InputError
+    from edge_emotion.eval.ferplus import default_votes_path, read_votes
+
+    path = Path(config.ferplus_votes) if config.ferplus_votes else default_votes_path(root)
+    if path is None:
+        raise InputError(f"ferplus = {config.ferplus!r} needs FER+ votes: none at {root}/ferplus_votes.csv")
+    votes = read_votes(path)
+    kept, targets, counts = [], {}, {}
+
+    def count(reason: str) -> None:
+        counts[reason] = counts.get(reason, 0) + 1
+
+    for s in samples:
+        row = votes.get(s.key)
+        if s.subset == "test" or s.dataset != "fer2013":
+            kept.append(s)
+        elif row is None:
+            count("FER+: no votes (FER2013 label kept)")
+            kept.append(s)
+        elif not row.trusted(config.ferplus_max_match_rmse, config.ferplus_min_rmse_gap):
+            count("FER+: doubtful join (FER2013 label kept)")
+            kept.append(s)
+        elif row.not_a_face():
+            count("FER+: unknown / not a face (dropped)")
+        else:
+            kept.append(s)
+            target = row.soft_target(preset.labels) if config.ferplus == "soft" else None
+            if target is not None:
+                targets[s.key] = target
+            elif config.ferplus == "soft":
+                count("FER+: no vote on the model's labels (FER2013 label kept)")
+    log.info("FER+ (%s, %s): %d soft targets; %s", config.ferplus, path, len(targets), counts)
+    return kept, targets, counts
 
 
 def index_corpora(
     corpora: list[tuple[str, Path]], preset: PresetConfig, config: TrainConfig
-) -> tuple[list[Sample], dict[str, int], dict, dict]:
+) -> tuple[list[Sample], dict[str, int], dict, dict, dict[str, np.ndarray]]:
     samples: list[Sample] = []
     labels: dict[str, int] = {}
     unmapped: dict[str, dict[str, int]] = {}
     skipped: dict[str, dict[str, int]] = {}
+    targets: dict[str, np.ndarray] = {}
     for name, root in corpora:
         index = get_dataset(name, root)
         if index.skipped:
             skipped[name] = dict(index.skipped)
+        chosen = limit_samples(list(index.samples), config.limit)
+        if name == "fer2013" and config.ferplus != "off":
+            chosen, soft, dropped = apply_ferplus(chosen, Path(root), preset, config)
+            targets.update(soft)
+            if dropped:
+                skipped[name] = {**skipped.get(name, {}), **dropped}
         mapper = LabelMapper(preset.labels)
-        for s in limit_samples(list(index.samples), config.limit):
+        for s in chosen:
             idx = mapper(s.label)
             if idx is not None:
                 samples.append(s)
@@ -66,7 +117,7 @@ def index_corpora(
             log.warning(
                 "%s: %d samples have labels the model lacks: %s", name, sum(mapper.unmapped.values()), mapper.report()
             )
-    return samples, labels, unmapped, skipped
+    return samples, labels, unmapped, skipped, targets
 
 
 def prepare(
@@ -81,7 +132,7 @@ def prepare(
     progress: bool = True,
 ) -> tuple[PreparedData, dict[str, Path], np.ndarray | None]:
     """Steps 1-4: returns the prepared samples, the cached clip files and the face-image array."""
-    samples, labels, unmapped, skipped = index_corpora(corpora, preset, config)
+    samples, labels, unmapped, skipped, targets = index_corpora(corpora, preset, config)
     split = make_split(samples, protocol, fold, config.folds, config.seed, config.val_speakers)
     if ctx.is_main:
         split.save(out_dir / "split.json")
@@ -96,7 +147,7 @@ def prepare(
     result = build_cache(clips, preset, cache_dir, workers=1, progress=False) if not ctx.is_main else result
     if images:
         face_array = build_image_cache(images, preset, cache_dir, progress=False)
-    data = PreparedData(samples, labels, split, unmapped, skipped, dict(result.failed))
+    data = PreparedData(samples, labels, split, unmapped, skipped, dict(result.failed), targets)
     if ctx.is_main:
         (out_dir / "data.json").write_text(
             json.dumps(
@@ -106,6 +157,7 @@ def prepare(
                     "unmapped_labels": unmapped,
                     "skipped_by_adapter": skipped,
                     "failed_preprocessing": data.failed,
+                    "soft_targets": len(targets),
                 },
                 indent=1,
             )
@@ -121,20 +173,32 @@ def _parts(data: PreparedData, paths: dict[str, Path], part: str) -> tuple[list[
 
 
 def _window_set(
-    data, paths, clips, preset, with_faces, first_clip, train: bool, notes: dict, part: str
+    data, paths, clips, preset, with_faces, first_clip, train: bool, notes: dict, part: str, config=None
 ) -> WindowDataset:
     refs = window_refs([paths[s.key] for s in clips], [data.labels[s.key] for s in clips], preset, first_clip)
     if train:
         refs, dropped = drop_empty(refs, need_face=with_faces)
         notes[f"{part}_windows_without_speech_or_face"] = dropped
-    return WindowDataset(refs, preset, with_faces=with_faces)
+    offset = config.window_offset_ms if (train and config is not None) else 0
+    seed = config.seed if config is not None else 0
+    return WindowDataset(refs, preset, with_faces=with_faces, offset_ms=offset, seed=seed)
 
 
-def _image_set(data, face_array, images, all_images, first_clip) -> FaceImageDataset:
+def _image_set(data, face_array, images, all_images, first_clip, soft: bool = False) -> FaceImageDataset:
+    """Face images; with ``soft`` (training with FER+ targets) each carries a target
+    distribution: its FER+ votes, or the one-hot FER2013 label where it has none."""
     position = {s.key: i for i, s in enumerate(all_images)}
-    return FaceImageDataset(
-        face_array, [position[s.key] for s in images], [data.labels[s.key] for s in images], first_clip
-    )
+    labels = [data.labels[s.key] for s in images]
+    targets = None
+    if soft and data.targets:
+        n_classes = next(iter(data.targets.values())).shape[0]
+        targets = np.zeros((len(images), n_classes), np.float32)
+        for i, (s, label) in enumerate(zip(images, labels, strict=True)):
+            if s.key in data.targets:
+                targets[i] = data.targets[s.key]
+            else:
+                targets[i, label] = 1.0
+    return FaceImageDataset(face_array, [position[s.key] for s in images], labels, first_clip, targets)
 
 
 def stage_data(
@@ -157,11 +221,11 @@ def stage_data(
         if stage == "visual":
             if not all_images:
                 raise DatasetLayoutError("the visual stage needs a face-image corpus (--dataset fer2013)")
-            sets[part] = _image_set(data, face_array, images, all_images, 0)
+            sets[part] = _image_set(data, face_array, images, all_images, 0, soft=train)
         elif stage in ("audio", "full"):
             if not clips and train:
                 raise DatasetLayoutError(f"the {stage} stage needs clips (e.g. --dataset ravdess-audio / ravdess)")
-            sets[part] = _window_set(data, paths, clips, preset, stage == "full", 0, train, notes, part)
+            sets[part] = _window_set(data, paths, clips, preset, stage == "full", 0, train, notes, part, config)
         else:  # fusion: encoders frozen, their outputs computed once
             windows = encode_windows(
                 model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device
@@ -185,4 +249,4 @@ def stage_data(
     return StageData(sets["train"], sets["val"], sets["test"], notes)
 
 
-__all__ = ["PreparedData", "prepare", "stage_data", "index_corpora"]
+__all__ = ["PreparedData", "apply_ferplus", "prepare", "stage_data", "index_corpora"]

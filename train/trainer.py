@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from edge_emotion.config import PresetConfig
 from edge_emotion.eval.metrics import classification_result, clip_probabilities
 
-from .augment import AudioAugment, FaceAugment, modality_dropout
+from .augment import AudioAugment, AudioAugmentConfig, FaceAugment, mixup, modality_dropout
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, barrier, broadcast_value, cleanup, init_distributed, mean_across
@@ -89,7 +89,9 @@ def _loader(ds: Dataset, batch_size: int, shuffle: bool, ctx: DistContext, worke
         pin_memory=ctx.device.type == "cuda",
         drop_last=shuffle and len(ds) > batch_size,
         generator=generator,
-        persistent_workers=workers > 0,
+        # a dataset that changes with set_epoch (window offsets, fusion pairings) needs workers that
+        # are started afresh each epoch: persistent ones keep the copy of epoch 0
+        persistent_workers=workers > 0 and not hasattr(ds, "set_epoch"),
     )
 
 
@@ -104,8 +106,11 @@ class _Augmenter:
         self.enabled = config.augment
         self.dropout = config.modality_dropout
         self.stage = config.stage
-        self.audio = AudioAugment(preset.audio)
+        strong = config.audio_augment == "strong"
+        self.audio = AudioAugment(preset.audio, AudioAugmentConfig.strong() if strong else None)
         self.faces = FaceAugment()
+        self.mixup_alpha = config.mixup_alpha if config.augment and config.stage != "fusion" else 0.0
+        self.n_classes = len(preset.labels)
 
     def __call__(self, batch: dict) -> dict:
         if self.enabled:
@@ -115,6 +120,10 @@ class _Augmenter:
                 batch["faces"] = self.faces(batch["faces"])
             if "face" in batch:
                 batch["face"] = self.faces(batch["face"])
+        if self.mixup_alpha > 0:
+            if "target" not in batch:
+                batch["target"] = F.one_hot(batch["label"], self.n_classes).float()
+            batch = mixup(batch, self.mixup_alpha)
         if self.stage == "audio" and "face_mask" in batch:  # AudioNet masks video: audio is all there is
             batch["face_mask"] = torch.zeros_like(batch["face_mask"])
         if "audio_mask" in batch and "face_mask" in batch:
@@ -122,6 +131,22 @@ class _Augmenter:
                 batch["audio_mask"], batch["face_mask"], self.dropout
             )
         return batch
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy against target distributions ``(N, C)`` (FER+ votes, mixup), smoothed like
+    ``F.cross_entropy(..., label_smoothing=)``; equal to it for one-hot targets."""
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / target.shape[1]
+    return -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def training_loss(logits: torch.Tensor, batch: dict, label_smoothing: float) -> torch.Tensor:
+    """The soft cross-entropy when the batch carries ``target`` distributions, else the usual one
+    against ``label``."""
+    if "target" in batch:
+        return soft_cross_entropy(logits, batch["target"], label_smoothing)
+    return F.cross_entropy(logits, batch["label"], label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
@@ -335,7 +360,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             batch = augment(_to(batch, ctx.device))
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                 logits = train_net(batch)
-                loss = F.cross_entropy(logits.float(), batch["label"], label_smoothing=config.label_smoothing)
+                loss = training_loss(logits.float(), batch, config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip_norm > 0:
@@ -413,4 +438,4 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     )
 
 
-__all__ = ["RunSpec", "TrainResult", "train", "predict", "clip_metrics"]
+__all__ = ["RunSpec", "TrainResult", "train", "predict", "clip_metrics", "soft_cross_entropy", "training_loss"]

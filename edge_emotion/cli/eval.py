@@ -3,6 +3,10 @@ confusion-matrix PNG of a bundle (run without torch) or a training checkpoint (t
 
 A clip's prediction is the mean of the softmax over its windows. Samples whose label the model
 lacks, and clips that fail to decode, are counted in the report (``unmapped``, ``failed``).
+Samples of speakers (or image subsets) the model was trained or validated on are counted too
+(``training_overlap``, from the bundle's manifest or the ``split.json`` beside a checkpoint), with a
+one-line warning on stderr. For FER2013, accuracy against the FER+ majority vote is added when the
+votes are there (``--ferplus PATH``, or ``ROOT/ferplus_votes.csv``).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(
             ...,
             "--dataset",
-            help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio).",
+            help="ravdess, crema-d, iemocap, ravdess-audio, fer2013 (or crema-d-audio, iemocap-audio, savee, emodb).",
         ),
         root: Path = typer.Option(..., "--root", help="The corpus's folder."),
         model: Path | None = typer.Option(
@@ -74,6 +78,12 @@ def register(app: typer.Typer) -> None:
             None, "--split", help="A training run's split.json: evaluate only its test part."
         ),
         limit: int | None = typer.Option(None, "--limit", help="Evaluate at most N samples (spread over the corpus)."),
+        ferplus: Path | None = typer.Option(
+            None,
+            "--ferplus",
+            help="fer2013: FER+ votes CSV; also score against the FER+ majority vote "
+            "(default: ROOT/ferplus_votes.csv when it is there).",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Evaluate a model on a corpus: WA, UA, per-class P/R/F1 and a confusion-matrix PNG."""
@@ -105,6 +115,8 @@ def register(app: typer.Typer) -> None:
             _check_writable(json_path, "--json")
         _check_writable(png, "--png")
         test_split = _load_split(split) if split is not None else None
+        if ferplus is not None and not ferplus.is_file():
+            raise fail(f"FER+ votes file {ferplus} does not exist")
         index = get_dataset(dataset, root)
         samples = list(index.samples)
         if test_split is not None:
@@ -129,6 +141,25 @@ def register(app: typer.Typer) -> None:
             raise fail(f"cannot write the confusion matrix to {png}: {exc.strerror or exc}") from None
         report = result.to_dict()
         report["model"] = str(model)
+        evaluated = [s for s in samples if s.key in result.predictions]
+        overlap = _training_overlap(model, predictor, index, evaluated)
+        if overlap is not None:
+            report["training_overlap"] = overlap.to_dict()
+        votes_path = ferplus
+        if votes_path is None and dataset == "fer2013":
+            from ..eval.ferplus import default_votes_path
+
+            votes_path = default_votes_path(root)
+        if votes_path is not None:
+            from ..errors import InputError
+            from ..eval.ferplus import majority_accuracy, read_votes
+
+            try:
+                votes = read_votes(votes_path)
+            except InputError as exc:
+                raise fail(str(exc)) from None
+            scored = majority_accuracy(result.predictions, result.labels, votes)
+            report["ferplus"] = {"votes": str(votes_path), **scored}
         # which graphs produced the numbers: a bundle's format and runtime, or the PyTorch checkpoint
         report["format"] = getattr(predictor, "format_key", "checkpoint")
         report["runtime"] = getattr(predictor, "backend_name", "torch")
@@ -140,6 +171,12 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise fail(f"cannot write the report to {json_path}: {exc.strerror or exc}") from None
         typer.echo(f"{dataset}: n={result.n}  WA {result.weighted_accuracy:.4f}  UA {result.unweighted_accuracy:.4f}")
+        if "ferplus" in report:
+            fp = report["ferplus"]
+            typer.echo(
+                f"  FER+ majority vote: n={fp['n']}  accuracy {fp['accuracy']:.4f}  UA {fp['unweighted_accuracy']:.4f}"
+                f"  (left out: {fp['excluded']})"
+            )
         for name, row in result.per_class.items():
             if row["support"] or row["precision"]:
                 typer.echo(
@@ -151,3 +188,22 @@ def register(app: typer.Typer) -> None:
         if result.failed:
             typer.echo(f"  failed to decode: {len(result.failed)}")
         typer.echo(f"confusion matrix: {png}")
+        if overlap is not None and overlap.warning():
+            typer.echo(overlap.warning(), err=True)
+
+
+def _training_overlap(model: Path, predictor, index, evaluated):
+    """How many evaluated samples the model saw in training: from a bundle's manifest, or from the
+    ``split.json`` beside a checkpoint; None when neither says what trained it."""
+    from ..eval.provenance import training_ids, training_ids_from_splits, training_overlap
+
+    if model.is_dir():
+        bundle = getattr(predictor, "bundle", None)
+        ids = training_ids(bundle.manifest) if bundle is not None else None
+    else:
+        split_path = model.parent / "split.json"
+        try:
+            ids = training_ids_from_splits([json.loads(split_path.read_text())], index.samples)
+        except (OSError, ValueError):
+            ids = None
+    return training_overlap(evaluated, ids) if ids is not None else None

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         dataset: list[str] = typer.Option(
             ...,
             "--dataset",
-            help="Corpus (repeatable): ravdess, ravdess-audio, crema-d(-audio), iemocap(-audio), fer2013.",
+            help="Corpus (repeatable): ravdess(-audio), crema-d(-audio), iemocap(-audio), savee, emodb, fer2013.",
         ),
         root: list[Path] = typer.Option(
             ..., "--root", help="The corpus's folder (repeatable, paired with --dataset in order)."

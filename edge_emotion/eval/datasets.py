@@ -18,6 +18,8 @@ crema-d-audio  ``AudioWAV/AAAA_SSS_EEE_LL.wav`` (or .flac/.mp3)              aud
 iemocap        ``Session*/dialog/EmoEvaluation/*.txt`` + ``dialog/avi`` +  audio + video
                ``sentences/wav``
 iemocap-audio  the same without the videos                                audio
+savee          ``AudioData/<speaker>/<code><nn>.wav`` (or ``SS_<code><nn>``)  audio
+emodb          ``wav/SSTTTEV.wav``                                        audio
 fer2013        ``<emotion>/*.jpg|png`` folders, or zips of them             face image
 ============== ========================================================== ==================
 """
@@ -108,6 +110,8 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "crema-d-audio": ("crema_d", "crema_d_audio"),
     "iemocap": ("iemocap", "iemocap_av"),
     "iemocap-audio": ("iemocap", "iemocap_audio"),
+    "savee": ("savee", "savee"),
+    "emodb": ("emodb", "emodb"),
     "fer2013": ("fer2013", "fer2013"),
 }
 

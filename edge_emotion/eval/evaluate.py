@@ -125,6 +125,8 @@ class EvalResult:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     clip_prediction: str = "mean of the softmax over the clip's windows"
+    #: sample key -> predicted label index, for every evaluated sample (not in ``to_dict``)
+    predictions: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -156,7 +158,7 @@ def evaluate(
     preset = predictor.preset
     mapper = LabelMapper(predictor.labels)
     chosen = list(index.samples if samples is None else samples)
-    y_true, y_pred, failed = [], [], {}
+    y_true, y_pred, failed, predictions = [], [], {}, {}
     archives: dict[Path, zipfile.ZipFile] = {}
     try:
         with _progress(progress, len(chosen), f"eval {index.name}") as advance:
@@ -181,6 +183,7 @@ def evaluate(
                     continue
                 y_true.append(label)
                 y_pred.append(int(probs.mean(axis=0).argmax()))
+                predictions[sample.key] = y_pred[-1]
     finally:
         for archive in archives.values():
             archive.close()
@@ -198,6 +201,7 @@ def evaluate(
         unmapped=mapper.report(),
         failed=failed,
         skipped=dict(index.skipped),
+        predictions=predictions,
     )
 
 

@@ -1,9 +1,15 @@
 """Train / validation / test splits, saved as JSON next to the results.
 
-- ``actor-kfold`` (the default): speaker-independent. The speakers of each corpus are sorted,
+- ``actor-kfold`` (the default): speaker-independent. The speakers of each corpus (corpora whose
+  speaker ids share a prefix, such as ``crema-d`` and ``crema-d-audio``, count as one) are sorted,
   shuffled with the seed and dealt into ``folds`` folds; fold ``K`` is the test set. The validation
-  set (for best-epoch selection) is carved from the *training* speakers (``val_speakers`` of them
-  per corpus, at least one while two or more training speakers remain), never from the test fold.
+  set (for best-epoch selection) is carved from the *training* speakers, never from the test fold:
+  per corpus ``val_speakers`` of them (4 by default, so that the epoch choice rests on more than
+  two voices), but at most a ``max_val_share`` of the corpus's non-test speakers (rounded down) and
+  at least one while two or more remain. RAVDESS's 20 actors in 5 folds: 4 test, 4 validation,
+  12 training actors per fold; EmoDB's 8 speakers: 1-2 test, 1 validation; SAVEE's 3 (in 3 or
+  more folds): 1 test in its folds, 1 validation, 1 training. A corpus with fewer speakers than
+  folds has no test speaker in the remaining folds.
 - ``random``: the paper's random 80:20 split of samples (speakers mixed; for comparison with its
   table only); the validation set is a random ``val_fraction`` of the 80.
 
@@ -28,6 +34,13 @@ from .datasets import Sample
 PROTOCOLS = ("actor-kfold", "random")
 
 
+def speaker_group(speaker: str) -> str:
+    """The corpus family a speaker id names: ``"ravdess-06"`` -> ``"ravdess"``, ``"crema-d-1001"``
+    -> ``"crema-d"`` (the part before the last ``-``; the adapters name speakers so; an id without
+    one, such as IEMOCAP's ``"Ses01F"``, is its own family here and its corpus groups it in splits)."""
+    return speaker.rsplit("-", 1)[0] if "-" in speaker else speaker
+
+
 @dataclass(frozen=True)
 class Split:
     """Sample keys per part, and how they were drawn."""
@@ -41,6 +54,7 @@ class Split:
     test: tuple[str, ...]
     test_speakers: tuple[str, ...] = ()
     val_speakers: tuple[str, ...] = ()
+    train_speakers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +64,7 @@ class Split:
             "seed": self.seed,
             "test_speakers": list(self.test_speakers),
             "val_speakers": list(self.val_speakers),
+            "train_speakers": list(self.train_speakers),
             "counts": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "train": list(self.train),
             "val": list(self.val),
@@ -75,6 +90,7 @@ class Split:
             test=tuple(d["test"]),
             test_speakers=tuple(d.get("test_speakers", ())),
             val_speakers=tuple(d.get("val_speakers", ())),
+            train_speakers=tuple(d.get("train_speakers", ())),
         )
 
     def part(self, samples: Sequence[Sample], name: str) -> list[Sample]:
@@ -112,9 +128,10 @@ def make_split(
     fold: int = 0,
     folds: int = 5,
     seed: int = 0,
-    val_speakers: int = 2,
+    val_speakers: int = 4,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    max_val_share: float = 0.25,
 ) -> Split:
     """Split ``samples`` (possibly from several corpora) by ``protocol`` (see the module doc)."""
     if protocol not in PROTOCOLS:
@@ -127,6 +144,7 @@ def make_split(
     test: list[str] = []
     test_spk: list[str] = []
     val_spk: list[str] = []
+    train_spk: list[str] = []
     if protocol == "random":
         keys = sorted(s.key for s in samples)
         rng.shuffle(keys)
@@ -137,11 +155,13 @@ def make_split(
         return Split(protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test))
     by_corpus: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
-        by_corpus[s.dataset].append(s)
+        by_corpus[speaker_group(s.speaker) if s.speaker and "-" in s.speaker else s.dataset].append(s)
     for corpus in sorted(by_corpus):
         # A fresh generator per corpus: a corpus's split must not depend on which other corpora
         # are mixed in (the audio stage sees RAVDESS alone, the fusion stage RAVDESS + FER2013 +
-        # CREMA-D; with one shared generator their test actors would differ and leak).
+        # CREMA-D; with one shared generator their test actors would differ and leak). Variants of
+        # one corpus (``crema-d`` AV and ``crema-d-audio``, ``ravdess`` and ``ravdess-audio``) are
+        # one group, by their speakers' ids, so that one person's clips never straddle two parts.
         rng = random.Random(seed)
         members = by_corpus[corpus]
         with_speaker = [s for s in members if s.speaker is not None]
@@ -156,10 +176,11 @@ def make_split(
         fold_of = {spk: i % folds for i, spk in enumerate(speakers)}
         test_here = sorted(s for s in speakers if fold_of[s] == fold)
         rest = [s for s in speakers if fold_of[s] != fold]
-        n_val = min(val_speakers, len(rest) - 1) if len(rest) > 1 else 0
+        n_val = max(1, min(val_speakers, int(max_val_share * len(rest)))) if len(rest) > 1 else 0
         val_here = sorted(rest[:n_val])
         test_spk += test_here
         val_spk += val_here
+        train_spk += sorted(rest[n_val:])
         for s in with_speaker:
             if s.speaker in test_here:
                 test.append(s.key)
@@ -167,7 +188,18 @@ def make_split(
                 val.append(s.key)
             else:
                 train.append(s.key)
-    return Split(protocol, fold, folds, seed, tuple(train), tuple(val), tuple(test), tuple(test_spk), tuple(val_spk))
+    return Split(
+        protocol,
+        fold,
+        folds,
+        seed,
+        tuple(train),
+        tuple(val),
+        tuple(test),
+        tuple(test_spk),
+        tuple(val_spk),
+        tuple(train_spk),
+    )
 
 
-__all__ = ["PROTOCOLS", "Split", "make_split"]
+__all__ = ["PROTOCOLS", "Split", "make_split", "speaker_group"]
