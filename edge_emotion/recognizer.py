@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .model.bundle import Bundle
 from .errors import BundleError, InputError
+from .model.bundle import Bundle
 from .results import EmotionResult
 from .stream import EmotionStream, FusionModel, StreamConfig
 
@@ -155,8 +155,8 @@ class Recognizer:
             if media.audio is not None:
                 sources.append((c.timestamp_ms, 1, "audio", c) for c in media.audio)
             for _, _, kind, item in heapq.merge(*sources, key=lambda entry: entry[:2]):
-                if kind == "video":
-                    stream.push_video(item.image, item.timestamp_ms)
+                if kind == "video":  # the frame itself: the stream converts only the frames it keeps
+                    stream.push_video(item, item.timestamp_ms)
                 else:
                     stream.push_audio(item.pcm, item.sample_rate, item.timestamp_ms)
                 yield from stream.poll()

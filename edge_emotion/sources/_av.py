@@ -73,6 +73,11 @@ def frame_seconds(frame: Any, origin_s: float) -> float | None:
     return None if frame.time is None else float(frame.time) - origin_s
 
 
+def video_frame_to_rgb(frame: Any) -> np.ndarray:
+    """A decoded PyAV video frame (any pixel format) -> ``(H, W, 3) uint8`` RGB (FFmpeg's swscale)."""
+    return frame.to_ndarray(format="rgb24")
+
+
 def audio_frame_to_mono(frame: Any) -> np.ndarray:
     """A decoded PyAV audio frame (planar or packed, any sample format) -> ``(S,) float32`` mono
     (the mean of the channels, integer formats scaled to [-1, 1])."""
