@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,14 +149,13 @@ class Recognizer:
 
     @staticmethod
     def _run_stream(media, stream: EmotionStream) -> Iterator[EmotionResult]:
-        """Feed the file's frames and chunks to the stream in timestamp order."""
+        """Feed the file's frames and chunks to the stream in timestamp order. The file is read
+        (demuxed, decoded, merged) on a reader thread a little ahead of the stream, so decoding
+        overlaps face detection and the encoders; frames are converted to RGB here, by the stream,
+        only when it keeps them."""
+        reader = _Reader(media)
         try:
-            sources = []
-            if media.video is not None:
-                sources.append((f.timestamp_ms, 0, "video", f) for f in media.video)
-            if media.audio is not None:
-                sources.append((c.timestamp_ms, 1, "audio", c) for c in media.audio)
-            for _, _, kind, item in heapq.merge(*sources, key=lambda entry: entry[:2]):
+            for kind, item in reader:
                 if kind == "video":  # the frame itself: the stream converts only the frames it keeps
                     stream.push_video(item, item.timestamp_ms)
                 else:
@@ -162,6 +163,7 @@ class Recognizer:
                 yield from stream.poll()
             yield from stream.flush()
         finally:
+            reader.close()
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
@@ -193,3 +195,64 @@ class Recognizer:
         return LiveSession(self, camera=camera, mic=mic, on_result=on_result, hop_ms=hop_ms,
                            smoothing=smoothing, on_error=on_error, video_source=video_source,
                            audio_source=audio_source)
+
+
+def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
+    for item in items:
+        yield item.timestamp_ms, rank, kind, item
+
+
+class _Reader:
+    """A media file's video frames and audio chunks merged in timestamp order (video first on a
+    tie), read on a daemon thread up to :attr:`DEPTH` items ahead. Iterate it once; errors of the
+    reader (a corrupt file) are raised in the iterating thread; :meth:`close` stops the reader and
+    waits for it, which closes the file."""
+
+    DEPTH = 64
+    _END = object()
+
+    def __init__(self, media):
+        self._media = media
+        self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="edge-emotion-file-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        sources = [(kind, rank, iter(source)) for kind, rank, source in
+                   (("video", 0, self._media.video), ("audio", 1, self._media.audio)) if source is not None]
+        try:
+            keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
+            for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
+                if not self._put((kind, item)):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the iterating thread, raised there
+            self._put(exc)
+        finally:
+            for _, _, iterator in sources:  # closes the sources' generators, and so the file, on this thread
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        while True:
+            entry = self._queue.get()
+            if entry is self._END:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            yield entry
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
