@@ -204,11 +204,12 @@ def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
 
 class _Reader:
     """A media file's video frames and audio chunks merged in timestamp order (video first on a
-    tie), read on a daemon thread up to :attr:`DEPTH` items ahead. Iterate it once; errors of the
+    tie), read on a daemon thread up to ``DEPTH * BATCH`` items ahead. Iterate it once; errors of the
     reader (a corrupt file) are raised in the iterating thread; :meth:`close` stops the reader and
     waits for it, which closes the file."""
 
-    DEPTH = 64
+    DEPTH = 8  # batches
+    BATCH = 8  # items per batch
     _END = object()
 
     def __init__(self, media):
@@ -223,9 +224,15 @@ class _Reader:
                    (("video", 0, self._media.video), ("audio", 1, self._media.audio)) if source is not None]
         try:
             keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
+            batch = []  # handed over a few at a time: fewer hand-overs between the threads
             for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
-                if not self._put((kind, item)):
-                    return
+                batch.append((kind, item))
+                if len(batch) == self.BATCH:
+                    if not self._put(batch):
+                        return
+                    batch = []
+            if batch and not self._put(batch):
+                return
             self._put(self._END)
         except BaseException as exc:  # handed to the iterating thread, raised there
             self._put(exc)
@@ -251,7 +258,7 @@ class _Reader:
                 return
             if isinstance(entry, BaseException):
                 raise entry
-            yield entry
+            yield from entry
 
     def close(self) -> None:
         self._stop.set()

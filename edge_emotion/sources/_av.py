@@ -81,8 +81,15 @@ def video_frame_to_rgb(frame: Any) -> np.ndarray:
 def audio_frame_to_mono(frame: Any) -> np.ndarray:
     """A decoded PyAV audio frame (planar or packed, any sample format) -> ``(S,) float32`` mono
     (the mean of the channels, integer formats scaled to [-1, 1])."""
-    data = frame.to_ndarray()
     channels = len(frame.layout.channels)
+    if frame.format.name == "fltp" and channels <= 2:
+        # What decoders of compressed audio (AAC, MP3, Opus) give: read the planes directly. The same
+        # float32 arithmetic as the general path below ((left + right) / 2), without its copies.
+        planes = [np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes[:channels]]
+        if channels == 1:
+            return planes[0].copy()
+        return (planes[0] + planes[1]) / np.float32(2)
+    data = frame.to_ndarray()
     if frame.format.is_planar:
         samples = data.T  # (C, S) -> (S, C)
     else:

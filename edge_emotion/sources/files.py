@@ -200,6 +200,17 @@ class AudioFileSource:
                 emitted += piece.size
             pending = [buffer[cut:]] if cut < buffer.size else []
 
+        # Decoded audio is resampled in blocks of about a chunk (a few decoded frames) rather than
+        # frame by frame: the streaming resampler gives the same samples, with fewer calls.
+        block: list[np.ndarray] = []  # mono at block_rate, not resampled yet
+        block_rate, block_size = 0, 0
+
+        def resample_block() -> None:
+            nonlocal block, block_size
+            if block:
+                pending.append(resampler.push(block[0] if len(block) == 1 else np.concatenate(block), block_rate))
+                block, block_size = [], 0
+
         with open_container(self.path) as container:
             origin = clock_origin_s(container)
             stream = container.streams.audio[0]
@@ -212,15 +223,24 @@ class AudioFileSource:
                         log.info(
                             "%s: audio gap of %.0f ms at %.3f s", self.path, 1000 * (seconds - expected_s), expected_s
                         )
+                        resample_block()
                         pending.append(resampler.flush())
                         yield from drain(final=True)
                         start_s = None
                     if start_s is None:
                         start_s, emitted = seconds, 0
-                    pending.append(resampler.push(audio_frame_to_mono(frame), frame.sample_rate))
+                    if frame.sample_rate != block_rate:
+                        resample_block()
+                        block_rate = frame.sample_rate
+                    mono = audio_frame_to_mono(frame)
+                    block.append(mono)
+                    block_size += mono.size
                     expected_s = seconds + frame.samples / frame.sample_rate
-                    yield from drain(final=False)
+                    if block_size * 1000 >= self.chunk_ms * block_rate:
+                        resample_block()
+                        yield from drain(final=False)
             if start_s is not None:
+                resample_block()
                 pending.append(resampler.flush())
                 yield from drain(final=True)
 

@@ -1,20 +1,25 @@
-"""The file source converts only the frames the model uses: a decoded frame becomes RGB when its
-``image`` is first read, the stream reads only the frames it keeps, and the results of
-``Recognizer.analyze`` are exactly those of converting every frame. Decoding on FFmpeg's threads
-gives the frames and timestamps of single-threaded decoding."""
+"""The file path of ``Recognizer.analyze``, made cheaper without changing what it computes: a
+decoded frame becomes RGB only when its ``image`` is first read and the stream reads only the
+frames it keeps (the results are exactly those of converting every frame); decoding on FFmpeg's
+threads gives the frames of single-threaded decoding; audio is mixed down from the decoded planes
+and resampled in blocks with the samples of frame-by-frame resampling; the file is read on a
+reader thread whose errors reach the caller and which stops when the caller stops."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import edge_emotion.sources.files as files
-from edge_emotion.errors import BundleError
+from edge_emotion.errors import BundleError, MediaError
 from edge_emotion.frontend import face as face_module
+from edge_emotion.frontend.features import to_mono
 from edge_emotion.recognizer import Recognizer
-from edge_emotion.sources import VideoFileSource, VideoFrame
+from edge_emotion.sources import AudioFileSource, VideoFileSource, VideoFrame
+from edge_emotion.sources._av import MonoResampler, audio_frame_to_mono
 
 av = pytest.importorskip("av")
 
@@ -59,9 +64,7 @@ def _eager(monkeypatch) -> None:
     monkeypatch.setattr(VideoFileSource, "__iter__", eager_iter)
 
 
-def test_analyze_converts_only_the_kept_frames_and_gives_the_results_of_converting_all(
-    recognizer, clip, monkeypatch
-):
+def test_analyze_converts_only_the_kept_frames_and_gives_the_results_of_converting_all(recognizer, clip, monkeypatch):
     n_frames = sum(1 for _ in VideoFileSource(clip))
     convert = _Counting(files.video_frame_to_rgb)
     detect = _Counting(face_module.FaceTracker.detect)
@@ -137,3 +140,86 @@ def test_threaded_decoding_gives_the_frames_of_single_threaded_decoding(clip):
     assert [f.timestamp_ms for f in frames] == [ts for ts, _ in reference]
     for i in (0, len(frames) // 2, len(frames) - 1):
         np.testing.assert_array_equal(frames[i].image, reference[i][1])
+
+
+def _decoded_audio(path: Path):
+    with av.open(str(path)) as container:
+        yield from container.decode(container.streams.audio[0])
+
+
+def _mono_by_the_general_path(frame) -> np.ndarray:
+    data = frame.to_ndarray()  # planar: (C, S)
+    samples = data.T if frame.format.is_planar else data.reshape(-1, len(frame.layout.channels))
+    return to_mono(samples if samples.shape[1] > 1 else samples[:, 0])
+
+
+def test_mixdown_from_the_planes_equals_the_general_path(clip):
+    frames = list(_decoded_audio(clip))
+    assert frames and frames[0].format.name == "fltp"
+    for frame in frames:
+        mono = audio_frame_to_mono(frame)
+        assert mono.dtype == np.float32 and mono.shape == (frame.samples,)
+        np.testing.assert_array_equal(mono, _mono_by_the_general_path(frame))
+
+
+def test_resampling_in_blocks_gives_the_samples_of_resampling_frame_by_frame(clip):
+    resampler = MonoResampler(16000)
+    parts = [resampler.push(_mono_by_the_general_path(f), f.sample_rate) for f in _decoded_audio(clip)]
+    reference = np.concatenate([*parts, resampler.flush()])
+    chunks = list(AudioFileSource(clip, sample_rate=16000, chunk_ms=100))
+    np.testing.assert_array_equal(np.concatenate([c.pcm for c in chunks]), reference)
+    assert all(c.pcm.size == 1600 for c in chunks[:-1])
+    assert np.all(np.diff([c.timestamp_ms for c in chunks]) == 100)
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "edge-emotion-file-reader" and t.is_alive()]
+
+
+def test_a_decoding_error_on_the_reader_thread_reaches_the_caller(recognizer, samples_dir, monkeypatch):
+    lazy_iter = VideoFileSource.__iter__
+
+    def failing_iter(self):
+        for i, frame in enumerate(lazy_iter(self)):
+            if i == 20:
+                raise MediaError(f"{self.path}: decoding failed (simulated)")
+            yield frame
+
+    monkeypatch.setattr(VideoFileSource, "__iter__", failing_iter)
+    with pytest.raises(MediaError, match="simulated"):
+        list(recognizer.analyze(samples_dir / SAMPLE.name))
+    assert not _readers()
+
+
+def _long_clip(path: Path, seconds: int = 20) -> Path:
+    """A small synthetic clip (grey frames, a tone) long enough that the reader is still reading
+    when the first window's result comes out."""
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=30)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for i in range(30 * seconds):
+            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i % 256, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000 * seconds) / 16000)).astype(np.float32)
+        for at in range(0, tone.size, 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, at : at + 1024].copy(), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, at
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_the_reader_stops_when_the_caller_stops(recognizer, tmp_path):
+    results = recognizer.analyze(_long_clip(tmp_path / "long.mp4"), hop_ms=500)
+    first = next(results)
+    assert first.t_start_ms == 0 and _readers()  # 20 s of input: the reader is still at work
+    results.close()  # the caller stops early: the reader thread ends and the file is closed
+    assert not _readers()
