@@ -40,8 +40,9 @@ def _read_source(path: Path) -> tuple[list[np.ndarray], Fraction, np.ndarray | N
             crop_h = min(h, w * 3 // 4)
             rgb = frame.to_ndarray(format="rgb24")
             x0, y0 = (w - crop_w) // 2, (h - crop_h) // 2
-            cropped = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[y0 : y0 + crop_h, x0 : x0 + crop_w]),
-                                                 format="rgb24")
+            cropped = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(rgb[y0 : y0 + crop_h, x0 : x0 + crop_w]), format="rgb24"
+            )
             frames.append(cropped.reformat(width=WIDTH, height=HEIGHT).to_ndarray(format="rgb24"))
     audio = None
     with av.open(str(path)) as container:

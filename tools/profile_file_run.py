@@ -140,10 +140,14 @@ def in_process_run(clip: Path, model: str | None, threads: int | None, eager: bo
     recorded: dict[str, list] = {k: [] for k in ("encode_faces", "encode_audio", "fuse", "log_mel", "vad", "kept")}
     for method in ("encode_faces", "encode_audio", "fuse"):
         setattr(rec.model, method, _recording(getattr(rec.model, method), recorded[method]))
-    originals = (stream_module.window_log_mel, stream_module.speech_frames, face_module.FaceTracker.detect,
-                 VideoFileSource.__iter__)
+    originals = (
+        stream_module.window_log_mel,
+        stream_module.window_speech,
+        face_module.FaceTracker.detect,
+        VideoFileSource.__iter__,
+    )
     stream_module.window_log_mel = _recording(originals[0], recorded["log_mel"])
-    stream_module.speech_frames = _recording(originals[1], recorded["vad"])
+    stream_module.window_speech = _recording(originals[1], recorded["vad"])
     detect = originals[2]
 
     def recording_detect(self, frame, timestamp_ms):
@@ -159,15 +163,20 @@ def in_process_run(clip: Path, model: str | None, threads: int | None, eager: bo
         results = list(rec.analyze(clip))
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
     finally:
-        (stream_module.window_log_mel, stream_module.speech_frames, face_module.FaceTracker.detect,
-         VideoFileSource.__iter__) = originals
+        (
+            stream_module.window_log_mel,
+            stream_module.window_speech,
+            face_module.FaceTracker.detect,
+            VideoFileSource.__iter__,
+        ) = originals
     return {"recognizer": rec, "recorded": recorded, "windows": len(results), "wall_s": wall, "cpu_s": cpu}
 
 
 def isolated_stages(clip: Path, run: dict[str, Any], batch: int = 50) -> dict[str, dict[str, float]]:
     """Each stage alone, on what it received in ``run``: process CPU and wall of that stage only."""
+    from edge_emotion.frontend.align import window_speech
     from edge_emotion.frontend.face import crop_face
-    from edge_emotion.frontend.features import speech_frames, window_log_mel
+    from edge_emotion.frontend.features import window_log_mel
     from edge_emotion.sources import AudioFileSource, VideoFileSource
 
     rec, recorded = run["recognizer"], run["recorded"]
@@ -201,7 +210,7 @@ def isolated_stages(clip: Path, run: dict[str, Any], batch: int = 50) -> dict[st
     n_chunks = meter.time("audio decode", lambda: sum(1 for _ in AudioFileSource(clip, sample_rate=rate)))
     meter.stages["audio decode"]["calls"] = n_chunks
     for args in recorded["vad"]:
-        meter.time("audio features", speech_frames, *args)
+        meter.time("audio features", window_speech, *args)
     for args in recorded["log_mel"]:
         meter.time("audio features", window_log_mel, *args)
     meter.stages["audio features"]["calls"] = len(recorded["log_mel"])
@@ -222,8 +231,7 @@ def clip_seconds(clip: Path) -> float:
 
 
 GRAPHS = ("visual encoder", "audio encoder", "fusion head")
-ORDER = ("video decode", "colour conversion", "audio decode", "face detection", "face crop", "audio features",
-         *GRAPHS)
+ORDER = ("video decode", "colour conversion", "audio decode", "face detection", "face crop", "audio features", *GRAPHS)
 
 
 def report(data: dict[str, Any]) -> str:
@@ -238,32 +246,45 @@ def report(data: dict[str, Any]) -> str:
         f"{'end to end, fresh processes (median of ' + str(len(e2e['run_wall_s'])) + ')':<46}"
         f"{'wall s':>8}{'RTF':>8}{'CPU s':>8}{'CPU RTF':>9}",
     ]
-    rows = [("edge-emotion run --video CLIP", med(e2e["run_wall_s"]), med(e2e["run_cpu_s"])),
-            ("start-up (import, load model, face detector)", med(e2e["startup_wall_s"]), med(e2e["startup_cpu_s"])),
-            ("Recognizer.analyze in one process", run["wall_s"], run["cpu_s"])]
+    rows = [
+        ("edge-emotion run --video CLIP", med(e2e["run_wall_s"]), med(e2e["run_cpu_s"])),
+        ("start-up (import, load model, face detector)", med(e2e["startup_wall_s"]), med(e2e["startup_cpu_s"])),
+        ("Recognizer.analyze in one process", run["wall_s"], run["cpu_s"]),
+    ]
     for label, w, c in rows:
         lines.append(f"{label:<46}{w:8.2f}{w / duration:8.4f}{c:8.2f}{c / duration:9.4f}")
-    lines.append(f"runs: wall {', '.join(f'{w:.2f}' for w in e2e['run_wall_s'])} s; "
-                 f"CPU {', '.join(f'{c:.2f}' for c in e2e['run_cpu_s'])} s")
-    lines += ["", f"stages, each alone on what it received in the run ({run['windows']} windows, "
-              f"{stages.get('colour conversion', {}).get('calls', 0)} frames converted)",
-              f"{'stage':<22}{'calls':>7}{'wall s':>9}{'CPU s':>9}{'CPU RTF':>9}{'ms/call':>9}"]
+    lines.append(
+        f"runs: wall {', '.join(f'{w:.2f}' for w in e2e['run_wall_s'])} s; "
+        f"CPU {', '.join(f'{c:.2f}' for c in e2e['run_cpu_s'])} s"
+    )
+    lines += [
+        "",
+        f"stages, each alone on what it received in the run ({run['windows']} windows, "
+        f"{stages.get('colour conversion', {}).get('calls', 0)} frames converted)",
+        f"{'stage':<22}{'calls':>7}{'wall s':>9}{'CPU s':>9}{'CPU RTF':>9}{'ms/call':>9}",
+    ]
     total_c = 0.0
     for name in ORDER:
         if name not in stages:
             continue
         s = stages[name]
         total_c += s["cpu_s"]
-        lines.append(f"{name:<22}{s['calls']:>7}{s['wall_s']:>9.3f}{s['cpu_s']:>9.3f}{s['cpu_s'] / duration:>9.4f}"
-                     f"{1000 * s['cpu_s'] / max(1, s['calls']):>9.3f}")
+        lines.append(
+            f"{name:<22}{s['calls']:>7}{s['wall_s']:>9.3f}{s['cpu_s']:>9.3f}{s['cpu_s'] / duration:>9.4f}"
+            f"{1000 * s['cpu_s'] / max(1, s['calls']):>9.3f}"
+        )
     lines.append(f"{'stages together':<22}{'':>7}{'':>9}{total_c:>9.3f}{total_c / duration:>9.4f}")
     rest = run["cpu_s"] - total_c
-    lines.append(f"{'rest of the run':<22}{'':>7}{'':>9}{rest:>9.3f}{rest / duration:>9.4f}"
-                 "   (stream, merge, reader thread: the in-process run's CPU less the stages)")
+    lines.append(
+        f"{'rest of the run':<22}{'':>7}{'':>9}{rest:>9.3f}{rest / duration:>9.4f}"
+        "   (stream, merge, reader thread: the in-process run's CPU less the stages)"
+    )
     floor_w = sum(stages[g]["wall_s"] for g in GRAPHS if g in stages)
     floor_c = sum(stages[g]["cpu_s"] for g in GRAPHS if g in stages)
-    lines.append(f"physical floor (the three graphs alone): wall {floor_w:.3f} s, CPU {floor_c:.3f} s, "
-                 f"RTF {floor_w / duration:.4f}")
+    lines.append(
+        f"physical floor (the three graphs alone): wall {floor_w:.3f} s, CPU {floor_c:.3f} s, "
+        f"RTF {floor_w / duration:.4f}"
+    )
     return "\n".join(lines)
 
 
@@ -283,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {"clip": str(args.clip), "cpu": cpu_flags(), "threads": args.threads, "eager": args.eager}
     data["clip_s"] = clip_seconds(clip)
     nan = [float("nan")]
-    data["end_to_end"] = (end_to_end(clip, args.model, args.threads, args.repeats) if args.repeats else
-                          {"run_wall_s": nan, "run_cpu_s": nan, "startup_wall_s": nan, "startup_cpu_s": nan})
+    data["end_to_end"] = (
+        end_to_end(clip, args.model, args.threads, args.repeats)
+        if args.repeats
+        else {"run_wall_s": nan, "run_cpu_s": nan, "startup_wall_s": nan, "startup_cpu_s": nan}
+    )
     run = in_process_run(clip, args.model, args.threads, args.eager)
     data["model"] = repr(run["recognizer"].model)
     data["stages"] = isolated_stages(clip, run)
