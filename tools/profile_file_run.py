@@ -10,7 +10,8 @@ threads; on a shared machine CPU time is the steadier of the two):
    /dev/null) in a fresh process, ``--repeats`` times (median), and the start-up alone (a fresh
    process that imports the CLI, loads the shipped model and creates the face detector). RTF is
    time / clip duration.
-2. **One run in this process** (``Recognizer.analyze``, start-up excluded), recording what every
+2. **One run in this process** (``Recognizer.analyze``, start-up excluded: the model and a face
+   detector are loaded before it), recording what every
    stage receives: which frames the stream keeps, the windows' PCM, the graphs' inputs.
 3. **Stages, each alone**, replayed on what it received in (2), so that stages which overlap in
    the run (the file is read on a thread of its own, MediaPipe and the runtime have their own
@@ -137,6 +138,7 @@ def in_process_run(clip: Path, model: str | None, threads: int | None, eager: bo
     from edge_emotion.sources import VideoFileSource, VideoFrame
 
     rec = Recognizer.from_bundle(model, threads=threads)
+    rec._face_detector().close()  # MediaPipe imported and loaded once: start-up, measured on its own
     recorded: dict[str, list] = {k: [] for k in ("encode_faces", "encode_audio", "fuse", "log_mel", "vad", "kept")}
     for method in ("encode_faces", "encode_audio", "fuse"):
         setattr(rec.model, method, _recording(getattr(rec.model, method), recorded[method]))
@@ -242,6 +244,8 @@ def report(data: dict[str, Any]) -> str:
         f"clip: {data['clip']} ({duration:.1f} s); CPU: {data['cpu']}",
         f"model: {data['model']}; runtime threads: {data['threads'] or 'default'}; "
         f"colour conversion: {'eager (every frame)' if data['eager'] else 'lazy (kept frames only)'}",
+        f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in data['load_before'])}, "
+        f"after: {' '.join(f'{x:.2f}' for x in data['load_after'])} (other processes share the CPUs)",
         "",
         f"{'end to end, fresh processes (median of ' + str(len(e2e['run_wall_s'])) + ')':<46}"
         f"{'wall s':>8}{'RTF':>8}{'CPU s':>8}{'CPU RTF':>9}",
@@ -303,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = args.clip.resolve()
     data: dict[str, Any] = {"clip": str(args.clip), "cpu": cpu_flags(), "threads": args.threads, "eager": args.eager}
     data["clip_s"] = clip_seconds(clip)
+    data["load_before"] = os.getloadavg()
     nan = [float("nan")]
     data["end_to_end"] = (
         end_to_end(clip, args.model, args.threads, args.repeats)
@@ -313,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     data["model"] = repr(run["recognizer"].model)
     data["stages"] = isolated_stages(clip, run)
     data["in_process"] = {k: run[k] for k in ("windows", "wall_s", "cpu_s")}
+    data["load_after"] = os.getloadavg()
     sys.stdout.write(report(data) + "\n")
     if args.json:
         args.json.write_text(json.dumps(data, indent=2))

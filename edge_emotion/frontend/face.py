@@ -3,14 +3,19 @@ encoder takes.
 
 The detector runs the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0,
 see ``LICENSE-mediapipe.txt``); nothing is downloaded. MediaPipe and OpenCV are imported when a
-:class:`FaceTracker` is built or a crop is made, not when this module is imported.
+:class:`FaceTracker` is built or a crop is made, not when this module is imported; matplotlib, which
+MediaPipe imports for a plotting helper, is not imported at all (:func:`_pyplot_deferred`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
+import sys
 import threading
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,39 @@ MIN_INSIDE_FRACTION = 0.5
 LIVE_STREAM_TIMEOUT_S = 2.0
 
 Box = tuple[int, int, int, int]
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module that another module imports but uses only inside its functions: the
+    real module is imported on the first read of one of its attributes, and answers it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # import machinery and introspection probes: no import for those
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextlib.contextmanager
+def _pyplot_deferred():
+    """While MediaPipe is first imported, ``matplotlib`` and ``matplotlib.pyplot`` are stand-ins
+    (:class:`_Deferred`). MediaPipe's vision package imports pyplot for a plotting helper that uses it
+    only when called, and importing matplotlib is about half of this SDK's start-up (~0.6 s of CPU
+    on a 2-core machine). The stand-ins leave ``sys.modules`` afterwards, so a later
+    ``import matplotlib.pyplot`` anywhere imports the real module, and MediaPipe's helper reaches it
+    through its stand-in when it is called. Nothing changes where matplotlib or MediaPipe's vision
+    package is already imported."""
+    if "matplotlib" in sys.modules or "mediapipe.tasks.python.vision" in sys.modules:
+        yield
+        return
+    package, pyplot = _Deferred("matplotlib"), _Deferred("matplotlib.pyplot")
+    package.pyplot = pyplot
+    sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"] = package, pyplot
+    try:
+        yield
+    finally:
+        for name, stand_in in (("matplotlib", package), ("matplotlib.pyplot", pyplot)):
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
 
 
 @dataclass(frozen=True)
@@ -148,8 +186,9 @@ class FaceTracker:
             raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {running_mode!r}")
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-        from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+        with _pyplot_deferred():
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
 
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
