@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,21 +246,21 @@ class Recognizer:
 
     @staticmethod
     def _run_stream(media, stream: EmotionStream) -> Iterator[EmotionResult]:
-        """Feed the file's frames and chunks to the stream in timestamp order."""
+        """Feed the file's frames and chunks to the stream in timestamp order. The file is read
+        (demuxed, decoded, merged) on a reader thread a little ahead of the stream, so decoding
+        overlaps face detection and the encoders; frames are converted to RGB here, by the stream,
+        only when it keeps them."""
+        reader = _Reader(media)
         try:
-            sources = []
-            if media.video is not None:
-                sources.append((f.timestamp_ms, 0, "video", f) for f in media.video)
-            if media.audio is not None:
-                sources.append((c.timestamp_ms, 1, "audio", c) for c in media.audio)
-            for _, _, kind, item in heapq.merge(*sources, key=lambda entry: entry[:2]):
-                if kind == "video":
-                    stream.push_video(item.image, item.timestamp_ms)
+            for kind, item in reader:
+                if kind == "video":  # the frame itself: the stream converts only the frames it keeps
+                    stream.push_video(item, item.timestamp_ms)
                 else:
                     stream.push_audio(item.pcm, item.sample_rate, item.timestamp_ms)
                 yield from stream.poll()
             yield from stream.flush()
         finally:
+            reader.close()
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
@@ -299,3 +301,74 @@ class Recognizer:
             video_source=video_source,
             audio_source=audio_source,
         )
+
+
+def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
+    for item in items:
+        yield item.timestamp_ms, rank, kind, item
+
+
+class _Reader:
+    """A media file's video frames and audio chunks merged in timestamp order (video first on a
+    tie), read on a daemon thread up to ``DEPTH * BATCH`` items ahead. Iterate it once; errors of the
+    reader (a corrupt file) are raised in the iterating thread; :meth:`close` stops the reader and
+    waits for it, which closes the file."""
+
+    DEPTH = 8  # batches
+    BATCH = 8  # items per batch
+    _END = object()
+
+    def __init__(self, media):
+        self._media = media
+        self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="edge-emotion-file-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        sources = [
+            (kind, rank, iter(source))
+            for kind, rank, source in (("video", 0, self._media.video), ("audio", 1, self._media.audio))
+            if source is not None
+        ]
+        try:
+            keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
+            batch = []  # handed over a few at a time: fewer hand-overs between the threads
+            for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
+                batch.append((kind, item))
+                if len(batch) == self.BATCH:
+                    if not self._put(batch):
+                        return
+                    batch = []
+            if batch and not self._put(batch):
+                return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the iterating thread, raised there
+            self._put(exc)
+        finally:
+            for _, _, iterator in sources:  # closes the sources' generators, and so the file, on this thread
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[tuple[str, object]]:
+        while True:
+            entry = self._queue.get()
+            if entry is self._END:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            yield from entry
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

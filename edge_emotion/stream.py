@@ -30,6 +30,7 @@ from .frontend.align import (
 )
 from .frontend.features import resample, to_mono, window_log_mel
 from .results import UNKNOWN_LABEL, EmotionResult, FaceInfo
+from .sources.frames import VideoFrame
 
 if TYPE_CHECKING:
     from .config import PresetConfig
@@ -182,14 +183,17 @@ class EmotionStream:
         if self._finished:
             raise InputError("this stream was flushed; create a new stream for new input")
 
-    def push_video(self, frame: np.ndarray, timestamp_ms: int) -> None:
-        """One RGB frame ``(H, W, 3) uint8`` shown at ``timestamp_ms``."""
+    def push_video(self, frame: np.ndarray | VideoFrame, timestamp_ms: int) -> None:
+        """One RGB frame ``(H, W, 3) uint8`` shown at ``timestamp_ms``: the array, or a source's
+        :class:`~edge_emotion.sources.VideoFrame`, whose ``image`` is read only if the stream keeps
+        the frame (a file source converts a frame to RGB when its ``image`` is first read, so the
+        frames that the subsampling drops are never converted)."""
         self._check_open()
         if not self._config.video:
             raise InputError("this stream was created without video")
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise InputError(f"a video frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        deferred = isinstance(frame, VideoFrame)  # not hasattr(frame, "image"): that would read it
+        if not deferred:
+            frame = _checked_frame(frame)
         timestamp_ms = int(timestamp_ms)
         if self._last_video_ms is not None and timestamp_ms <= self._last_video_ms:
             raise ValueError(
@@ -201,6 +205,8 @@ class EmotionStream:
         self._video_end_ms = data_end_ms(None, timestamp_ms, self._preset)
         if not self._subsampler.keep(timestamp_ms):  # the model's frame rate, as in training
             return
+        if deferred:
+            frame = _checked_frame(frame.image)
         observation = self._faces.detect(frame, timestamp_ms)
         embedding, face = None, None
         if observation.usable:
@@ -386,6 +392,13 @@ class EmotionStream:
         raw = {label: float(p) for label, p in zip(self._labels, probs, strict=True)}
         label = self._labels[int(np.argmax(self._smoothed))]
         return EmotionResult(start, end, label, scores, modalities, face, raw)
+
+
+def _checked_frame(frame) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InputError(f"a video frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    return frame
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -76,6 +76,9 @@ class OnnxRuntimeBackend:
         ort = import_runtime("onnxruntime", "onnxruntime", "", "the onnxruntime backend")
         self.graph_path = Path(graph_path)
         options = ort.SessionOptions()
+        # Idle intra-op threads sleep instead of spinning: between the small per-frame calls of a
+        # stream, spinning threads burn a core that decoding and face detection need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             if threads < 1:
                 raise BackendError(f"onnxruntime: threads must be >= 1, got {threads}")

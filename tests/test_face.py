@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +237,41 @@ def test_face_image_to_input_on_a_fer2013_face(shared_data):
     np.testing.assert_allclose(crop_face(rgb, (0, 0, 48, 48), replace(EDGE.visual, margin=0.0)), out, atol=1e-5)
     with pytest.raises(ValueError):
         face_image_to_input(grey.astype(np.float32), EDGE.visual)
+
+
+_WITHOUT_MATPLOTLIB = """
+import sys, types
+import numpy as np
+from edge_emotion.config import EDGE
+from edge_emotion.frontend.face import FaceTracker
+
+with FaceTracker(EDGE.visual, running_mode="image") as tracker:
+    observation = tracker.detect(np.zeros((96, 128, 3), np.uint8), 0)
+assert observation.status == "no_face", observation
+assert "matplotlib" not in sys.modules and "matplotlib.pyplot" not in sys.modules, "matplotlib was imported"
+
+# MediaPipe's plotting helper still reaches the real pyplot, imported when it is first used
+from mediapipe.tasks.python.vision import drawing_utils
+import matplotlib
+matplotlib.use("Agg")
+assert "matplotlib.pyplot" not in sys.modules
+assert drawing_utils.plt.get_backend().lower() == "agg"
+import matplotlib.pyplot as plt
+assert type(plt) is types.ModuleType and plt.__file__.endswith("pyplot.py")
+assert drawing_utils.plt.figure is plt.figure
+print("ok")
+"""
+
+
+def test_the_face_detector_loads_without_importing_matplotlib():
+    """MediaPipe's vision package imports matplotlib.pyplot for a plotting helper; a FaceTracker is
+    built without it (a fresh interpreter, so nothing imported it before), and the helper still
+    works, importing the real pyplot when it is used."""
+    pytest.importorskip("matplotlib")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MATPLOTLIB], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

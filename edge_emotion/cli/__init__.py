@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import typer
@@ -43,6 +44,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # numpy's OpenBLAS would run the per-window matrix products (log-mel) on a second thread that
+    # then spins between windows, taking a core from decoding and face detection (BENCHMARKS.md,
+    # "Files"). Set before numpy loads (nothing above imports it); a value already set is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="edge-emotion: %(levelname)s: %(message)s")
     try:
         app(args=argv, prog_name="edge-emotion")

@@ -3,7 +3,8 @@ encoder takes.
 
 The detector runs the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0,
 see ``LICENSE-mediapipe.txt``); nothing is downloaded. MediaPipe and OpenCV are imported when a
-:class:`FaceTracker` is built or a crop is made, not when this module is imported.
+:class:`FaceTracker` is built or a crop is made, not when this module is imported; matplotlib, which
+MediaPipe imports for a plotting helper, is not imported at all (:func:`_pyplot_deferred`).
 """
 
 from __future__ import annotations

@@ -73,11 +73,23 @@ def frame_seconds(frame: Any, origin_s: float) -> float | None:
     return None if frame.time is None else float(frame.time) - origin_s
 
 
+def video_frame_to_rgb(frame: Any) -> np.ndarray:
+    """A decoded PyAV video frame (any pixel format) -> ``(H, W, 3) uint8`` RGB (FFmpeg's swscale)."""
+    return frame.to_ndarray(format="rgb24")
+
+
 def audio_frame_to_mono(frame: Any) -> np.ndarray:
     """A decoded PyAV audio frame (planar or packed, any sample format) -> ``(S,) float32`` mono
     (the mean of the channels, integer formats scaled to [-1, 1])."""
-    data = frame.to_ndarray()
     channels = len(frame.layout.channels)
+    if frame.format.name == "fltp" and channels <= 2:
+        # What decoders of compressed audio (AAC, MP3, Opus) give: read the planes directly. The same
+        # float32 arithmetic as the general path below ((left + right) / 2), without its copies.
+        planes = [np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes[:channels]]
+        if channels == 1:
+            return planes[0].copy()
+        return (planes[0] + planes[1]) / np.float32(2)
+    data = frame.to_ndarray()
     if frame.format.is_planar:
         samples = data.T  # (C, S) -> (S, C)
     else:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ._av import (
     duration_ms,
     frame_seconds,
     open_container,
+    video_frame_to_rgb,
 )
 from .frames import AudioChunk, VideoFrame
 
@@ -53,9 +55,59 @@ def _probe(path: Path) -> _Probe:
         )
 
 
+class DecodedVideoFrame(VideoFrame):
+    """A :class:`VideoFrame` as it leaves the decoder: ``image`` ``(H, W, 3) uint8`` RGB is
+    converted from the decoded picture on first access and kept.
+
+    Colour conversion costs more than decoding, and a consumer often uses a fraction of the
+    frames (an :class:`~edge_emotion.stream.EmotionStream` keeps the model's frame rate, 10 of a
+    clip's 30 per second at the edge preset): frames whose ``image`` is never read are never
+    converted. Until then the frame holds the decoded picture (for YUV 4:2:0, half the size of
+    the RGB one). ``width`` / ``height`` and ``timestamp_ms`` do not convert.
+    """
+
+    def __init__(self, decoded: Any, timestamp_ms: int):
+        # frozen dataclass parent: attributes are set through object.__setattr__, as dataclasses do
+        object.__setattr__(self, "timestamp_ms", int(timestamp_ms))
+        object.__setattr__(self, "_decoded", decoded)
+        object.__setattr__(self, "_rgb", None)
+        object.__setattr__(self, "_size", (int(decoded.width), int(decoded.height)))
+
+    @property
+    def image(self) -> np.ndarray:  # type: ignore[override]
+        rgb = self._rgb
+        if rgb is None:
+            decoded = self._decoded
+            if decoded is None:  # another thread converted it between the two reads
+                return self._rgb
+            rgb = video_frame_to_rgb(decoded)
+            object.__setattr__(self, "_rgb", rgb)  # set before the picture is released (see above)
+            object.__setattr__(self, "_decoded", None)
+        return rgb
+
+    @property
+    def converted(self) -> bool:
+        """Whether ``image`` has been converted (read) yet."""
+        return self._rgb is not None
+
+    @property
+    def width(self) -> int:
+        return self._size[0]
+
+    @property
+    def height(self) -> int:
+        return self._size[1]
+
+    def __repr__(self) -> str:
+        state = "converted" if self.converted else "not converted"
+        return f"DecodedVideoFrame({self.width}x{self.height}, timestamp_ms={self.timestamp_ms}, {state})"
+
+
 class VideoFileSource:
     """The first video stream of a file as :class:`VideoFrame` s (RGB), on the file's clock.
 
+    Frames are :class:`DecodedVideoFrame` s: each is converted to RGB only when its ``image`` is
+    read. The decoder runs on FFmpeg's threads (frame and slice threading, as the codec allows).
     ``max_fps`` drops frames so that at most ``max_fps`` per second reach the consumer: the first
     frame of each ``1 / max_fps`` interval (counted from the first frame) is kept. Frames whose
     timestamp does not increase (duplicated pts) are dropped. Iterating again decodes again.
@@ -75,13 +127,14 @@ class VideoFileSource:
             self.fps = float(rate) if rate else None
             self.duration_ms = duration_ms(container)
 
-    def __iter__(self) -> Iterator[VideoFrame]:
+    def __iter__(self) -> Iterator[DecodedVideoFrame]:
         limiter = RateLimiter(self.max_fps)
         last_ms: int | None = None
         period_s = 1.0 / self.fps if self.fps else 1.0 / 30
         with open_container(self.path) as container:
             origin = clock_origin_s(container)
             stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # FFmpeg uses the threading the codec supports (frame and/or slice)
             previous_s: float | None = None
             for packet in container.demux(stream):
                 for frame in packet.decode():
@@ -96,7 +149,7 @@ class VideoFileSource:
                     if not limiter.keep(ts):
                         continue
                     last_ms = ts
-                    yield VideoFrame(frame.to_ndarray(format="rgb24"), ts)
+                    yield DecodedVideoFrame(frame, ts)
 
     def __repr__(self) -> str:
         return f"VideoFileSource({str(self.path)!r}, max_fps={self.max_fps})"
@@ -147,6 +200,17 @@ class AudioFileSource:
                 emitted += piece.size
             pending = [buffer[cut:]] if cut < buffer.size else []
 
+        # Decoded audio is resampled in blocks of about a chunk (a few decoded frames) rather than
+        # frame by frame: the streaming resampler gives the same samples, with fewer calls.
+        block: list[np.ndarray] = []  # mono at block_rate, not resampled yet
+        block_rate, block_size = 0, 0
+
+        def resample_block() -> None:
+            nonlocal block, block_size
+            if block:
+                pending.append(resampler.push(block[0] if len(block) == 1 else np.concatenate(block), block_rate))
+                block, block_size = [], 0
+
         with open_container(self.path) as container:
             origin = clock_origin_s(container)
             stream = container.streams.audio[0]
@@ -159,15 +223,24 @@ class AudioFileSource:
                         log.info(
                             "%s: audio gap of %.0f ms at %.3f s", self.path, 1000 * (seconds - expected_s), expected_s
                         )
+                        resample_block()
                         pending.append(resampler.flush())
                         yield from drain(final=True)
                         start_s = None
                     if start_s is None:
                         start_s, emitted = seconds, 0
-                    pending.append(resampler.push(audio_frame_to_mono(frame), frame.sample_rate))
+                    if frame.sample_rate != block_rate:
+                        resample_block()
+                        block_rate = frame.sample_rate
+                    mono = audio_frame_to_mono(frame)
+                    block.append(mono)
+                    block_size += mono.size
                     expected_s = seconds + frame.samples / frame.sample_rate
-                    yield from drain(final=False)
+                    if block_size * 1000 >= self.chunk_ms * block_rate:
+                        resample_block()
+                        yield from drain(final=False)
             if start_s is not None:
+                resample_block()
                 pending.append(resampler.flush())
                 yield from drain(final=True)
 

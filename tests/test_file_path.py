@@ -1,0 +1,227 @@
+"""The file path of ``Recognizer.analyze``, made cheaper without changing what it computes: a
+decoded frame becomes RGB only when its ``image`` is first read and the stream reads only the
+frames it keeps (the results are exactly those of converting every frame); decoding on FFmpeg's
+threads gives the frames of single-threaded decoding; audio is mixed down from the decoded planes
+and resampled in blocks with the samples of frame-by-frame resampling; the file is read on a
+reader thread whose errors reach the caller and which stops when the caller stops."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_emotion.sources.files as files
+from edge_emotion.errors import BundleError, MediaError
+from edge_emotion.frontend import face as face_module
+from edge_emotion.frontend.features import to_mono
+from edge_emotion.recognizer import Recognizer
+from edge_emotion.sources import AudioFileSource, VideoFileSource, VideoFrame
+from edge_emotion.sources._av import MonoResampler, audio_frame_to_mono
+
+av = pytest.importorskip("av")
+
+CREMA = "crema-d/video/1001_DFA_HAP_XX.flv"  # 2.0 s, VP6 + MP3, face + speech
+RAVDESS = "ravdess/av/01-01-01-01-01-01-01.mp4"  # 3.3 s, 1280x720, 29.97 fps, face + speech
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    try:
+        return Recognizer.from_bundle(backend="onnxruntime")
+    except BundleError as exc:
+        pytest.skip(f"the shipped model is not in this install ({exc})")
+
+
+@pytest.fixture(params=["crema-d", "ravdess"])
+def clip(request, shared_data) -> Path:
+    """Real clips where they lie (skipped without ../shared/data)."""
+    path = shared_data / (CREMA if request.param == "crema-d" else RAVDESS)
+    if not path.is_file():
+        pytest.skip(f"real clip not found: {path}")
+    return path
+
+
+class _Counting:
+    """Counts calls of a function it stands in for."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def _eager(monkeypatch) -> None:
+    """Make the file source convert every frame as it is decoded (plain VideoFrames)."""
+    lazy_iter = VideoFileSource.__iter__
+
+    def eager_iter(self):
+        for frame in lazy_iter(self):
+            yield VideoFrame(frame.image, frame.timestamp_ms)
+
+    monkeypatch.setattr(VideoFileSource, "__iter__", eager_iter)
+
+
+def test_analyze_converts_only_the_kept_frames_and_gives_the_results_of_converting_all(recognizer, clip, monkeypatch):
+    n_frames = sum(1 for _ in VideoFileSource(clip))
+    convert = _Counting(files.video_frame_to_rgb)
+    detect = _Counting(face_module.FaceTracker.detect)
+    monkeypatch.setattr(files, "video_frame_to_rgb", convert)
+    monkeypatch.setattr(face_module.FaceTracker, "detect", lambda *a, **k: detect(*a, **k))
+    lazy = list(recognizer.analyze(clip))
+    # the edge preset keeps 10 of the clip's ~30 frames a second: only those are converted
+    assert convert.calls == detect.calls
+    assert 0 < convert.calls < 0.5 * n_frames
+
+    _eager(monkeypatch)
+    convert.calls = detect.calls = 0
+    eager = list(recognizer.analyze(clip))
+    assert convert.calls == n_frames and detect.calls < 0.5 * n_frames
+
+    assert len(lazy) == len(eager) > 0
+    for a, b in zip(lazy, eager, strict=True):
+        assert (a.t_start_ms, a.t_end_ms, a.label, a.modalities) == (b.t_start_ms, b.t_end_ms, b.label, b.modalities)
+        assert a.face == b.face  # the face box and its score
+        assert list(a.scores) == list(b.scores)
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(list(a.raw_scores.values()), list(b.raw_scores.values()), rtol=0, atol=1e-6)
+    assert any(r.face is not None for r in lazy) and any("video" in r.modalities for r in lazy)
+
+
+def test_a_decoded_frame_converts_on_first_read_and_once(crema_flv, monkeypatch):
+    convert = _Counting(files.video_frame_to_rgb)
+    monkeypatch.setattr(files, "video_frame_to_rgb", convert)
+    frames = list(VideoFileSource(crema_flv))
+    assert convert.calls == 0
+    first = frames[0]
+    assert isinstance(first, VideoFrame) and not first.converted
+    assert (first.width, first.height) == (480, 360) and convert.calls == 0  # the size needs no conversion
+    image = first.image
+    assert convert.calls == 1 and first.converted
+    assert first.image is image and convert.calls == 1
+    assert image.shape == (360, 480, 3) and image.dtype == np.uint8
+    assert "converted" in repr(first)
+
+    # the same pixels as converting PyAV's first decoded frame directly
+    with av.open(str(crema_flv)) as container:
+        reference = next(container.decode(container.streams.video[0])).to_ndarray(format="rgb24")
+    np.testing.assert_array_equal(image, reference)
+
+
+def test_the_stream_does_not_read_the_frames_it_drops(recognizer, crema_flv, monkeypatch):
+    convert = _Counting(files.video_frame_to_rgb)
+    monkeypatch.setattr(files, "video_frame_to_rgb", convert)
+    frames = list(VideoFileSource(crema_flv))
+    with recognizer.create_stream(audio=False) as stream:
+        for frame in frames:
+            stream.push_video(frame, frame.timestamp_ms)
+        results = stream.flush()
+    assert results
+    converted = [f.timestamp_ms for f in frames if f.converted]
+    assert convert.calls == len(converted) < 0.5 * len(frames)
+    # the kept frames are 1/fps apart, less the stream's quarter-period allowance for jitter
+    period = 1000.0 / recognizer.preset.visual.fps
+    assert converted[0] == frames[0].timestamp_ms
+    assert np.all(np.diff(converted) >= 0.75 * period)
+
+
+def test_threaded_decoding_gives_the_frames_of_single_threaded_decoding(clip):
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        stream.thread_count = 1
+        origin = 0.0 if container.start_time is None else container.start_time / 1_000_000
+        reference = [
+            (int(round(1000 * (f.time - origin))), f.to_ndarray(format="rgb24")) for f in container.decode(stream)
+        ]
+    frames = list(VideoFileSource(clip))
+    assert [f.timestamp_ms for f in frames] == [ts for ts, _ in reference]
+    for i in (0, len(frames) // 2, len(frames) - 1):
+        np.testing.assert_array_equal(frames[i].image, reference[i][1])
+
+
+def _decoded_audio(path: Path):
+    with av.open(str(path)) as container:
+        yield from container.decode(container.streams.audio[0])
+
+
+def _mono_by_the_general_path(frame) -> np.ndarray:
+    data = frame.to_ndarray()  # planar: (C, S)
+    samples = data.T if frame.format.is_planar else data.reshape(-1, len(frame.layout.channels))
+    return to_mono(samples if samples.shape[1] > 1 else samples[:, 0])
+
+
+def test_mixdown_from_the_planes_equals_the_general_path(clip):
+    frames = list(_decoded_audio(clip))
+    assert frames and frames[0].format.name == "fltp"
+    for frame in frames:
+        mono = audio_frame_to_mono(frame)
+        assert mono.dtype == np.float32 and mono.shape == (frame.samples,)
+        np.testing.assert_array_equal(mono, _mono_by_the_general_path(frame))
+
+
+def test_resampling_in_blocks_gives_the_samples_of_resampling_frame_by_frame(clip):
+    resampler = MonoResampler(16000)
+    parts = [resampler.push(_mono_by_the_general_path(f), f.sample_rate) for f in _decoded_audio(clip)]
+    reference = np.concatenate([*parts, resampler.flush()])
+    chunks = list(AudioFileSource(clip, sample_rate=16000, chunk_ms=100))
+    np.testing.assert_array_equal(np.concatenate([c.pcm for c in chunks]), reference)
+    assert all(c.pcm.size == 1600 for c in chunks[:-1])
+    assert np.all(np.diff([c.timestamp_ms for c in chunks]) == 100)
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "edge-emotion-file-reader" and t.is_alive()]
+
+
+def test_a_decoding_error_on_the_reader_thread_reaches_the_caller(recognizer, sample_clip, monkeypatch):
+    lazy_iter = VideoFileSource.__iter__
+
+    def failing_iter(self):
+        for i, frame in enumerate(lazy_iter(self)):
+            if i == 20:
+                raise MediaError(f"{self.path}: decoding failed (simulated)")
+            yield frame
+
+    monkeypatch.setattr(VideoFileSource, "__iter__", failing_iter)
+    with pytest.raises(MediaError, match="simulated"):
+        list(recognizer.analyze(sample_clip))
+    assert not _readers()
+
+
+def _long_clip(path: Path, seconds: int = 20) -> Path:
+    """A small synthetic clip (grey frames, a tone) long enough that the reader is still reading
+    when the first window's result comes out."""
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=30)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for i in range(30 * seconds):
+            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i % 256, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000 * seconds) / 16000)).astype(np.float32)
+        for at in range(0, tone.size, 1024):
+            frame = av.AudioFrame.from_ndarray(tone[None, at : at + 1024].copy(), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, at
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_the_reader_stops_when_the_caller_stops(recognizer, tmp_path):
+    results = recognizer.analyze(_long_clip(tmp_path / "long.mp4"), hop_ms=500)
+    first = next(results)
+    assert first.t_start_ms == 0 and _readers()  # 20 s of input: the reader is still at work
+    results.close()  # the caller stops early: the reader thread ends and the file is closed
+    assert not _readers()
