@@ -41,3 +41,21 @@ def test_the_pyav_stream_recipe_runs_on_a_real_clip(shared_data):
     # the same clip through the SDK's own file reader: the same windows
     expected = list(Recognizer.from_bundle().analyze(clip, hop_ms=500))
     assert [r.t_start_ms for r in results] == [r.t_start_ms for r in expected]
+
+
+def _quickstart() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Quickstart.*?```bash\n(.*?)```", text, flags=re.S)
+    assert block, "README.md has no quickstart block"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    """The quickstart's second command (install the dev tools, lint, test) is what CI runs."""
+    commands = _quickstart()
+    assert len(commands) == 2, commands
+    install_and_test = commands[1]
+    assert "ruff check ." in install_and_test and "python -m pytest" in install_and_test
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith(install_and_test) for line in ci), install_and_test
+    assert commands[0].startswith("pip install . && edge-emotion run --video edge_emotion/assets/")
