@@ -95,3 +95,21 @@ def test_three_threads_share_one_recognizer(bundle, clips, runtime, format_key):
             wrong = sum(a != b for a, b in zip(labels, want_labels, strict=False))
             assert labels == want_labels, f"{clip.name}: {wrong} of {len(want_labels)} labels differ under threads"
             np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-6, err_msg=clip.name)
+
+
+@pytest.mark.skipif(not is_available("openvino"), reason="the openvino runtime is not installed here")
+def test_openvino_and_onnx_formats_give_the_same_scores_on_real_clips(bundle, clips):
+    """The shipped bundle's FP32 formats on their two runtimes: OpenVINO computes in f32 (never a
+    plugin default such as bf16), so every window's scores agree with ONNX Runtime's within 1e-3,
+    on whatever CPU this runs."""
+    with (
+        Recognizer.from_bundle(bundle, backend="onnxruntime", format="onnx", threads=1, hop_ms=HOP_MS) as onnx,
+        Recognizer.from_bundle(bundle, backend="openvino", format="openvino", threads=1, hop_ms=HOP_MS) as openvino,
+    ):
+        assert openvino.model.inference_precision == "f32"
+        for clip in clips:
+            want_labels, want = _run(onnx, clip)
+            got_labels, got = _run(openvino, clip)
+            assert got.shape == want.shape and len(want) >= 1, clip.name
+            assert np.abs(got - want).max() <= 1e-3, (clip.name, np.abs(got - want).max())
+            assert got_labels == want_labels, clip.name
