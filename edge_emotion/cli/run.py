@@ -28,16 +28,56 @@ def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _printer(output: Output):
-    lock = threading.Lock()
+class _Printer:
+    """Prints each result as one line on stdout (callable from any thread). A write that fails (a
+    full disk, a closed pipe) is kept in :attr:`error`, stdout is pointed at /dev/null so that the
+    interpreter's last flush cannot fail again, and later results are dropped."""
 
-    def emit(result: EmotionResult) -> None:
-        line = json.dumps(result.to_dict()) if output is Output.jsonl else str(result)
-        with lock:
-            typer.echo(line)
-            sys.stdout.flush()
+    def __init__(self, output: Output):
+        self.output = output
+        self.error: OSError | ValueError | None = None
+        self._lock = threading.Lock()
 
-    return emit
+    def __call__(self, result: EmotionResult) -> None:
+        line = json.dumps(result.to_dict()) if self.output is Output.jsonl else str(result)
+        with self._lock:
+            if self.error is not None:
+                return
+            try:
+                typer.echo(line)
+                sys.stdout.flush()
+            except (OSError, ValueError) as exc:
+                self.error = exc
+                _discard_stdout()
+
+    def failure(self) -> str:
+        reason = getattr(self.error, "strerror", None) or str(self.error)
+        return f"cannot write the results to stdout: {reason}"
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _check_stdout() -> None:
+    """Fail (one line, exit 2) before any work when stdout is closed."""
+    from . import fail
+
+    if sys.stdout is None:
+        raise fail("stdout is closed: nowhere to write the results")
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # a stream without a file descriptor (tests capture it)
+        return
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise fail("stdout is closed: nowhere to write the results") from None
 
 
 def _draw(frame_rgb, result: EmotionResult | None):
@@ -97,6 +137,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
+        from ..sources.camera import MAX_CAMERA_INDEX
         from . import fail
 
         if camera is not None and video is not None:
@@ -105,9 +146,12 @@ def register(app: typer.Typer) -> None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
+        if camera is not None and not 0 <= camera <= MAX_CAMERA_INDEX:
+            raise fail(f"--camera must be an index in [0, {MAX_CAMERA_INDEX}], got {camera}")
+        _check_stdout()
         recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms,
                                             smoothing=smoothing)
-        emit = _printer(output)
+        emit = _Printer(output)
         want_display = display if display is not None else (camera is not None and _display_available())
         if want_display and not _display_available():
             log.warning("no display found: running without a window")
@@ -116,6 +160,8 @@ def register(app: typer.Typer) -> None:
         if video is not None and mic is None and not want_display:
             for result in recognizer.analyze(video):
                 emit(result)
+                if emit.error is not None:
+                    raise fail(emit.failure())
             return
 
         video_source = audio_source = None
@@ -140,7 +186,9 @@ def register(app: typer.Typer) -> None:
                 if want_display and (camera is not None or video_source is not None):
                     _show_until_done(session)
                 else:
-                    while not session.wait(0.5):
+                    while not session.wait(0.5) and emit.error is None:
                         pass
             except KeyboardInterrupt:
                 pass
+        if emit.error is not None:
+            raise fail(emit.failure())

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterator
 
 from .._quiet import native_stderr_silenced
-from ..errors import DeviceError
+from ..errors import DeviceError, InputError
 from ._av import RateLimiter
 from .clock import CaptureClock
 from .frames import VideoFrame
 
 log = logging.getLogger(__name__)
+
+#: Camera indices OpenCV can take: a negative one crashes the process inside OpenCV, one past
+#: 2**31 - 1 overflows its C int.
+MAX_CAMERA_INDEX = 2**31 - 1
 
 
 class CameraSource:
@@ -23,7 +28,7 @@ class CameraSource:
     the same ms as the previous one gets one more, so timestamps strictly increase. ``max_fps``
     keeps the first frame of each ``1 / max_fps`` interval. Iteration ends when the capture stops
     delivering frames (end of file, camera unplugged). Raises :class:`DeviceError` naming the
-    device when it does not open.
+    device when it does not open, :class:`InputError` for an index outside ``[0, MAX_CAMERA_INDEX]``.
     """
 
     def __init__(self, index_or_url: int | str, max_fps: float | None = None, origin_s: float | None = None):
@@ -33,6 +38,10 @@ class CameraSource:
         RateLimiter(max_fps)  # validates max_fps
         self.max_fps = max_fps
         target = int(index_or_url) if isinstance(index_or_url, str) and index_or_url.isdigit() else index_or_url
+        if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+            if not 0 <= target <= MAX_CAMERA_INDEX:
+                raise InputError(f"camera index must be in [0, {MAX_CAMERA_INDEX}], got {target}")
+            target = int(target)
         with native_stderr_silenced():  # OpenCV logs each backend it tried; the error below says it
             self._capture = cv2.VideoCapture(target)
             opened = self._capture.isOpened()
