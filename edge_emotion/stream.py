@@ -161,6 +161,14 @@ class EmotionStream:
         self._waived = False  # a window completed without a late modality (warned once per episode)
         self._dropped_late = False  # a late push was dropped (warned once per episode)
 
+    @property
+    def config(self) -> StreamConfig:
+        return self._config
+
+    def buffered(self) -> tuple[int, int]:
+        """What the stream holds now: ``(audio samples at the source rate, video frames)``."""
+        return int(self._pcm.size), len(self._frames)
+
     def close(self) -> None:
         """Release the face detector. Idempotent."""
         close = getattr(self._faces, "close", None)
