@@ -11,17 +11,15 @@ import sys
 import numpy as np
 import pytest
 
-from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.errors import BackendError, BundleError
+from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.model.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
 
-torch = pytest.importorskip("torch", reason="building a bundle needs torch (the 'export' extra)")
 pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
 
 from edge_emotion.export.bundle_writer import add_format, create_bundle, write_bundle  # noqa: E402
-from edge_emotion.export.onnx_export import example_inputs, torch_outputs  # noqa: E402
 from edge_emotion.runtimes import is_available  # noqa: E402
-from fakes import fresh_model, make_bundle  # noqa: E402
+from fakes import fresh_model, make_bundle, make_onnx_bundle  # noqa: E402
 
 from edge_emotion.model.engine import BundleModel  # noqa: E402
 from edge_emotion.recognizer import Recognizer  # noqa: E402
@@ -32,12 +30,14 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def full_bundle(tmp_path_factory):
     """A bundle with the onnx and torch formats of ``fresh_model("edge", 0)``."""
+    pytest.importorskip("torch", reason="the bundle is exported from a fresh PyTorch model (train extra)")
     return make_bundle(tmp_path_factory.mktemp("full"), formats=("onnx", "torch"))
 
 
 @pytest.fixture()
 def bundle_copy(tmp_path):
-    return make_bundle(tmp_path)
+    """A private copy of a small ONNX bundle (no torch needed)."""
+    return make_onnx_bundle(tmp_path)
 
 
 # -- the format table ------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_manifest_contents(full_bundle):
     assert bundle.preset == model.preset
     assert bundle.labels == model.preset.labels
     assert bundle.formats == ("onnx", "torch")
-    assert bundle.schema_version == 1
+    assert bundle.schema_version == 2
     assert bundle.graph_path("onnx", "fusion_head") == full_bundle.resolve() / "onnx" / "fusion_head.onnx"
     assert bundle.best_format("onnxruntime") == "onnx" and bundle.best_format("tensorrt") is None
     assert {"training_data", "split_protocol", "metrics", "command"} <= set(bundle.provenance)
@@ -92,8 +92,10 @@ def _runnable(backend: str) -> list:
 @pytest.mark.parametrize("backend", _runnable("onnxruntime") + _runnable("openvino") + _runnable("torch"))
 def test_round_trip_graphs_match_pytorch(full_bundle, backend):
     """export -> load -> run each graph: the backend agrees with the PyTorch model."""
+    from edge_emotion.export.onnx_export import example_inputs, torch_outputs
+
     model = fresh_model("edge", 0)
-    engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1)
+    engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1, trust_code=backend == "torch")
     assert engine.backend_name == backend
     assert engine.format_key == ("torch" if backend == "torch" else "onnx")
     inputs = example_inputs(model.preset, batch=3, seed=7)
@@ -119,6 +121,8 @@ def test_round_trip_graphs_match_pytorch(full_bundle, backend):
 def test_round_trip_predict(full_bundle, backend):
     """The whole model (encoders -> alignment -> fusion) through the bundle predicts what
     ``EmotionModel.forward`` predicts on the same window."""
+    import torch
+
     model = fresh_model("edge", 0)
     preset = model.preset
     engine = BundleModel.from_bundle(full_bundle, backend=backend)
@@ -152,7 +156,7 @@ def test_auto_picks_the_best_installed_format(full_bundle):
 @pytest.mark.skipif(not is_available("openvino"), reason="openvino is not installed here")
 def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
     """An OpenVINO IR (.xml + .bin) added with add_format is hashed with its companion, loads, and
-    is what ``auto`` picks over FP32 ONNX on ONNX Runtime."""
+    is what ``auto`` picks over FP32 ONNX on ONNX Runtime, computing what the ONNX graphs compute."""
     import openvino as ov
 
     files = {}
@@ -165,14 +169,16 @@ def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
     assert entry["graphs"]["visual_encoder"]["companions"][0]["file"] == "openvino/visual_encoder.bin"
     engine = BundleModel.from_bundle(bundle_copy)
     assert (engine.format_key, engine.backend_name) == ("openvino", "openvino")
-    model = fresh_model("edge", 0)
-    inputs = example_inputs(model.preset, batch=2)
-    np.testing.assert_allclose(
-        engine.fuse(**inputs["fusion_head"]),
-        torch_outputs(model, inputs)["fusion_head"]["logits"],
-        atol=TOLERANCE,
-        rtol=0,
-    )
+    reference = BundleModel.from_bundle(bundle_copy, format="onnx", backend="onnxruntime")
+    rng = np.random.default_rng(0)
+    t, d_a, d_v = engine.preset.model.time_steps, engine.preset.model.audio_dim, engine.preset.model.visual_dim
+    inputs = {
+        "audio": rng.standard_normal((2, t, d_a)).astype(np.float32),
+        "visual": rng.standard_normal((2, t, d_v)).astype(np.float32),
+        "audio_mask": (rng.random((2, t)) > 0.3).astype(np.float32),
+        "visual_mask": (rng.random((2, t)) > 0.3).astype(np.float32),
+    }
+    np.testing.assert_allclose(engine.fuse(**inputs), reference.fuse(**inputs), atol=TOLERANCE, rtol=0)
     (bundle_copy / "openvino" / "audio_encoder.bin").write_bytes(b"\0" * 16)
     with pytest.raises(BundleError, match=r"openvino/audio_encoder\.bin .*altered"):
         Bundle.load(bundle_copy)
@@ -213,6 +219,7 @@ def test_add_format_checks_its_files(bundle_copy):
 
 
 def test_write_bundle_refuses_a_non_empty_directory(tmp_path):
+    pytest.importorskip("torch", reason="write_bundle exports a PyTorch model (train extra)")
     (tmp_path / "notes.txt").write_text("mine")
     model = fresh_model("edge")
     with pytest.raises(BundleError, match="not empty"):
@@ -306,7 +313,8 @@ def test_backend_choice_errors(bundle_copy):
 
 def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
     code = (
-        "import sys; from edge_emotion.model.bundle import Bundle; import edge_emotion.model.formats, edge_emotion.model.engine;"
+        "import sys; from edge_emotion.model.bundle import Bundle;"
+        "import edge_emotion.model.formats, edge_emotion.model.engine;"
         f"b = Bundle.load({str(bundle_copy)!r}); assert b.formats == ('onnx',);"
         "heavy = [m for m in ('torch', 'onnx', 'openvino', 'onnxruntime') if m in sys.modules];"
         "assert not heavy, heavy"
@@ -315,8 +323,8 @@ def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
 
 
 def test_bundle_copies_are_independent(tmp_path):
-    first = make_bundle(tmp_path / "a")
-    second = make_bundle(tmp_path / "b")
+    first = make_onnx_bundle(tmp_path / "a")
+    second = make_onnx_bundle(tmp_path / "b")
     shutil.rmtree(first / "onnx")
     Bundle.load(second)
 
@@ -329,3 +337,108 @@ def test_auto_skips_runtimes_that_are_not_installed(bundle_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendError, match="no installed runtime can run bundle .*formats: onnx"):
         BundleModel.from_bundle(bundle_copy)
+
+
+# -- tampered manifests: one schema check, one clear BundleError, before anything runs -------------
+def _rename_fusion_output(bundle_dir):
+    """The fusion head's output renamed (logits -> scores), its sha256 and size updated."""
+    import onnx
+
+    from edge_emotion.model.bundle import sha256_file
+
+    path = bundle_dir / "onnx" / "fusion_head.onnx"
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        node.output[:] = ["scores" if name == "logits" else name for name in node.output]
+    model.graph.output[0].name = "scores"
+    onnx.save(model, str(path))
+    manifest_path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest["formats"]["onnx"]["graphs"]["fusion_head"].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _labels(count):
+    names = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "bored"][:count]
+
+    def edit(m):
+        m["labels"] = names
+        m["preset"]["labels"] = names
+
+    return edit
+
+
+def _nest(m):
+    deep = "x"
+    for _ in range(100_000):  # past the JSON parser's recursion limit
+        deep = [deep]
+    m["provenance"]["notes"] = deep
+
+
+#: (id, edit of the manifest dict or of the bundle folder, what the one error line says)
+TAMPERED = [
+    ("labels-int", lambda m: m.update(labels=8), "labels: must be a list of non-empty strings"),
+    ("labels-null", lambda m: m.update(labels=None), "labels: must be a list"),
+    ("graphs-list", lambda m: m["formats"]["onnx"].update(graphs=["a", "b"]), "formats.onnx.graphs: must be an object"),
+    ("graphs-string", lambda m: m["formats"]["onnx"].update(graphs="onnx/"), "formats.onnx.graphs: must be an object"),
+    ("deep-json", _nest, "nests too deeply"),
+    ("sample-rate-float", lambda m: m["preset"]["audio"].update(sample_rate=16000.0), "sample_rate: must be an int"),
+    ("fps-nan", lambda m: m["preset"]["visual"].update(fps=float("nan")), "preset.visual.fps: must be a finite number"),
+    ("fps-inf", lambda m: m["preset"]["visual"].update(fps=float("inf")), "preset.visual.fps: must be a finite number"),
+    ("fps-tiny", lambda m: m["preset"]["visual"].update(fps=1e-9), "preset.visual.fps: 1e-09 is out of range"),
+    ("crop-huge", lambda m: m["preset"]["visual"].update(crop_size=10**9), "visual.crop_size: 1000000000 is out"),
+    ("labels-7", _labels(7), "'logits' has shape ('N', 8), the manifest's preset needs ('N', 7)"),
+    ("labels-9", _labels(9), "'logits' has shape ('N', 8), the manifest's preset needs ('N', 9)"),
+    ("fusion-output-renamed", None, "fusion_head has outputs ['scores']; edge-emotion's fusion_head has ['logits']"),
+    ("std-nan", lambda m: m["preset"]["audio"].update(std=float("nan")), "preset.audio.std: must be a finite number"),
+    ("vad-nan", lambda m: m["preset"]["audio"].update(vad_floor_db=float("nan")), "vad_floor_db: must be a finite"),
+    ("score-2", lambda m: m["preset"]["visual"].update(min_detection_score=2), "min_detection_score: 2 is out of"),
+    ("schema-true", lambda m: m.update(schema_version=True), "schema_version True is not known"),
+]
+
+
+def _tamper(bundle_dir, edit):
+    if edit is None:
+        _rename_fusion_output(bundle_dir)
+        return
+    path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    try:
+        text = json.dumps(manifest)
+    except RecursionError:  # json.dumps cannot write it either: build the text by hand
+        manifest["provenance"]["notes"] = "@DEEP@"
+        text = json.dumps(manifest).replace('"@DEEP@"', "[" * 100_000 + '"x"' + "]" * 100_000)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(("case", "edit", "message"), TAMPERED, ids=[case for case, _, _ in TAMPERED])
+def test_tampered_manifest_is_refused_before_anything_runs(bundle_copy, case, edit, message):
+    """Each tampered manifest gets one BundleError naming the field, from loading the bundle (the
+    schema) or, for what only the graph knows (its output names and size), from loading its graphs."""
+    _tamper(bundle_copy, edit)
+    with pytest.raises(BundleError) as caught:
+        BundleModel.from_bundle(bundle_copy, backend="onnxruntime")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", ["labels-null", "fps-nan", "labels-7", "fusion-output-renamed", "schema-true"])
+def test_tampered_manifest_in_the_cli_is_one_line_and_exit_2(bundle_copy, shared_data, case):
+    clip = shared_data / "crema-d" / "video" / "1001_DFA_ANG_XX.flv"
+    if not clip.is_file():
+        pytest.skip(f"the CREMA-D clip {clip.name} is not in the shared data folder")
+    _, edit, message = next(row for row in TAMPERED if row[0] == case)
+    _tamper(bundle_copy, edit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_emotion", "run", "--model", str(bundle_copy), "--video", str(clip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[0]
+    assert proc.stdout == ""

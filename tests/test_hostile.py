@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import SAMPLE_CLIP
 
 from edge_emotion.errors import InputError
 from edge_emotion.frontend import features as F
 from edge_emotion.recognizer import Recognizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"  # 2.0 s, face + speech
+SAMPLE = SAMPLE_CLIP  # the package's sample: 3.0 s, 320x240, one face, speech from 0.25 s to about 2.5 s
 RATE = 16000
 
 
@@ -62,7 +63,7 @@ def recognizer() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def face_frame() -> np.ndarray:
-    """The first frame of the sample clip: ``(360, 480, 3) uint8`` with one face."""
+    """The first frame of the sample clip: ``(240, 320, 3) uint8`` with one face."""
     from edge_emotion.sources import VideoFileSource
 
     return next(iter(VideoFileSource(SAMPLE))).image
@@ -114,7 +115,7 @@ def test_a_shrunk_frame_gives_the_face_at_its_place_in_the_frame(face_frame, mon
 
     with face_module.FaceTracker(EDGE.visual, running_mode="image") as tracker:
         full = tracker.detect(face_frame, 0)
-        monkeypatch.setattr(face_module, "MAX_DETECTOR_SIDE", 240)  # the 480 px wide frame is halved
+        monkeypatch.setattr(face_module, "MAX_DETECTOR_SIDE", 160)  # the 320 px wide frame is halved
         shrunk = tracker.detect(face_frame, 1)
     assert full.usable and shrunk.usable
     assert np.abs(np.subtract(full.bbox, shrunk.bbox)).max() <= 6, (full.bbox, shrunk.bbox)
@@ -233,11 +234,10 @@ def _speech_results(recognizer, pcm: np.ndarray) -> list:
 
 
 @pytest.mark.parametrize("offset", ["none", "dc 0.003", "noise -50 dBFS"])
-def test_the_shipped_sample_is_still_heard_as_speech_by_the_stream(recognizer, offset):
+def test_the_sample_clip_is_still_heard_as_speech_by_the_stream(recognizer, offset):
     from edge_emotion.sources import read_audio
 
-    asset = next((REPO_ROOT / "edge_emotion" / "assets").glob("sample_*.flv"))
-    pcm, _ = read_audio(asset, RATE)
+    pcm, _ = read_audio(SAMPLE, RATE)
     if offset == "dc 0.003":
         pcm = pcm + np.float32(0.003)
     elif offset == "noise -50 dBFS":
@@ -417,8 +417,17 @@ def test_run_with_stdout_closed_is_one_line_and_exit_2():
 
 def test_bench_checks_its_json_path_before_it_runs():
     proc = cli(
-        "bench", "--json", "/proc/nope/x.json", "--format", "onnx", "--repeats", "1", "--warmup", "0",
-        "--rtf-runs", "1",
+        "bench",
+        "--json",
+        "/proc/nope/x.json",
+        "--format",
+        "onnx",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--rtf-runs",
+        "1",
     )
     assert_one_line_error(proc, "/proc/nope/x.json")  # one line: no bench row was run before it
     assert not Path("/proc/nope").exists()

@@ -1,7 +1,7 @@
 """The PyAudio microphone path, driven through ALSA's file plugin (no sound card needed).
 
 PortAudio reads ``$HOME/.asoundrc`` when it initialises, so each case runs in a subprocess whose
-HOME is a temporary folder (ENVIRONMENT.md, "A microphone for tests").
+HOME is a temporary folder whose ``.asoundrc`` makes a raw PCM file ALSA's default capture device.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def pyaudio_available():
 
 
 @pytest.fixture
-def virtual_mic(tmp_path, samples_dir, pyaudio_available):
-    """A HOME whose ALSA default capture device plays the carried CREMA-D speech (16 kHz s16le)."""
-    pcm, _ = read_audio(samples_dir / "crema-d_1001_DFA_HAP_XX.flv", 16000)
+def virtual_mic(tmp_path, sample_clip, pyaudio_available):
+    """A HOME whose ALSA default capture device plays the sample clip's speech (16 kHz s16le)."""
+    pcm, _ = read_audio(sample_clip, 16000)
     raw = np.clip(np.round(pcm * 32768), -32768, 32767).astype("<i2")
     infile = tmp_path / "speech_s16le.raw"
     raw.tofile(infile)

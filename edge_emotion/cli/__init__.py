@@ -1,7 +1,7 @@
 """The ``edge-emotion`` command line (typer). Each command lives in its own module here and
 registers itself with :func:`register`; this file is the app and the list of command modules.
 
-Bad input gets one clear line on stderr and exit code 2, never a traceback (DESIGN.md).
+Bad input gets one clear line on stderr and exit code 2, never a traceback (docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _root() -> None:
 
 
 # Modules under edge_emotion.cli; each defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES = ["info", "run", "export", "train", "eval", "bench"]
+COMMAND_MODULES = ["info", "devices", "run", "export", "train", "eval", "bench"]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

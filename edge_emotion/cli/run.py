@@ -22,12 +22,6 @@ class Output(str, Enum):
     jsonl = "jsonl"
 
 
-def _display_available() -> bool:
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 class _Printer:
     """Prints each result as one line on stdout (callable from any thread). A write that fails (a
     full disk, a closed pipe) is kept in :attr:`error`, stdout is pointed at /dev/null so that the
@@ -80,56 +74,71 @@ def _check_stdout() -> None:
         raise fail("stdout is closed: nowhere to write the results") from None
 
 
-def _draw(frame_rgb, result: EmotionResult | None):
-    import cv2
+def _open_window():
+    """The display window, or None (with a warning) when none can be opened here. Runs before
+    anything imports PyAV (see edge_emotion/display.py)."""
+    from ..display import Window
+    from ..errors import DeviceError
 
-    image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    if result is not None:
-        if result.face is not None:
-            x, y, w, h = result.face.bbox
-            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), 2)
-        text = f"{result.label} {result.confidence:.2f} ({'+'.join(result.modalities) or '-'})"
-        cv2.putText(image, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 200, 0), 2)
-    return image
-
-
-def _show_until_done(session) -> None:
-    """Show the latest frame with the face box and current emotion until the session ends or the
-    user presses q / Esc. Runs in the main thread (OpenCV's GUI needs it)."""
-    import cv2
-
-    window = "edge-emotion"
-    cv2.namedWindow(window, cv2.WINDOW_NORMAL)
     try:
-        while session.running:
-            frame = session.latest_frame
-            if frame is not None:
-                cv2.imshow(window, _draw(frame.image, session.latest_result))
-            if cv2.waitKey(30) & 0xFF in (ord("q"), 27):
-                break
-    finally:
-        cv2.destroyWindow(window)
+        window = Window("edge-emotion")
+    except DeviceError as exc:
+        log.warning("no window: %s; running without one", exc)
+        return None
+    from ..overlay import splash
+
+    window.show(splash("starting..."))  # while the model loads
+    return window
+
+
+#: The highest camera index accepted (OpenCV takes a C int; V4L2 numbers devices far below this).
+MAX_CAMERA_INDEX = 1023
+
+
+def _camera(text: str) -> int | str:
+    """``--camera``: an index (digits), else a URL or a path, passed to OpenCV as it is."""
+    from . import fail
+
+    text = text.strip()
+    if text.isdigit():
+        index = int(text)
+        if index > MAX_CAMERA_INDEX:
+            raise fail(f"--camera {text}: no such camera index (see `edge-emotion devices`)")
+        return index
+    if "://" in text or Path(text).exists():
+        return text
+    raise fail(f"--camera {text!r}: not a camera index, a URL or an existing path (see `edge-emotion devices`)")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
-        camera: int | None = typer.Option(None, "--camera", help="Camera index (OpenCV)."),
+        camera_arg: str | None = typer.Option(
+            None,
+            "--camera",
+            help="A camera index (see `edge-emotion devices`), a stream URL (rtsp://, http://), "
+            "a video device path (/dev/video0) or a video file read as a camera.",
+        ),
         video: Path | None = typer.Option(None, "--video", help="A media file (video and/or audio)."),
         mic: str | None = typer.Option(
-            None, "--mic", help="Microphone: 'default', a device name or an index. With --video, replaces the "
-            "file's audio."
+            None,
+            "--mic",
+            help="Microphone: 'default', a device name or an index. With --video, replaces the file's audio.",
         ),
         model: Path | None = typer.Option(None, "--model", help="A bundle directory (default: the shipped model)."),
         backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, openvino, tensorrt or torch."),
         format_key: str | None = typer.Option(
-            None, "--format", help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
-            "default: the best one for --backend, see README)."
+            None,
+            "--format",
+            help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
+            "default: the best one for --backend, see README).",
         ),
         output: Output = typer.Option(Output.text, "--output", help="text or jsonl (one JSON object per window)."),
         display: bool | None = typer.Option(
-            None, "--display/--no-display", help="Show an OpenCV window with the face box and the emotion "
-            "(default: on for a camera when a display exists)."
+            None,
+            "--display/--no-display",
+            help="Show a window with the face box, the emotion and the scores "
+            "(default: on for a camera when a display exists); a file then plays at its own frame rate.",
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
@@ -137,27 +146,28 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
-        from ..sources.camera import MAX_CAMERA_INDEX
         from . import fail
 
+        camera = _camera(camera_arg) if camera_arg is not None else None
         if camera is not None and video is not None:
             raise fail("give either --camera or --video, not both")
         if camera is None and video is None and mic is None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
-        if camera is not None and not 0 <= camera <= MAX_CAMERA_INDEX:
-            raise fail(f"--camera must be an index in [0, {MAX_CAMERA_INDEX}], got {camera}")
         _check_stdout()
-        recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms,
-                                            smoothing=smoothing)
-        emit = _Printer(output)
-        want_display = display if display is not None else (camera is not None and _display_available())
-        if want_display and not _display_available():
-            log.warning("no display found: running without a window")
-            want_display = False
+        window = None
+        if (camera is not None or video is not None) and (display or (display is None and camera is not None)):
+            from ..display import display_problem
 
-        if video is not None and mic is None and not want_display:
+            if display or display_problem() is None:  # the default stays quiet without a display
+                window = _open_window()  # before the recognizer and PyAV load
+        recognizer = Recognizer.from_bundle(
+            model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms, smoothing=smoothing
+        )
+        emit = _Printer(output)
+
+        if video is not None and mic is None and window is None:
             for result in recognizer.analyze(video):
                 emit(result)
                 if emit.error is not None:
@@ -174,21 +184,36 @@ def register(app: typer.Typer) -> None:
                 audio_source = AudioFileSource(video, sample_rate=recognizer.preset.audio.sample_rate)
             if video_source is None and audio_source is None and mic is None:
                 raise fail(f"{video} has neither audio nor video")
+            if window is not None or mic is not None:  # shown, or beside a live microphone: at the file's own rate
+                from ..live import paced
+
+                video_source, audio_source = paced(video_source, audio_source)
         mic_device: int | str | None = None
         if mic is not None:
             mic_device = int(mic) if mic.isdigit() else mic
         session = recognizer.live(
-            camera=camera, mic=mic_device, on_result=emit, video_source=video_source, audio_source=audio_source,
+            camera=camera,
+            mic=mic_device,
+            on_result=emit,
+            video_source=video_source,
+            audio_source=audio_source,
             on_error=lambda exc: log.error("%s", exc),
         )
-        with session:
-            try:
-                if want_display and (camera is not None or video_source is not None):
-                    _show_until_done(session)
+        try:
+            with session:
+                if window is not None and (camera is not None or video_source is not None):
+                    from ..display import show_session
+
+                    show_session(session, window)
                 else:
+                    # a file's video with a live microphone: the run ends with the video
                     while not session.wait(0.5) and emit.error is None:
-                        pass
-            except KeyboardInterrupt:
-                pass
+                        if video_source is not None and mic is not None and "video" in session.stats().ended:
+                            break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if window is not None:
+                window.close()
         if emit.error is not None:
             raise fail(emit.failure())
