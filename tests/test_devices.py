@@ -9,10 +9,10 @@ import logging
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from media import SAMPLE_CLIP
 from typer.testing import CliRunner
 
 from edge_emotion.cli import app
@@ -21,7 +21,7 @@ from edge_emotion.sources import AudioChunk
 from edge_emotion.sources import camera as camera_mod
 from edge_emotion.sources import microphone as mic_mod
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+SAMPLE = SAMPLE_CLIP  # the package's sample clip (a face and speech), made by the project
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

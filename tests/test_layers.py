@@ -25,7 +25,7 @@ MAPPED = {"runtimes", "train", "export"}  # top-level folders installed under ed
 BASE = {"__init__", "config", "errors", "labels", "_quiet", "_offline", "results"}
 FRONT_END = BASE | {"frontend", "sources"}
 MODEL = FRONT_END | {"model", "runtimes"}
-APP = MODEL | {"stream", "recognizer", "live", "eval", "info", "overlay", "steady"}
+APP = MODEL | {"stream", "recognizer", "live", "eval", "info", "overlay", "steady", "display"}
 ALLOWED = {
     "frontend": FRONT_END,
     "sources": FRONT_END,

@@ -444,7 +444,7 @@ def test_start_stop_a_file_backed_camera_twenty_times(tmp_path_factory):
     import subprocess
     import sys
 
-    bundle = make_bundle(tmp_path_factory.mktemp("startstop"), preset="edge", seed=0)
+    bundle = make_onnx_bundle(tmp_path_factory.mktemp("startstop"), preset="edge", seed=0)
     proc = subprocess.run([sys.executable, "-c", _START_STOP, str(bundle), str(SAMPLE)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])

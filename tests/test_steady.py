@@ -131,7 +131,7 @@ def clips(shared_data, tmp_path_factory) -> dict[str, Path]:
     from clips import concat_clips
 
     angry = shared_data / "crema-d" / "video" / "1001_DFA_ANG_XX.flv"
-    happy = REPO / "tests" / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+    happy = shared_data / "crema-d" / "video" / "1001_DFA_HAP_XX.flv"
     for p in (angry, happy):
         if not p.exists():
             pytest.skip(f"real CREMA-D clip absent: {p}")
