@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 # (capture clocks jitter); a larger jump is a gap, filled with silence and so masked.
 _AUDIO_JITTER_MS = 20.0
 
+#: Sample rates ``push_audio`` accepts, in Hz.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+#: Timestamps are integers in ``[0, MAX_TIMESTAMP_MS]`` ms (2**53: exact in a float64).
+MAX_TIMESTAMP_MS = 2**53
+
 
 class FusionModel(Protocol):
     """What a stream needs from a model (``edge_emotion.model.engine.BundleModel`` provides it)."""
@@ -68,7 +74,8 @@ class StreamConfig:
     ``hop_ms`` is the distance between successive windows' starts. ``smoothing`` in ``[0, 1)`` is
     the weight of the previous smoothed scores in an exponential moving average (0: none).
     ``audio`` / ``video``: which modalities this stream expects; a window is complete when every
-    expected modality has reached its end.
+    expected modality has reached its end, or once another modality has data ``max_lead_ms``
+    past it (the wait for a late or absent modality is bounded, and so are the buffers).
     """
 
     window_ms: int
@@ -76,6 +83,7 @@ class StreamConfig:
     smoothing: float = 0.0
     audio: bool = True
     video: bool = True
+    max_lead_ms: int = 60_000
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.hop_ms <= 0:
@@ -84,6 +92,8 @@ class StreamConfig:
             raise InputError("smoothing must be in [0, 1)")
         if not (self.audio or self.video):
             raise InputError("a stream needs audio, video or both")
+        if self.max_lead_ms <= 0:
+            raise InputError("max_lead_ms must be positive")
 
 
 @dataclass
@@ -96,9 +106,26 @@ class _Frame:
 class EmotionStream:
     """Push timestamped frames and PCM; :meth:`poll` returns the results of completed windows.
 
-    Timestamps are integers in ms on one clock and must strictly increase per modality
-    (``ValueError`` otherwise, as in MediaPipe). Call :meth:`flush` at the end of the input to get
-    the last, partial window (a clip shorter than one window gets exactly one result).
+    Timestamps are integers in ms on one clock, in ``[0, MAX_TIMESTAMP_MS]``, and must strictly
+    increase per modality (:class:`~edge_emotion.errors.InputError`, a ``ValueError``, otherwise, as
+    in MediaPipe). Call :meth:`flush` at the end of the input to get the last, partial window (a
+    clip shorter than one window gets exactly one result).
+
+    Gaps and skew. A push more than one model window past the end of everything received so far
+    is a gap (a clock that jumped, a pause): the windows before it are finished as by
+    :meth:`flush` (returned by the next :meth:`poll`), the buffers are emptied and the window grid
+    restarts at the new timestamp, so no result covers the inside of the gap and nothing is
+    allocated for it. Shorter gaps in the audio are filled with silence (no speech). A push more
+    than ``StreamConfig.max_lead_ms`` behind the other modality's data is dropped with a warning
+    (its windows were already given up waiting for it).
+
+    Memory. A window waits for every expected modality to reach its end, but at most until another
+    modality has data ``max_lead_ms`` (default 60 s) past that end; then it completes without the
+    late one (a warning is logged once per episode). So the buffers hold at most about
+    ``max_lead_ms + window + hop`` of audio (at the source rate, float32) and of video frames
+    (one embedding per frame kept at the model's rate), even when an expected modality never
+    arrives; when :meth:`poll` is not called that long, the windows are computed at push and kept
+    for the next :meth:`poll`.
     """
 
     def __init__(self, model: FusionModel, config: StreamConfig, face_detector: FaceDetector | None):
@@ -124,7 +151,8 @@ class EmotionStream:
         self._finished = False
         # video state
         self._frames: deque[_Frame] = deque()
-        self._last_video_ms: int | None = None
+        self._last_video_ms: int | None = None  # the last pushed (timestamps strictly increase)
+        self._last_frame_ms: int | None = None  # the last placed since the stream (re)started
         self._video_end_ms: float | None = None
         # audio state: samples at the source rate, sample 0 stamped _audio_t0_ms
         self._audio_rate: int | None = None
@@ -132,6 +160,19 @@ class EmotionStream:
         self._audio_offset = 0  # samples dropped from the front of the buffer
         self._pcm = np.zeros(0, np.float32)
         self._last_audio_ms: int | None = None
+        self._stream_rate: int | None = None  # the audio rate for the life of the stream
+        # results of windows finished inside push (a gap, a full buffer), for the next poll
+        self._pending: list[EmotionResult] = []
+        self._waived = False  # a window completed without a late modality (warned once per episode)
+        self._dropped_late = False  # a late push was dropped (warned once per episode)
+
+    @property
+    def config(self) -> StreamConfig:
+        return self._config
+
+    def buffered(self) -> tuple[int, int]:
+        """What the stream holds now: ``(audio samples at the source rate, video frames)``."""
+        return int(self._pcm.size), len(self._frames)
 
     def close(self) -> None:
         """Release the face detector. Idempotent."""
@@ -168,7 +209,10 @@ class EmotionStream:
         if self._origin_ms is None:
             firsts = {"audio": self._first_audio_ms, "video": self._first_video_ms}
             present = [t for t in firsts.values() if t is not None]
-            if present and (final or all(firsts[k] is not None for k in self._active())):
+            started = all(firsts[k] is not None for k in self._active())
+            # a modality that never starts is waited for at most max_lead_ms
+            waited = present and (self._data_end_ms() or 0.0) - min(present) >= self._config.max_lead_ms
+            if present and (final or started or waited):
                 self._origin_ms = int(min(present))
         return self._origin_ms
 
@@ -194,14 +238,17 @@ class EmotionStream:
         deferred = isinstance(frame, VideoFrame)  # not hasattr(frame, "image"): that would read it
         if not deferred:
             frame = _checked_frame(frame)
-        timestamp_ms = int(timestamp_ms)
+        timestamp_ms = _timestamp(timestamp_ms, "video")
         if self._last_video_ms is not None and timestamp_ms <= self._last_video_ms:
-            raise ValueError(
+            raise InputError(
                 f"video timestamps must strictly increase: {timestamp_ms} ms after {self._last_video_ms} ms"
             )
+        if not self._place(timestamp_ms, "video"):
+            self._last_video_ms = timestamp_ms
+            return
         if self._first_video_ms is None:
             self._first_video_ms = timestamp_ms
-        self._last_video_ms = timestamp_ms
+        self._last_video_ms = self._last_frame_ms = timestamp_ms
         self._video_end_ms = data_end_ms(None, timestamp_ms, self._preset)
         if not self._subsampler.keep(timestamp_ms):  # the model's frame rate, as in training
             return
@@ -216,23 +263,30 @@ class EmotionStream:
             embedding = self._model.encode_faces(crop[None].astype(np.float32))[0]
             face = FaceInfo(tuple(int(v) for v in observation.bbox), float(observation.score))
         self._frames.append(_Frame(timestamp_ms, embedding, face))
+        self._bound_buffers()
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int, timestamp_ms: int) -> None:
         """PCM ``(S,)`` or ``(S, C)`` (float in [-1, 1] or int16) whose first sample is at
-        ``timestamp_ms``. The sample rate must stay the same for the life of the stream."""
+        ``timestamp_ms``. The sample rate, an integer in ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]`` Hz,
+        must stay the same for the life of the stream. Channels-first arrays, float samples at
+        integer scale and NaN or infinite samples are refused (:class:`~edge_emotion.errors.InputError`,
+        see :func:`~edge_emotion.frontend.features.to_mono`)."""
         self._check_open()
         if not self._config.audio:
             raise InputError("this stream was created without audio")
-        if sample_rate <= 0:
-            raise InputError(f"sample_rate must be positive, got {sample_rate}")
-        if self._audio_rate is not None and sample_rate != self._audio_rate:
-            raise InputError(f"sample rate changed from {self._audio_rate} to {sample_rate} Hz within a stream")
-        timestamp_ms = int(timestamp_ms)
+        sample_rate = _sample_rate(sample_rate)
+        if self._stream_rate is not None and sample_rate != self._stream_rate:
+            raise InputError(f"sample rate changed from {self._stream_rate} to {sample_rate} Hz within a stream")
+        timestamp_ms = _timestamp(timestamp_ms, "audio")
         if self._last_audio_ms is not None and timestamp_ms <= self._last_audio_ms:
-            raise ValueError(
+            raise InputError(
                 f"audio timestamps must strictly increase: {timestamp_ms} ms after {self._last_audio_ms} ms"
             )
         mono = to_mono(np.asarray(pcm))
+        self._stream_rate = sample_rate
+        if not self._place(timestamp_ms, "audio"):
+            self._last_audio_ms = timestamp_ms
+            return
         if self._first_audio_ms is None:
             self._first_audio_ms = timestamp_ms
         self._last_audio_ms = timestamp_ms
@@ -246,10 +300,67 @@ class EmotionStream:
         elif position < expected - jitter:  # overlaps what we have: keep only the new part
             mono = mono[expected - position :]
         self._pcm = np.concatenate([self._pcm, mono.astype(np.float32, copy=False)])
+        self._bound_buffers()
+
+    def _place(self, timestamp_ms: int, kind: str) -> bool:
+        """Where a push at ``timestamp_ms`` falls: past a gap (restart the stream there; True),
+        too far behind the data of the other modality (warn, drop: False), or in line (True)."""
+        data_end = self._data_end_ms()
+        if data_end is None:
+            return True
+        if timestamp_ms > data_end + self._preset.window_ms:
+            log.warning(
+                "%s jumped %.0f ms past the end of the input (%.0f ms): the stream restarts at %d ms",
+                kind,
+                timestamp_ms - data_end,
+                data_end,
+                timestamp_ms,
+            )
+            self._restart()
+            return True
+        if timestamp_ms < data_end - self._config.max_lead_ms:
+            if not self._dropped_late:
+                log.warning(
+                    "dropping %s at %d ms: more than %d ms behind the other input (at %.0f ms)",
+                    kind,
+                    timestamp_ms,
+                    self._config.max_lead_ms,
+                    data_end,
+                )
+            self._dropped_late = True
+            return False
+        self._dropped_late = False
+        return True
+
+    def _restart(self) -> None:
+        """After a gap: finish the windows of what came before (kept for the next poll), empty the
+        buffers and start a new window grid at the next push. Timestamps keep strictly increasing
+        and the audio sample rate stays the stream's."""
+        self._pending.extend(self._drain())
+        self._origin_ms = self._first_audio_ms = self._first_video_ms = None
+        self._next_window = 0
+        self._smoothed = None
+        self._frames.clear()
+        self._last_frame_ms = self._video_end_ms = None
+        self._subsampler = FrameSubsampler(self._preset)
+        self._audio_rate = self._audio_t0_ms = None
+        self._audio_offset = 0
+        self._pcm = np.zeros(0, np.float32)
+        self._waived = False
+
+    def _bound_buffers(self) -> None:
+        """Without poll calls the buffers would grow: compute the windows completed by now (for the
+        next poll) once the data reach ``max_lead_ms`` past the next window's end."""
+        data_end = self._data_end_ms()
+        if self._fix_origin() is None or data_end is None:
+            return
+        next_end = self._window_start(self._next_window) + self._config.window_ms
+        if data_end - next_end > self._config.max_lead_ms + self._config.hop_ms:
+            self._pending.extend(self._poll_ready())
 
     # -- output ----------------------------------------------------------------------------
     def _audio_end_ms(self) -> float | None:
-        if self._audio_rate is None:
+        if self._audio_rate is None or self._audio_t0_ms is None:
             return None
         return self._audio_t0_ms + 1000.0 * (self._audio_offset + self._pcm.size) / self._audio_rate
 
@@ -257,20 +368,36 @@ class EmotionStream:
         return self._origin_ms + k * self._config.hop_ms
 
     def _data_end_ms(self) -> float | None:
-        return data_end_ms(self._audio_end_ms(), self._last_video_ms, self._preset)
+        return data_end_ms(self._audio_end_ms(), self._last_frame_ms, self._preset)
 
     def _ready(self, end_ms: float) -> bool:
         active = self._active()
         if not active:  # every input has ended: what remains is flush's
             return False
-        if "audio" in active and (self._audio_end_ms() is None or self._audio_end_ms() < end_ms):
+        ends = {"audio": self._audio_end_ms(), "video": self._video_end_ms}
+        late = [k for k in active if ends[k] is None or ends[k] < end_ms]
+        if not late:
+            self._waived = False
+            return True
+        # Bounded wait: another modality already holds data max_lead_ms past this window's end.
+        data_end = self._data_end_ms()
+        if data_end is None or data_end - end_ms < self._config.max_lead_ms:
             return False
-        if "video" in active and (self._video_end_ms is None or self._video_end_ms < end_ms):
-            return False
+        if not self._waived:
+            log.warning(
+                "no %s for %d ms while the other input goes on: windows complete without it",
+                " or ".join(late),
+                self._config.max_lead_ms,
+            )
+        self._waived = True
         return True
 
     def poll(self) -> list[EmotionResult]:
         """Results of the windows completed since the last call, oldest first."""
+        results, self._pending = self._pending, []
+        return results + self._poll_ready()
+
+    def _poll_ready(self) -> list[EmotionResult]:
         results = []
         while self._fix_origin() is not None:
             start = self._window_start(self._next_window)
@@ -285,8 +412,14 @@ class EmotionStream:
         of the input is never dropped (a clip shorter than one window gets exactly one result; a
         tail shorter than ``MIN_TAIL_MS`` past the last window gets no window of its own).
         The stream accepts no input afterwards and its face detector is released."""
+        results = self.poll() + self._drain()
+        self.close()  # no more input: release the face detector now, not at garbage collection
+        return results
+
+    def _drain(self) -> list[EmotionResult]:
+        """Every remaining window that holds data (see :meth:`flush`)."""
         self._fix_origin(final=True)
-        results = self.poll()
+        results = self._poll_ready()
         data_end = self._data_end_ms()
         while self._origin_ms is not None and data_end is not None:
             start = self._window_start(self._next_window)
@@ -296,7 +429,6 @@ class EmotionStream:
             if start >= data_end or not has_next_window(start, previous_end, data_end):
                 break
             results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
-        self.close()  # no more input: release the face detector now, not at garbage collection
         return results
 
     def _emit(self, start: int, end: int) -> EmotionResult:
@@ -398,7 +530,36 @@ def _checked_frame(frame) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise InputError(f"a video frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InputError(f"a video frame needs pixels, got shape {frame.shape}")
     return frame
+
+
+def _timestamp(value, kind: str) -> int:
+    """``value`` as integer ms in ``[0, MAX_TIMESTAMP_MS]``, else :class:`InputError`."""
+    try:
+        if isinstance(value, float | np.floating) and not math.isfinite(value):
+            raise ValueError
+        timestamp_ms = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{kind} timestamp_ms must be an integer number of ms, got {value!r}") from None
+    if not 0 <= timestamp_ms <= MAX_TIMESTAMP_MS:
+        raise InputError(f"{kind} timestamp_ms must be in [0, 2**53] ms, got {timestamp_ms}")
+    return timestamp_ms
+
+
+def _sample_rate(value) -> int:
+    """``value`` as an integer rate in ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]`` Hz, else :class:`InputError`."""
+    try:
+        rate = int(value)
+        exact = rate == value
+    except (TypeError, ValueError, OverflowError):
+        rate, exact = 0, False
+    if not exact or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"sample_rate must be a whole number of Hz in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}], got {value!r}"
+        )
+    return rate
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -103,7 +103,10 @@ def test_align_encoded_builds_masked_windows():
 def test_window_speech_masks_steps_past_the_window_length():
     rng = np.random.default_rng(0)
     t = np.arange(EDGE.audio.window_samples) / EDGE.audio.sample_rate
-    loud = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.1 * rng.standard_normal(t.size))).astype(np.float32)
+    # a tone in 240 ms bursts with 60 ms dips (-40 dB): voice activity judges frames against the
+    # window's noise floor, so a steady tone would be no speech at all
+    bursts = np.where((t - 0.15) % 0.3 < 0.06, 0.01, 1.0)
+    loud = (0.3 * bursts * np.sin(2 * np.pi * 220 * t) * (1 + 0.1 * rng.standard_normal(t.size))).astype(np.float32)
     full = window_speech(loud, EDGE)
     assert full.all()
     part = window_speech(loud, EDGE, length_ms=1000)

@@ -8,6 +8,25 @@ from pathlib import Path
 import typer
 
 
+def _check_json_path(path: Path) -> None:
+    """Fail (one line, exit 2) before the bench runs when ``path`` cannot be written: its folder is
+    created as :func:`~edge_emotion.bench.write_json` would, and the file is opened for appending
+    (and removed again when it did not exist)."""
+    from . import fail
+
+    if path.is_dir():
+        raise fail(f"--json {path} is a directory; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "a", encoding="utf-8"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise fail(f"--json {path} cannot be written: {exc.strerror or exc}") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
@@ -41,6 +60,8 @@ def register(app: typer.Typer) -> None:
         from ..info import default_bundle_path
         from . import fail
 
+        if json_path is not None:
+            _check_json_path(json_path)
         if model is None:
             model = default_bundle_path()
             if model is None:
@@ -72,5 +93,8 @@ def register(app: typer.Typer) -> None:
             out = Console(width=100)
         print_report(out, rows, title=f"edge-emotion bench: {model}")
         if json_path is not None:
-            write_json(rows, json_path)
+            try:
+                write_json(rows, json_path)
+            except OSError as exc:
+                raise fail(f"--json {json_path} cannot be written: {exc.strerror or exc}") from None
             out.print(f"JSON: {json_path}", markup=False, highlight=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from enum import Enum
@@ -21,16 +22,56 @@ class Output(str, Enum):
     jsonl = "jsonl"
 
 
-def _printer(output: Output):
-    lock = threading.Lock()
+class _Printer:
+    """Prints each result as one line on stdout (callable from any thread). A write that fails (a
+    full disk, a closed pipe) is kept in :attr:`error`, stdout is pointed at /dev/null so that the
+    interpreter's last flush cannot fail again, and later results are dropped."""
 
-    def emit(result: EmotionResult) -> None:
-        line = json.dumps(result.to_dict()) if output is Output.jsonl else str(result)
-        with lock:
-            typer.echo(line)
-            sys.stdout.flush()
+    def __init__(self, output: Output):
+        self.output = output
+        self.error: OSError | ValueError | None = None
+        self._lock = threading.Lock()
 
-    return emit
+    def __call__(self, result: EmotionResult) -> None:
+        line = json.dumps(result.to_dict()) if self.output is Output.jsonl else str(result)
+        with self._lock:
+            if self.error is not None:
+                return
+            try:
+                typer.echo(line)
+                sys.stdout.flush()
+            except (OSError, ValueError) as exc:
+                self.error = exc
+                _discard_stdout()
+
+    def failure(self) -> str:
+        reason = getattr(self.error, "strerror", None) or str(self.error)
+        return f"cannot write the results to stdout: {reason}"
+
+
+def _discard_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _check_stdout() -> None:
+    """Fail (one line, exit 2) before any work when stdout is closed."""
+    from . import fail
+
+    if sys.stdout is None:
+        raise fail("stdout is closed: nowhere to write the results")
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # a stream without a file descriptor (tests capture it)
+        return
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise fail("stdout is closed: nowhere to write the results") from None
 
 
 def _open_window():
@@ -73,24 +114,31 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def run(
         camera_arg: str | None = typer.Option(
-            None, "--camera", help="A camera index (see `edge-emotion devices`), a stream URL (rtsp://, http://), "
-            "a video device path (/dev/video0) or a video file read as a camera."
+            None,
+            "--camera",
+            help="A camera index (see `edge-emotion devices`), a stream URL (rtsp://, http://), "
+            "a video device path (/dev/video0) or a video file read as a camera.",
         ),
         video: Path | None = typer.Option(None, "--video", help="A media file (video and/or audio)."),
         mic: str | None = typer.Option(
-            None, "--mic", help="Microphone: 'default', a device name or an index. With --video, replaces the "
-            "file's audio."
+            None,
+            "--mic",
+            help="Microphone: 'default', a device name or an index. With --video, replaces the file's audio.",
         ),
         model: Path | None = typer.Option(None, "--model", help="A bundle directory (default: the shipped model)."),
         backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, openvino, tensorrt or torch."),
         format_key: str | None = typer.Option(
-            None, "--format", help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
-            "default: the best one for --backend, see README)."
+            None,
+            "--format",
+            help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
+            "default: the best one for --backend, see README).",
         ),
         output: Output = typer.Option(Output.text, "--output", help="text or jsonl (one JSON object per window)."),
         display: bool | None = typer.Option(
-            None, "--display/--no-display", help="Show a window with the face box, the emotion and the scores "
-            "(default: on for a camera when a display exists); a file then plays at its own frame rate."
+            None,
+            "--display/--no-display",
+            help="Show a window with the face box, the emotion and the scores "
+            "(default: on for a camera when a display exists); a file then plays at its own frame rate.",
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
@@ -107,19 +155,23 @@ def register(app: typer.Typer) -> None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
+        _check_stdout()
         window = None
         if (camera is not None or video is not None) and (display or (display is None and camera is not None)):
             from ..display import display_problem
 
             if display or display_problem() is None:  # the default stays quiet without a display
                 window = _open_window()  # before the recognizer and PyAV load
-        recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms,
-                                            smoothing=smoothing)
-        emit = _printer(output)
+        recognizer = Recognizer.from_bundle(
+            model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms, smoothing=smoothing
+        )
+        emit = _Printer(output)
 
         if video is not None and mic is None and window is None:
             for result in recognizer.analyze(video):
                 emit(result)
+                if emit.error is not None:
+                    raise fail(emit.failure())
             return
 
         video_source = audio_source = None
@@ -140,7 +192,11 @@ def register(app: typer.Typer) -> None:
         if mic is not None:
             mic_device = int(mic) if mic.isdigit() else mic
         session = recognizer.live(
-            camera=camera, mic=mic_device, on_result=emit, video_source=video_source, audio_source=audio_source,
+            camera=camera,
+            mic=mic_device,
+            on_result=emit,
+            video_source=video_source,
+            audio_source=audio_source,
             on_error=lambda exc: log.error("%s", exc),
         )
         try:
@@ -151,7 +207,7 @@ def register(app: typer.Typer) -> None:
                     show_session(session, window)
                 else:
                     # a file's video with a live microphone: the run ends with the video
-                    while not session.wait(0.5):
+                    while not session.wait(0.5) and emit.error is None:
                         if video_source is not None and mic is not None and "video" in session.stats().ended:
                             break
         except KeyboardInterrupt:
@@ -159,3 +215,5 @@ def register(app: typer.Typer) -> None:
         finally:
             if window is not None:
                 window.close()
+        if emit.error is not None:
+            raise fail(emit.failure())

@@ -22,6 +22,7 @@ import numpy as np
 from .._offline import mediapipe_imported_quietly, mediapipe_upload_blocked
 from .._quiet import native_stderr_silenced
 from ..config import VisualConfig
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ STATUSES = ("ok", "no_face", "too_small", "out_of_frame")
 MIN_INSIDE_FRACTION = 0.5
 #: How long ``detect`` waits for MediaPipe's answer in live-stream mode.
 LIVE_STREAM_TIMEOUT_S = 2.0
+#: Frames whose longer side exceeds this many pixels are shrunk (keeping the aspect ratio) before
+#: they reach the detector, and its boxes are scaled back: MediaPipe aborts the process on a side
+#: of 32767 px or more, and its detector sees 128 x 128 px whatever the frame's size.
+MAX_DETECTOR_SIDE = 8192
 
 Box = tuple[int, int, int, int]
 
@@ -77,6 +82,19 @@ def _iou(a: Box, b: Box) -> float:
     inter = iw * ih
     union = aw * ah + bw * bh - inter
     return inter / union if union > 0 else 0.0
+
+
+def _boxes(detections: list[Any]) -> list[tuple[Box, float]]:
+    """MediaPipe detections (or boxes already converted) -> ``[((x, y, w, h), score), ...]``."""
+    boxes: list[tuple[Box, float]] = []
+    for det in detections:
+        if isinstance(det, tuple):
+            boxes.append(det)
+            continue
+        b = det.bounding_box
+        score = float(det.categories[0].score) if det.categories else 0.0
+        boxes.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score))
+    return boxes
 
 
 def _clip(box: Box, width: int, height: int) -> Box:
@@ -133,11 +151,14 @@ class FaceTracker:
     ``running_mode``: "image" (frames are unrelated), "video" (decoded frames, synchronous) or
     "live_stream" (MediaPipe's asynchronous mode; ``detect`` submits the frame and waits for its
     result). In video and live-stream modes ``timestamp_ms`` must strictly increase, else
-    ``ValueError`` (MediaPipe's convention). ``select``: "largest" face, or "stable" — the face
-    overlapping most (IoU) with the previous primary face, else the largest. Detections under
-    ``visual.min_detection_score`` are discarded. ``model_path`` defaults to the carried
-    short-range BlazeFace model. No face, several faces, a face at the border and a tiny face are
-    statuses of the returned :class:`FaceObservation`, never exceptions.
+    :class:`~edge_emotion.errors.InputError` (a ``ValueError``, MediaPipe's convention). A frame
+    without pixels (0 x N) is refused the same way, before the detector, which stays usable; a
+    frame with a side over :data:`MAX_DETECTOR_SIDE` is shrunk for the detector. ``select``:
+    "largest" face, or "stable" — the face overlapping most (IoU) with the previous primary face,
+    else the largest. Detections under ``visual.min_detection_score`` are discarded.
+    ``model_path`` defaults to the carried short-range BlazeFace model. No face, several faces, a
+    face at the border and a tiny face are statuses of the returned :class:`FaceObservation`,
+    never exceptions.
     """
 
     def __init__(
@@ -184,6 +205,8 @@ class FaceTracker:
     def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[Any] | None:
         import mediapipe as mp
 
+        if max(frame_rgb.shape[:2]) > MAX_DETECTOR_SIDE:
+            return self._run_shrunk(frame_rgb, timestamp_ms)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame_rgb))
         if self.running_mode == "image":
             return self._detector.detect(image).detections
@@ -198,16 +221,36 @@ class FaceTracker:
             self._results.clear()
             return result.detections
 
+    def _run_shrunk(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[tuple[Box, float]] | None:
+        """:meth:`_run` on the frame shrunk to a longer side of :data:`MAX_DETECTOR_SIDE`, with
+        the boxes scaled back to the frame's pixels."""
+        import cv2
+
+        height, width = frame_rgb.shape[:2]
+        scale = MAX_DETECTOR_SIDE / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(np.ascontiguousarray(frame_rgb), size, interpolation=cv2.INTER_AREA)
+        detections = self._run(small, timestamp_ms)
+        if detections is None:
+            return None
+        sx, sy = width / size[0], height / size[1]
+        boxes = []
+        for (x, y, w, h), score in _boxes(detections):
+            boxes.append(((round(x * sx), round(y * sy), round(w * sx), round(h * sy)), score))
+        return boxes
+
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation:
         """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> the primary face."""
         if self._detector is None:
             raise RuntimeError("the FaceTracker is closed")
         frame = np.asarray(frame_rgb)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame_rgb must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+            raise InputError(f"frame_rgb must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if frame.shape[0] == 0 or frame.shape[1] == 0:
+            raise InputError(f"frame_rgb has no pixels: shape {frame.shape}")
         timestamp_ms = int(timestamp_ms)
         if self.running_mode != "image" and self._last_ms is not None and timestamp_ms <= self._last_ms:
-            raise ValueError(
+            raise InputError(
                 f"timestamp_ms must strictly increase in {self.running_mode} mode: {timestamp_ms} after {self._last_ms}"
             )
         self._last_ms = timestamp_ms
@@ -218,11 +261,7 @@ class FaceTracker:
         else:
             detections = self._run(frame, timestamp_ms) or []
         height, width = frame.shape[:2]
-        boxes: list[tuple[Box, float]] = []
-        for det in detections:
-            b = det.bounding_box
-            score = float(det.categories[0].score) if det.categories else 0.0
-            boxes.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score))
+        boxes = _boxes(detections)
         if not boxes:  # the previous primary face is kept: "stable" follows it after a miss
             return FaceObservation(timestamp_ms, "no_face")
         raw, score = self._choose(boxes)

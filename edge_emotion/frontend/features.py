@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ..config import AudioConfig, PresetConfig
+from ..errors import InputError
 
 #: A step of the common grid holds speech when at least this fraction of the log-mel frames whose
 #: centres fall in it are speech frames.
@@ -32,23 +33,53 @@ SPEECH_STEP_FRACTION = 0.5
 
 _ENERGY_EPS = 1e-10  # keeps log10 finite on digital silence (-100 dBFS)
 
+#: Voice activity judges a frame against the window's noise floor: the ``VAD_NOISE_PERCENTILE``-th
+#: percentile of the levels of its frames that hold any signal (above ``VAD_SIGNAL_DB``, so zero
+#: padding does not count). A speech frame is at least ``VAD_SNR_DB`` above it, so steady noise or
+#: hum with nobody speaking is no speech, whatever its level.
+VAD_NOISE_PERCENTILE = 5.0
+VAD_SNR_DB = 6.0
+VAD_SIGNAL_DB = -90.0
+
+#: Float PCM is expected in [-1, 1]; beyond this magnitude it is taken for integer-scale samples
+#: stored as floats (e.g. int16 values times 1.0) and refused.
+MAX_FLOAT_AMPLITUDE = 2.0
+
 
 def to_mono(pcm: np.ndarray) -> np.ndarray:
     """``(S,)`` or ``(S, C)`` samples -> ``(S,) float32`` mono (the mean of the channels).
 
     Integer input is scaled to ``[-1, 1]`` (int16 by 1/32768, any integer type by its range);
-    float input is kept as is.
+    float input is kept as is. Refused with :class:`~edge_emotion.errors.InputError` (a
+    ``ValueError``): channels first (a 2-D array with fewer rows than columns, e.g. ``(2, S)``:
+    pass ``pcm.T``); float samples beyond ``MAX_FLOAT_AMPLITUDE`` in magnitude (integer-scale
+    values stored as floats: divide by 32768, or pass the int16 array); NaN or infinite samples
+    (refused, not replaced: the message says how many).
     """
     x = np.asarray(pcm)
     if x.ndim not in (1, 2):
-        raise ValueError(f"pcm must be (S,) or (S, C), got shape {x.shape}")
+        raise InputError(f"pcm must be (S,) or (S, C), got shape {x.shape}")
+    if x.ndim == 2 and x.shape[0] < x.shape[1]:
+        raise InputError(
+            f"pcm must be (samples, channels), got shape {x.shape}, which looks like (channels, samples): pass pcm.T"
+        )
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         scale = float(-info.min) if info.min < 0 else (info.max + 1) / 2.0
         offset = 0.0 if info.min < 0 else scale  # unsigned: centre on zero
         x = (x.astype(np.float32) - offset) / scale
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"pcm must hold integers or floats, got {x.dtype}")
+    elif np.issubdtype(x.dtype, np.floating):
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise InputError(f"pcm holds {int(x.size - finite.sum())} NaN or infinite samples of {x.size}")
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        if peak > MAX_FLOAT_AMPLITUDE:
+            raise InputError(
+                f"float pcm must be in [-1, 1], got a peak of {peak:g}: int16-scale values as floats? "
+                "divide by 32768 or pass the int16 array"
+            )
+    else:
+        raise InputError(f"pcm must hold integers or floats, got {x.dtype}")
     if x.ndim == 2:
         x = x.mean(axis=1)
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -194,29 +225,39 @@ def window_log_mel(pcm_window: np.ndarray, config: AudioConfig) -> np.ndarray:
 def frame_energy_db(pcm: np.ndarray, config: AudioConfig) -> np.ndarray:
     """``(S,) float32`` -> ``(1 + S // hop_length,) float32``: the level of each log-mel frame in dBFS.
 
-    The level is ``10 log10(sum(w² x²) / sum(w²))`` over the same centred frames and Hann window
-    as :func:`log_mel` (a mean square, so a constant signal of amplitude 1 is 0 dBFS and a
-    full-scale sine is -3 dBFS); digital silence gives -100 dBFS.
+    The level is ``10 log10(sum(w² (x - m)²) / sum(w²))`` over the same centred frames and Hann
+    window as :func:`log_mel`, where ``m = sum(w² x) / sum(w²)`` is the frame's (window-weighted)
+    mean: a mean square about the frame's DC offset, so a full-scale sine is -3 dBFS and a constant
+    signal, like digital silence, gives -100 dBFS.
     """
     x = _check_pcm(pcm)
     window = _analysis_window(config.n_fft, config.win_length)
     w2 = window.astype(np.float64) ** 2
-    mean_square = (_frames(x, config).astype(np.float64) ** 2) @ w2 / w2.sum()
+    w2 /= w2.sum()
+    frames = _frames(x, config).astype(np.float64)
+    mean = frames @ w2
+    mean_square = np.maximum((frames**2) @ w2 - mean**2, 0.0)
     return (10.0 * np.log10(mean_square + _ENERGY_EPS)).astype(np.float32)
 
 
 def speech_frames(pcm: np.ndarray, config: AudioConfig) -> np.ndarray:
     """Energy-based voice activity per log-mel frame: ``(S,)`` -> ``(1 + S // hop_length,) bool``.
 
-    A frame is speech when its level (:func:`frame_energy_db`) is above ``config.vad_floor_db``
-    **and** within ``config.vad_range_db`` of the loudest frame of ``pcm``. Silence and
-    near-silence (everything below the floor) give all False; pass one window at a time so that
-    "the loudest frame" is local.
+    A frame is speech when its level (:func:`frame_energy_db`, measured about the frame's DC
+    offset) is above ``config.vad_floor_db``, within ``config.vad_range_db`` of the loudest frame
+    of ``pcm``, **and** at least :data:`VAD_SNR_DB` above the noise floor of ``pcm`` (the
+    :data:`VAD_NOISE_PERCENTILE`-th percentile of the levels of its frames above
+    :data:`VAD_SIGNAL_DB`). Silence, near-silence, a DC offset and steady noise give all False;
+    pass one window at a time so that "the loudest frame" and the noise floor are local.
     """
     level = frame_energy_db(pcm, config)
     if level.size == 0:
         return np.zeros(0, bool)
-    return (level > config.vad_floor_db) & (level >= level.max() - config.vad_range_db)
+    speech = (level > config.vad_floor_db) & (level >= level.max() - config.vad_range_db)
+    signal = level[level > VAD_SIGNAL_DB]
+    if signal.size:
+        speech &= level >= np.percentile(signal, VAD_NOISE_PERCENTILE) + VAD_SNR_DB
+    return speech
 
 
 def speech_steps(speech: np.ndarray, preset: PresetConfig, min_fraction: float = SPEECH_STEP_FRACTION) -> np.ndarray:
@@ -251,6 +292,10 @@ def window_speech_steps(pcm_window: np.ndarray, preset: PresetConfig) -> np.ndar
 
 __all__ = [
     "SPEECH_STEP_FRACTION",
+    "VAD_NOISE_PERCENTILE",
+    "VAD_SNR_DB",
+    "VAD_SIGNAL_DB",
+    "MAX_FLOAT_AMPLITUDE",
     "to_mono",
     "resample",
     "mel_filterbank",

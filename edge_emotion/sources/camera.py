@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import numbers
 import os
 import re
 import sys
@@ -12,12 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .._quiet import native_stderr_silenced
-from ..errors import DeviceError
+from ..errors import DeviceError, InputError
 from ._av import RateLimiter
 from .clock import CaptureClock
 from .frames import VideoFrame
 
 log = logging.getLogger(__name__)
+
+#: Camera indices OpenCV can take: a negative one crashes the process inside OpenCV, one past
+#: 2**31 - 1 overflows its C int.
+MAX_CAMERA_INDEX = 2**31 - 1
 
 
 class CameraSource:
@@ -29,7 +34,7 @@ class CameraSource:
     the same ms as the previous one gets one more, so timestamps strictly increase. ``max_fps``
     keeps the first frame of each ``1 / max_fps`` interval. Iteration ends when the capture stops
     delivering frames (end of file, camera unplugged). Raises :class:`DeviceError` naming the
-    device when it does not open.
+    device when it does not open, :class:`InputError` for an index outside ``[0, MAX_CAMERA_INDEX]``.
 
     :meth:`close` may be called from any thread: while another thread is inside ``read()``, the
     capture is released by that thread as soon as ``read()`` returns (OpenCV aborts or corrupts
@@ -43,6 +48,10 @@ class CameraSource:
         RateLimiter(max_fps)  # validates max_fps
         self.max_fps = max_fps
         target = int(index_or_url) if isinstance(index_or_url, str) and index_or_url.isdigit() else index_or_url
+        if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+            if not 0 <= target <= MAX_CAMERA_INDEX:
+                raise InputError(f"camera index must be in [0, {MAX_CAMERA_INDEX}], got {target}")
+            target = int(target)
         with native_stderr_silenced():  # OpenCV logs each backend it tried; the error below says it
             self._capture = cv2.VideoCapture(target)
             opened = self._capture.isOpened()
