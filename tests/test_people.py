@@ -1,0 +1,318 @@
+"""Several people at once: face tracks with stable ids (edge_emotion.frontend.tracks) and who speaks
+(edge_emotion.frontend.speaker), on synthetic cases and on composites of real clips built at test
+time by tools/make_composite.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_emotion.config import EDGE
+from edge_emotion.frontend.face import FaceObservation, FaceTracker
+from edge_emotion.frontend.features import window_speech_steps
+from edge_emotion.frontend.speaker import (
+    ActiveSpeaker,
+    MouthMotion,
+    SpeakerConfig,
+    decide_speaker,
+    mouth_region,
+    synchrony,
+    voice_levels,
+)
+from edge_emotion.frontend.tracks import FaceTracks, MultiFaceTracker, TrackConfig
+from edge_emotion.sources import VideoFileSource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRESET = EDGE
+#: The share of speech windows in which the face owning the voice must be the one flagged.
+MIN_SPEAKER_RATE = 0.9
+
+
+def face(bbox, t=0, score=0.9, status="ok", mouth=None) -> FaceObservation:
+    x, y, w, h = bbox
+    mouth = mouth if mouth is not None else (x + w / 2, y + 0.75 * h)
+    points = ((x + 0.3 * w, y + 0.4 * h), (x + 0.7 * w, y + 0.4 * h), (x + w / 2, y + 0.55 * h), mouth)
+    return FaceObservation(t, status, bbox, score, 1, False, points)
+
+
+# -- tracks: bookkeeping ---------------------------------------------------------------------
+def test_ids_follow_moving_faces_and_stay_apart():
+    tracks = FaceTracks(TrackConfig(max_faces=2))
+    ids = []
+    for k in range(20):  # two faces drifting towards each other by 6 px per frame
+        left, right = face((100 + 6 * k, 100, 120, 120)), face((500 - 6 * k, 110, 100, 100))
+        out = tracks.update([right, left] if k % 2 else [left, right], 100 * k)
+        ids.append({"left" if tf.bbox[0] < 300 else "right": tf.track_id for tf in out})
+    assert ids[0]["left"] != ids[0]["right"]
+    assert all(i == ids[0] for i in ids)
+
+
+def test_a_face_gone_longer_than_the_gap_gets_a_new_id():
+    tracks = FaceTracks(TrackConfig(max_faces=2, max_gap_ms=1000))
+    a = face((100, 100, 100, 100))
+    first = tracks.update([a], 0)[0].track_id
+    assert tracks.update([], 500) == []
+    assert tracks.update([a], 900)[0].track_id == first  # back within the gap: same person
+    tracks.update([], 1500)
+    again = tracks.update([a], 2000)[0].track_id  # 1100 ms unseen: a new track
+    assert again != first and tracks.active_ids == [again]
+
+
+def test_max_faces_keeps_followed_faces_before_larger_newcomers():
+    tracks = FaceTracks(TrackConfig(max_faces=2))
+    small, medium = face((0, 0, 60, 60)), face((200, 0, 80, 80))
+    first = {tf.track_id for tf in tracks.update([small, medium], 0)}
+    big = face((400, 0, 150, 150))
+    second = tracks.update([small, medium, big], 100)
+    assert {tf.track_id for tf in second} == first  # the newcomer waits for a free slot
+    assert [tf.bbox for tf in second] == [medium.bbox, small.bbox]  # largest first
+    third = tracks.update([big], 200)
+    assert len(third) == 1 and third[0].track_id not in first
+
+
+def test_unusable_faces_are_not_followed_and_time_must_increase():
+    tracks = FaceTracks(TrackConfig(max_faces=3))
+    tiny = face((0, 0, 10, 10), status="too_small")
+    assert tracks.update([tiny], 0) == []
+    with pytest.raises(ValueError, match="increase"):
+        tracks.update([], 0)
+    with pytest.raises(ValueError):
+        TrackConfig(max_faces=0)
+
+
+def test_centre_matching_when_boxes_no_longer_overlap_much():
+    tracks = FaceTracks(TrackConfig(max_faces=1, min_iou=0.9, max_centre_shift=0.5))
+    tid = tracks.update([face((100, 100, 100, 100))], 0)[0].track_id
+    # IoU 0.67 < 0.9 but the centre moved 20 px = 0.2 face sizes
+    assert tracks.update([face((120, 100, 100, 100))], 100)[0].track_id == tid
+    # 80 px = 0.8 face sizes: someone else
+    assert tracks.update([face((200, 100, 100, 100))], 200)[0].track_id != tid
+
+
+# -- speaker: pieces -------------------------------------------------------------------------
+def test_synchrony_follows_the_envelope_not_its_scale():
+    cfg = SpeakerConfig()
+    rng = np.random.default_rng(0)
+    level = np.where(np.sin(np.linspace(0, 6 * np.pi, 90)) > 0, -20.0, -55.0) + rng.normal(0, 1, 90)
+    talking = np.where(level > -40, 8.0, 1.0) + rng.uniform(0, 1, 90)
+    assert synchrony(talking, level, cfg) > 0.8
+    assert synchrony(10 * talking, level, cfg) > 0.8
+    assert abs(synchrony(rng.uniform(0, 8, 90), level, cfg)) < 0.3
+    assert synchrony(np.ones(90), level, cfg) is None  # a still mouth says nothing
+    assert synchrony(talking[:5], level[:5], cfg) is None  # too few samples
+
+
+def test_decide_speaker_needs_speech_and_enough_synchrony():
+    cfg = SpeakerConfig(min_synchrony=0.5, min_speech_steps=3)
+    assert decide_speaker({1: 0.7, 2: 0.2}, 10, cfg).speaker == 1
+    assert decide_speaker({1: 0.7, 2: 0.2}, 2, cfg).speaker is None  # no speech: nobody speaks
+    assert decide_speaker({1: 0.4, 2: None}, 10, cfg).speaker is None  # an off-screen voice
+    assert decide_speaker({}, 10, cfg).speaker is None
+
+
+def test_voice_levels_are_the_level_of_the_moved_interval():
+    audio = PRESET.audio
+    pcm = np.zeros(audio.window_samples, np.float32)
+    pcm[audio.sample_rate : 2 * audio.sample_rate] = 0.1  # loud from 1 s to 2 s of the window
+    intervals = np.array([[500, 533], [1400, 1433], [2500, 2533], [2990, 3023]], np.float64)
+    levels = voice_levels(pcm, 1000, intervals + 1000, PRESET, lead_ms=67)
+    assert levels[0] == pytest.approx(audio.vad_floor_db)
+    assert levels[1] == pytest.approx(-20.0, abs=0.5)  # a constant 0.1 is -20 dBFS
+    assert levels[2] == pytest.approx(audio.vad_floor_db)
+    assert np.isnan(levels[3])  # moved past the window's end
+
+
+def test_mouth_motion_sees_a_moving_mouth_and_skips_repeated_frames():
+    rng = np.random.default_rng(1)
+    base = rng.integers(60, 200, (240, 320, 3), dtype=np.uint8)
+    person = face((100, 60, 100, 100))
+    motion = MouthMotion()
+    assert motion.update(base, {0: person}, 0) == {}  # the first frame has nothing to compare with
+    frame = base.copy()
+    x, y, w, h = mouth_region(person, motion.config)
+    frame[y : y + h, x : x + w] = 255 - frame[y : y + h, x : x + w]
+    first = motion.update(frame, {0: person}, 33)
+    assert first[0][0] == 0 and first[0][1] > 10
+    assert motion.update(frame, {0: person}, 66) == {}  # the same picture again
+    second = motion.update(base, {0: person}, 100)
+    assert second[0][0] == 33  # compared with the last different picture, per 1/30 s
+    assert second[0][1] == pytest.approx(first[0][1] * 33 / 67, rel=0.05)
+    blinked = base.copy()
+    blinked[60:100, 100:200] = 0  # the upper face changes, the mouth does not
+    assert motion.update(blinked, {0: person}, 133)[0][1] == pytest.approx(0.0, abs=1e-6)
+    assert motion.update(blinked, {}, 166) == {}  # no face, nothing; and its reference is dropped
+    assert motion.update(base, {0: person}, 200) == {}
+
+
+def test_speaker_config_is_validated():
+    with pytest.raises(ValueError):
+        SpeakerConfig(min_synchrony=2.0)
+    with pytest.raises(ValueError):
+        SpeakerConfig(patch_size=(1, 8))
+
+
+# -- real faces ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def composites():
+    spec = importlib.util.spec_from_file_location("make_composite", REPO_ROOT / "tools" / "make_composite.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_composite"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Run:
+    """What the tracks and the speaker decision made of a composite clip."""
+
+    boxes: dict[int, list[tuple[int, tuple[int, int, int, int]]]]  # track -> (timestamp_ms, bbox) per detection
+    windows: list[tuple[int, int, int | None, int]]  # (start_ms, length_ms, speaker, speech steps)
+
+    def side(self, track_id: int, width: int) -> str:
+        xs = [x + w / 2 for _, (x, _, w, _) in self.boxes[track_id]]
+        return "left" if np.median(xs) < width / 2 else "right"
+
+
+def run_people(clip, max_faces: int, hop_ms: int = 1000, detect_every: int = 3) -> Run:
+    """Follow the faces of ``clip`` (detecting on every ``detect_every``-th frame, as the stream
+    does at the model's 10 fps from 30 fps video) and decide the speaker per window of the stream's
+    grid (full windows, then a last partial one)."""
+    speaker = ActiveSpeaker(PRESET)
+    boxes: dict[int, list] = {}
+    with MultiFaceTracker(PRESET.visual, TrackConfig(max_faces=max_faces)) as tracker:
+        for i, (image, t) in enumerate(zip(clip.frames, clip.timestamps_ms, strict=True)):
+            faces = None
+            if i % detect_every == 0:
+                followed, _ = tracker.track(image, int(t))
+                faces = {tf.track_id: tf.observation for tf in followed}
+                for tf in followed:
+                    boxes.setdefault(tf.track_id, []).append((int(t), tf.bbox))
+            speaker.push_frame(image, int(t), faces)
+    window_ms, rate = PRESET.window_ms, clip.sample_rate
+    starts = list(range(0, clip.duration_ms - window_ms + 1, hop_ms))
+    if clip.duration_ms - (starts[-1] + window_ms) >= 100:
+        starts.append(starts[-1] + hop_ms)
+    windows = []
+    for start in starts:
+        length = min(window_ms, clip.duration_ms - start)
+        pcm = np.zeros(PRESET.audio.window_samples, np.float32)
+        piece = clip.pcm[start * rate // 1000 : (start + length) * rate // 1000]
+        pcm[: piece.size] = piece
+        speech = int(window_speech_steps(pcm, PRESET).sum())
+        windows.append((start, length, speaker.decide(pcm, start, length, speech).speaker, speech))
+    return Run(boxes, windows)
+
+
+def speech_windows(run: Run) -> list[tuple[int, int, int | None, int]]:
+    return [w for w in run.windows if w[3] >= SpeakerConfig().min_speech_steps]
+
+
+@pytest.mark.parametrize("layout, owner_side", [("left-speaks", "left"), ("right-speaks", "right")])
+def test_the_face_whose_clip_owns_the_voice_is_the_speaker(shared_data, composites, layout, owner_side):
+    clip = composites.make_layout(layout, shared_data)
+    run = run_people(clip, max_faces=2)
+    width = clip.frames.shape[2]
+    # two people, one id each for the whole clip, each on its own side
+    assert len(run.boxes) == 2
+    assert {run.side(tid, width) for tid in run.boxes} == {"left", "right"}
+    n_detections = len(range(0, len(clip.frames), 3))
+    assert all(len(seen) >= 0.9 * n_detections for seen in run.boxes.values())
+    owner = next(tid for tid in run.boxes if run.side(tid, width) == owner_side)
+    windows = speech_windows(run)
+    assert len(windows) >= 4
+    hits = sum(w[2] == owner for w in windows)
+    assert hits >= MIN_SPEAKER_RATE * len(windows), run.windows
+    assert all(w[2] in (owner, None) for w in run.windows)  # the muted face is never given the voice
+
+
+def test_nobody_visible_speaks_under_another_voice_or_silence(shared_data, composites):
+    off_screen = run_people(composites.make_layout("off-screen", shared_data), max_faces=2)
+    assert len(off_screen.boxes) == 2
+    assert len(speech_windows(off_screen)) >= 4  # there is a voice ...
+    assert all(w[2] is None for w in off_screen.windows), off_screen.windows  # ... but not theirs
+    clip = composites.make_layout("left-speaks", shared_data)
+    silent = replace_pcm(clip, np.zeros_like(clip.pcm))
+    run = run_people(silent, max_faces=2)
+    assert len(run.boxes) == 2 and all(w[2] is None and w[3] == 0 for w in run.windows)
+
+
+def replace_pcm(clip, pcm):
+    from dataclasses import replace
+
+    return replace(clip, pcm=pcm)
+
+
+def test_the_speaker_leaves_mid_clip(shared_data, composites):
+    clip = composites.make_layout("speaker-leaves", shared_data)
+    run = run_people(clip, max_faces=2)
+    width = clip.frames.shape[2]
+    assert len(run.boxes) == 2  # the one who stays keeps his id; nobody new appears
+    stays = next(tid for tid in run.boxes if run.side(tid, width) == "right")
+    leaves = next(tid for tid in run.boxes if tid != stays)
+    assert len(run.boxes[stays]) == len(range(0, len(clip.frames), 3))
+    last_seen = run.boxes[leaves][-1][0]
+    assert clip.duration_ms / 2 < last_seen < clip.duration_ms / 2 + 1000  # he slides out over 1 s
+    before = [w for w in speech_windows(run) if w[0] + w[1] <= clip.duration_ms / 2]
+    after = [w for w in speech_windows(run) if w[0] > last_seen]
+    assert before and all(w[2] == leaves for w in before), run.windows
+    assert all(w[2] is None for w in after), run.windows  # his voice goes on, off screen
+    assert all(w[2] in (leaves, None) for w in run.windows)
+
+
+def test_four_people_keep_four_ids_and_the_voice_finds_its_face(shared_data, composites):
+    clip = composites.make_layout("four", shared_data)
+    run = run_people(clip, max_faces=4)
+    assert len(run.boxes) == 4
+    n_detections = len(range(0, len(clip.frames), 3))
+    assert all(len(seen) >= 0.9 * n_detections for seen in run.boxes.values())
+    owner = next(tid for tid, seen in run.boxes.items() if seen[0][1][0] < 360 and seen[0][1][1] < 360)
+    windows = speech_windows(run)
+    assert sum(w[2] == owner for w in windows) >= MIN_SPEAKER_RATE * len(windows), run.windows
+
+
+def test_one_face_tracking_is_the_primary_face_of_today(shared_data):
+    clip = shared_data / "ravdess" / "av" / "01-01-01-01-01-01-01.mp4"
+    frames = list(VideoFileSource(clip, max_fps=10))
+    with FaceTracker(PRESET.visual) as plain, MultiFaceTracker(PRESET.visual, TrackConfig(max_faces=1)) as multi:
+        for frame in frames:
+            primary = plain.detect(frame.image, frame.timestamp_ms)
+            followed, observed = multi.track(frame.image, frame.timestamp_ms)
+            assert observed == primary
+            assert [tf.observation for tf in followed] == ([primary] if primary.usable else [])
+            assert all(tf.track_id == 0 for tf in followed)
+            assert primary.keypoint("mouth") is not None or not primary.usable
+
+
+def test_detect_all_finds_both_faces_with_their_mouths(shared_data, composites):
+    clip = composites.make_layout("left-speaks", shared_data, fps=10.0)
+    image = clip.frames[len(clip.frames) // 2]
+    with FaceTracker(PRESET.visual, running_mode="image") as tracker:
+        faces = tracker.detect_all(image, 0)
+        primary = tracker.detect(image, 0)
+    assert len(faces) == 2 and all(f.usable and f.n_faces == 2 for f in faces)
+    assert faces[0] == primary  # largest first, the primary face of detect
+    for f in faces:
+        x, y, w, h = f.bbox
+        mx, my = f.keypoint("mouth")
+        assert x < mx < x + w and y + h / 2 < my < y + h  # the mouth is in the lower half of the box
+
+
+def test_composite_file_round_trip(shared_data, composites, tmp_path):
+    from edge_emotion.sources import open_media, read_audio
+
+    clip = composites.make_layout("left-speaks", shared_data)
+    path = composites.write_mp4(clip, tmp_path / "two.mp4")
+    media = open_media(path)
+    assert media.video is not None and media.audio is not None
+    frames = list(media.video)
+    assert abs(len(frames) - len(clip.frames)) <= 1 and frames[0].image.shape == clip.frames[0].shape
+    pcm, _ = read_audio(path, clip.sample_rate)
+    assert abs(pcm.size - clip.pcm.size) < 0.05 * clip.sample_rate
+    n = min(pcm.size, clip.pcm.size) - 4096
+    lag = int(np.argmax([np.dot(pcm[k : k + n - 4096], clip.pcm[: n - 4096]) for k in range(0, 4096, 16)])) * 16
+    assert np.corrcoef(pcm[lag : lag + n - 4096], clip.pcm[: n - 4096])[0, 1] > 0.9  # the voice survives AAC
