@@ -1,7 +1,7 @@
 """Presets: every size and preprocessing parameter of the model, as frozen dataclasses.
 
 The SDK, the training pipeline and the exporter all read the same :class:`PresetConfig`
-(DESIGN.md, principle 7: presets, not forks). A bundle's manifest stores ``PresetConfig.to_dict()``
+(docs/DESIGN.md, principle 7: presets, not forks). A bundle's manifest stores ``PresetConfig.to_dict()``
 and the SDK rebuilds the config with :meth:`PresetConfig.from_dict`.
 """
 

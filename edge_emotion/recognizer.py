@@ -1,5 +1,7 @@
 """The Python API for kiosk and robot apps.
 
+    from edge_emotion import Recognizer
+
     rec = Recognizer.from_bundle()                      # the default model, best runtime
     for result in rec.analyze("clip.mp4"):              # a lazy iterator of EmotionResult
         print(result.label, result.scores)
@@ -11,18 +13,24 @@
 
     with rec.live(camera=0, mic="default", on_result=print):   # camera + microphone, worker thread
         time.sleep(60)
+
+    rec.close()                                         # or: with Recognizer.from_bundle() as rec: ...
+
+One recognizer may serve several streams on several threads at once; each stream keeps its own state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .model.bundle import Bundle
 from .errors import BundleError, InputError
+from .model.bundle import Bundle
 from .results import EmotionResult
 from .stream import EmotionStream, FusionModel, StreamConfig
 
@@ -42,30 +50,88 @@ def default_bundle() -> Path:
     return path
 
 
-class Recognizer:
-    """A loaded model plus the defaults of the streams it creates.
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """The defaults of the streams a :class:`Recognizer` creates.
 
-    ``hop_ms`` defaults to the preset's, ``window_ms`` to the model's window; ``smoothing`` is the
-    weight of the previous scores in an exponential moving average (0 disables it).
+    ``hop_ms``: distance between successive windows' starts (None: the model's); ``window_ms``: the
+    window length, at most the model's (None: the model's); ``smoothing`` in ``[0, 1)``: the weight
+    of the previous scores in an exponential moving average (0: none); ``face_select``: which face
+    a stream follows, ``"largest"`` or ``"stable"`` (see :class:`~edge_emotion.frontend.face.FaceTracker`).
+    """
+
+    hop_ms: int | None = None
+    window_ms: int | None = None
+    smoothing: float = 0.0
+    face_select: str = "largest"
+
+    def __post_init__(self) -> None:
+        from .frontend.face import SELECTIONS
+
+        for name in ("hop_ms", "window_ms"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise InputError(f"{name} must be a positive whole number of ms, got {value!r}")
+        if isinstance(self.smoothing, bool) or not isinstance(self.smoothing, (int, float)):
+            raise InputError(f"smoothing must be a number in [0, 1), got {self.smoothing!r}")
+        if not 0.0 <= float(self.smoothing) < 1.0:
+            raise InputError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.face_select not in SELECTIONS:
+            raise InputError(f"face_select must be one of {', '.join(SELECTIONS)}, got {self.face_select!r}")
+
+
+class Recognizer:
+    """A loaded model plus the defaults (:class:`RecognizerOptions`) of the streams it creates.
+
+    ``options`` gives the defaults; the keyword arguments override single fields of it. Close it
+    (or use it as a context manager) to release the runtime's sessions; one recognizer may serve
+    several streams on several threads.
     """
 
     def __init__(
         self,
         model: FusionModel,
+        options: RecognizerOptions | None = None,
         *,
         hop_ms: int | None = None,
         window_ms: int | None = None,
-        smoothing: float = 0.0,
-        face_select: str = "largest",
+        smoothing: float | None = None,
+        face_select: str | None = None,
     ):
+        overrides = {
+            k: v
+            for k, v in (
+                ("hop_ms", hop_ms),
+                ("window_ms", window_ms),
+                ("smoothing", smoothing),
+                ("face_select", face_select),
+            )
+            if v is not None
+        }
+        options = dataclasses.replace(options or RecognizerOptions(), **overrides)
         self.model = model
         self.preset = model.preset
         self.labels = tuple(model.labels)
-        self.hop_ms = int(self.preset.hop_ms if hop_ms is None else hop_ms)
-        self.window_ms = int(self.preset.window_ms if window_ms is None else window_ms)
-        self.smoothing = float(smoothing)
-        self.face_select = face_select
-        StreamConfig(self.window_ms, self.hop_ms, self.smoothing)  # validate early
+        self.options = options
+        self._closed = False
+        # validate against the model now, not when the first stream is created
+        StreamConfig(self.window_ms, self.hop_ms, self.smoothing)
+
+    @property
+    def hop_ms(self) -> int:
+        return int(self.preset.hop_ms if self.options.hop_ms is None else self.options.hop_ms)
+
+    @property
+    def window_ms(self) -> int:
+        return int(self.preset.window_ms if self.options.window_ms is None else self.options.window_ms)
+
+    @property
+    def smoothing(self) -> float:
+        return float(self.options.smoothing)
+
+    @property
+    def face_select(self) -> str:
+        return self.options.face_select
 
     @classmethod
     def from_bundle(
@@ -76,16 +142,45 @@ class Recognizer:
         device: str | None = None,
         threads: int | None = None,
         format: str | None = None,  # noqa: A002 - the format key, as on the command line
-        **defaults,
+        options: RecognizerOptions | None = None,
+        hop_ms: int | None = None,
+        window_ms: int | None = None,
+        smoothing: float | None = None,
+        face_select: str | None = None,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
-        exactly that format of the bundle (e.g. ``"openvino-int8"``) instead of the best one."""
+        exactly that format of the bundle (e.g. ``"openvino-int8"``) instead of the best one.
+        ``options`` and the keywords after it: as for :class:`Recognizer`."""
         from .model.engine import BundleModel
 
+        fields = {"hop_ms": hop_ms, "window_ms": window_ms, "smoothing": smoothing, "face_select": face_select}
+        options = dataclasses.replace(
+            options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
+        )
         bundle = Bundle.load(Path(path) if path is not None else default_bundle())
         model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
-        return cls(model, **defaults)
+        return cls(model, options)
+
+    def close(self) -> None:
+        """Release the model's runtime sessions. Streams created earlier must not be used
+        afterwards; creating a new stream raises :class:`InputError`. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InputError("this recognizer was closed; load the model again")
 
     # -- streams -----------------------------------------------------------------------------
     def _face_detector(self, running_mode: str = "video"):
@@ -103,8 +198,9 @@ class Recognizer:
         video: bool = True,
     ) -> EmotionStream:
         """A new stream with its own state (face tracking, caches, smoothing). ``audio`` /
-        ``video``: which modalities will be pushed; a window is emitted when all of them reach
-        its end."""
+        ``video``: which modalities will be pushed (a camera-only app passes ``audio=False``); a
+        window is emitted when all of them reach its end."""
+        self._check_open()
         config = StreamConfig(
             window_ms=int(self.window_ms if window_ms is None else window_ms),
             hop_ms=int(self.hop_ms if hop_ms is None else hop_ms),
@@ -130,6 +226,7 @@ class Recognizer:
         """
         from .sources import open_media
 
+        self._check_open()
         # Audio is resampled to the model's rate while decoding (FFmpeg's resampler), as the
         # training pipeline reads it.
         media = open_media(path, sample_rate=self.preset.audio.sample_rate)
@@ -184,12 +281,21 @@ class Recognizer:
         iterable of ``VideoFrame`` / ``AudioChunk`` (e.g. the file-backed sources)."""
         from .live import LiveSession
 
+        self._check_open()
         if video_source is not None:
             camera = None
         if audio_source is not None:
             mic = None
         if camera is None and mic is None and video_source is None and audio_source is None:
             raise InputError("a live session needs a camera, a microphone or both")
-        return LiveSession(self, camera=camera, mic=mic, on_result=on_result, hop_ms=hop_ms,
-                           smoothing=smoothing, on_error=on_error, video_source=video_source,
-                           audio_source=audio_source)
+        return LiveSession(
+            self,
+            camera=camera,
+            mic=mic,
+            on_result=on_result,
+            hop_ms=hop_ms,
+            smoothing=smoothing,
+            on_error=on_error,
+            video_source=video_source,
+            audio_source=audio_source,
+        )

@@ -50,7 +50,7 @@ class EmotionResult:
         return float(self.scores.get(self.label, 0.0))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-lines schema of ``edge-emotion run --output jsonl`` (DESIGN.md)."""
+        """The JSON-lines schema of ``edge-emotion run --output jsonl`` (docs/DESIGN.md)."""
         return {
             "t_start_ms": int(self.t_start_ms),
             "t_end_ms": int(self.t_end_ms),

@@ -3,7 +3,7 @@
 An :class:`EmotionStream` holds one input's state (like sherpa-onnx's streams); the model lives in
 the :class:`~edge_emotion.recognizer.Recognizer` that created it. Video frames are subsampled to the
 model's frame rate, the face is tracked and encoded **once per frame as it arrives**, and the
-embedding is cached by timestamp, so overlapping windows never recompute a frame (DESIGN.md,
+embedding is cached by timestamp, so overlapping windows never recompute a frame (docs/DESIGN.md,
 principle 1). Audio is kept at its source rate and each window is resampled on its own, so the
 results do not depend on how the audio was chunked.
 """
@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .frontend.align import Aligner, nearest_steps
 from .errors import InputError
-from .frontend.features import resample, speech_frames, speech_steps, to_mono, window_log_mel
+from .frontend.align import (
+    FrameSubsampler,
+    align_encoded,
+    data_end_ms,
+    frame_period_ms,
+    has_next_window,
+    tick_frames,
+    window_speech,
+)
+from .frontend.features import resample, to_mono, window_log_mel
 from .results import UNKNOWN_LABEL, EmotionResult, FaceInfo
 
 if TYPE_CHECKING:
@@ -32,8 +40,6 @@ log = logging.getLogger(__name__)
 # Audio chunks whose timestamps are within this of the expected position are contiguous
 # (capture clocks jitter); a larger jump is a gap, filled with silence and so masked.
 _AUDIO_JITTER_MS = 20.0
-# At the end of the input, data reaching less than this past the last window gets no window of its own.
-_MIN_TAIL_MS = 100.0
 
 
 class FusionModel(Protocol):
@@ -104,10 +110,8 @@ class EmotionStream:
         self._preset = preset
         self._config = config
         self._faces = face_detector
-        self._aligner = Aligner.for_preset(preset)
-        self._audio_index, _ = self._aligner.audio_index(preset)
-        self._video_index = self._aligner.video_index(preset)
-        self._frame_period_ms = 1000.0 / preset.visual.fps
+        self._frame_period_ms = frame_period_ms(preset)
+        self._subsampler = FrameSubsampler(preset)
         self._labels = tuple(model.labels)
         # time origin and windows
         self._origin_ms: int | None = None
@@ -120,7 +124,6 @@ class EmotionStream:
         # video state
         self._frames: deque[_Frame] = deque()
         self._last_video_ms: int | None = None
-        self._last_kept_ms: float | None = None
         self._video_end_ms: float | None = None
         # audio state: samples at the source rate, sample 0 stamped _audio_t0_ms
         self._audio_rate: int | None = None
@@ -186,12 +189,9 @@ class EmotionStream:
         if self._first_video_ms is None:
             self._first_video_ms = timestamp_ms
         self._last_video_ms = timestamp_ms
-        self._video_end_ms = timestamp_ms + self._frame_period_ms
-        # Subsample to the model's frame rate: keep a frame once a frame period (less a quarter,
-        # for jittery clocks) has passed since the last kept one.
-        if self._last_kept_ms is not None and timestamp_ms - self._last_kept_ms < 0.75 * self._frame_period_ms:
+        self._video_end_ms = data_end_ms(None, timestamp_ms, self._preset)
+        if not self._subsampler.keep(timestamp_ms):  # the model's frame rate, as in training
             return
-        self._last_kept_ms = timestamp_ms
         observation = self._faces.detect(frame, timestamp_ms)
         embedding, face = None, None
         if observation.usable:
@@ -242,8 +242,7 @@ class EmotionStream:
         return self._origin_ms + k * self._config.hop_ms
 
     def _data_end_ms(self) -> float | None:
-        ends = [e for e in (self._audio_end_ms(), self._video_end_ms) if e is not None]
-        return max(ends) if ends else None
+        return data_end_ms(self._audio_end_ms(), self._last_video_ms, self._preset)
 
     def _ready(self, end_ms: float) -> bool:
         active = self._active()
@@ -269,19 +268,18 @@ class EmotionStream:
     def flush(self) -> list[EmotionResult]:
         """End of input: every remaining window that holds data, the last one partial, so the end
         of the input is never dropped (a clip shorter than one window gets exactly one result; a
-        tail shorter than ``_MIN_TAIL_MS`` past the last window gets no window of its own).
+        tail shorter than ``MIN_TAIL_MS`` past the last window gets no window of its own).
         The stream accepts no input afterwards and its face detector is released."""
         self._fix_origin(final=True)
         results = self.poll()
         data_end = self._data_end_ms()
         while self._origin_ms is not None and data_end is not None:
             start = self._window_start(self._next_window)
-            if start >= data_end:
+            previous_end = (
+                self._window_start(self._next_window - 1) + self._config.window_ms if self._next_window else None
+            )
+            if start >= data_end or not has_next_window(start, previous_end, data_end):
                 break
-            if self._next_window:
-                covered = max(start, self._window_start(self._next_window - 1) + self._config.window_ms)
-                if data_end - covered < _MIN_TAIL_MS:
-                    break
             results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
         self.close()  # no more input: release the face detector now, not at garbage collection
         return results
@@ -329,42 +327,37 @@ class EmotionStream:
         return window
 
     def _compute(self, start: int, end: int) -> EmotionResult:
+        """One window's result. Audio and frames reach the model's steps through
+        :mod:`edge_emotion.frontend.align`, the functions training's preprocessing uses."""
         preset, m = self._preset, self._preset.model
-        t = m.time_steps
         length_ms = end - start
-        in_window = self._aligner.centers(start) < start + length_ms  # steps inside [start, end)
 
-        audio = np.zeros((t, m.audio_dim), np.float32)
-        audio_mask = np.zeros(t, bool)
+        audio_seq = np.zeros((1, preset.audio_steps, m.audio_dim), np.float32)
+        speech = np.zeros(m.time_steps, bool)
         if self._audio_rate is not None:
             pcm = self._window_pcm(start, length_ms)
-            speech = speech_steps(speech_frames(pcm, preset.audio)[: preset.audio.n_frames], preset) & in_window
+            speech = window_speech(pcm, preset, length_ms)
             if speech.any():
                 log_mel = window_log_mel(pcm, preset.audio)
-                steps = self._model.encode_audio(log_mel[None, None].astype(np.float32))[0]
-                audio = steps[self._audio_index] * speech[:, None]
-                audio_mask = speech
+                audio_seq = self._model.encode_audio(log_mel[None, None].astype(np.float32))
 
-        visual = np.zeros((t, m.visual_dim), np.float32)
-        visual_mask = np.zeros(t, bool)
+        tick_embeddings = np.zeros((1, preset.video_frames, m.visual_dim), np.float32)
+        tick_mask = np.zeros((1, preset.video_frames), bool)
         face = None
-        # Frames reach the steps as in training (edge_emotion.frontend.preprocess): the frame nearest to each
-        # of the window's T_v ticks at the model's frame rate (within one period), then the static
-        # map from ticks to the common steps.
         period = self._frame_period_ms
         frames = [f for f in self._frames if start - period <= f.timestamp_ms < end + period]
         if frames:
-            timestamps = np.array([f.timestamp_ms for f in frames], np.float64)
-            valid = np.array([f.embedding is not None for f in frames])
-            ticks = start + np.arange(preset.video_frames) * period
-            frame_of_tick, tick_ok = nearest_steps(timestamps, ticks, period)
-            tick_ok &= valid[frame_of_tick] & (ticks < end)
-            tick_idx, step_ok = self._video_index
-            visual_mask = tick_ok[tick_idx] & step_ok & in_window
-            for step in np.flatnonzero(visual_mask):
-                visual[step] = frames[frame_of_tick[tick_idx[step]]].embedding
+            index, ok = tick_frames(np.array([f.timestamp_ms for f in frames], np.float64), start, end, preset)
+            for k in np.flatnonzero(ok):
+                embedding = frames[index[k]].embedding
+                if embedding is not None:
+                    tick_embeddings[0, k], tick_mask[0, k] = embedding, True
             inside = [f for f in frames if start <= f.timestamp_ms < end and f.face is not None]
             face = inside[-1].face if inside else None
+        audio, visual, audio_mask, visual_mask = align_encoded(
+            preset, audio_seq, tick_embeddings, tick_mask, speech[None]
+        )
+        audio_mask, visual_mask = audio_mask[0] > 0, visual_mask[0] > 0
 
         modalities = tuple(name for name, mask in (("audio", audio_mask), ("video", visual_mask)) if mask.any())
         if not modalities:
@@ -373,7 +366,7 @@ class EmotionStream:
             return EmotionResult(start, end, UNKNOWN_LABEL, uniform, (), face, uniform)
 
         logits = self._model.fuse(
-            audio[None], visual[None], audio_mask[None].astype(np.float32), visual_mask[None].astype(np.float32)
+            audio, visual, audio_mask[None].astype(np.float32), visual_mask[None].astype(np.float32)
         )[0]
         probs = _softmax(logits.astype(np.float64))
         if self._smoothed is None or self._config.smoothing == 0.0:

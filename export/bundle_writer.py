@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from edge_emotion.model.bundle import MANIFEST_NAME, SCHEMA_VERSION, file_entry, read_manifest
 from edge_emotion.config import PresetConfig
 from edge_emotion.errors import BundleError
+from edge_emotion.model.bundle import MANIFEST_NAME, SCHEMA_VERSION, file_entry, read_manifest
 from edge_emotion.model.formats import FORMATS, FUSION_HEAD, GRAPH_OUTPUTS, GRAPHS, get_format
 
 from ..train.model import EmotionModel

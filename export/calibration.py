@@ -227,9 +227,9 @@ def fusion_inputs(
     shows face ``i mod N_v`` on every frame (a still face, with a random quarter of the frames
     undetected) and cycles through the modality patterns both / audio only / video only, so that
     the fusion head is calibrated and checked on the masks it meets in use. Alignment is the
-    SDK's own (:func:`edge_emotion.frontend.preprocess.align_encoded`).
+    SDK's own (:func:`edge_emotion.frontend.align.align_encoded`).
     """
-    from edge_emotion.frontend.preprocess import align_encoded
+    from edge_emotion.frontend.align import align_encoded
 
     n_a, n_v = len(audio_steps), len(embeddings)
     n = max(n_a, n_v)

@@ -1,7 +1,7 @@
 """Torch -> ONNX: the three graphs of an :class:`~edge_emotion.train.model.EmotionModel`, FP32.
 
 Each graph is exported with the TorchScript exporter (``dynamo=False``: the dynamo exporter fixes
-the batch of a batch-1 example and bakes the GRU's length into a Reshape, ENVIRONMENT.md), opset
+the batch of a batch-1 example and bakes the GRU's length into a Reshape), opset
 17, with the tensor names of :mod:`edge_emotion.model.formats` and a dynamic batch axis ``N``; then
 simplified with onnxsim when it is installed, and checked with ``onnx.checker``.
 """

@@ -151,7 +151,7 @@ def _single_modality(
 ) -> dict[str, np.ndarray]:
     """Fusion inputs for windows of one modality: audio windows with no face, or still faces
     (the face on every frame) with no audio."""
-    from edge_emotion.frontend.preprocess import align_encoded
+    from edge_emotion.frontend.align import align_encoded
 
     t_a, t_v = preset.audio_steps, preset.video_frames
     d_a, d_v = preset.model.audio_dim, preset.model.visual_dim

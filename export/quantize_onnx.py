@@ -6,7 +6,7 @@ Per graph (:data:`ORT_INT8_PLAN`):
   activations, signed per-channel weights (7-bit, see ``reduce_range`` below), QDQ format. The
   ``audio_encoder`` is kept FP32: quantized, its labels agreed with FP32 on 88 % of real windows of
   the trained edge model, and it runs once per window, so INT8 saves almost nothing there. This is the
-  combination ENVIRONMENT.md measured fastest on this CPU (ResNet-18 at 224²: 22–26 ms FP32 ->
+  combination measured fastest on the development CPU (ResNet-18 at 224²: 22–26 ms FP32 ->
   13–16 ms); dynamic quantization was 4–5× slower on these conv nets and signed activations were
   slower than FP32, so neither is offered. Quantizing only some convolutions (leaving the 1- and
   8-channel first block in FP32) measured no faster: the extra Q/DQ pairs cost what was saved.
@@ -17,7 +17,7 @@ Per graph (:data:`ORT_INT8_PLAN`):
 
 ``quant_pre_process`` (ORT's shape inference + graph optimisation) runs first, with
 ``skip_symbolic_shape=True`` because the symbolic shape pass fails on the TorchScript exporter's
-dynamic batch (ENVIRONMENT.md).
+dynamic batch.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ TensorRT's documented Python API (8.6 and 10.x): ``Builder`` -> ``create_network
 ``EXPLICIT_BATCH`` flag before 10, where it is the default and deprecated) -> ``OnnxParser`` ->
 ``BuilderConfig`` (workspace pool limit, ``FP16``/``INT8`` flags, one optimization profile for the
 batch axis) -> ``build_serialized_network``. **Not yet run on real hardware** here (no GPU, and
-TensorRT cannot be installed on our x86 CI machines, ENVIRONMENT.md).
+TensorRT's Python wheels cannot be installed on the x86 CI machines).
 
 - ``tensorrt-fp16``: the FP32 ONNX graphs with ``BuilderFlag.FP16``.
 - ``tensorrt-int8``: explicit quantization, the path TensorRT recommends over calibrators: the

@@ -1,5 +1,5 @@
 """Runtime backends (installed as ``edge_emotion.runtimes``): one file per runtime, each importing
-its runtime only when a graph is loaded (DESIGN.md, principle 6).
+its runtime only when a graph is loaded (docs/DESIGN.md, principle 6).
 
 >>> backend = load_backend("onnxruntime", "bundle/onnx/visual_encoder.onnx", threads=2)
 >>> backend.run({"face": faces})["embedding"]

@@ -1,4 +1,4 @@
-"""The backend protocol every runtime implements (DESIGN.md, principle 6), and the input checks
+"""The backend protocol every runtime implements (docs/DESIGN.md, principle 6), and the input checks
 they share. Imports no runtime."""
 
 from __future__ import annotations

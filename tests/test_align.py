@@ -1,4 +1,5 @@
-"""Alignment onto the common T steps, and the whole front end end to end on real clips."""
+"""The one alignment onto the common T steps (edge_emotion.frontend.align), and the whole front end
+end to end on real clips."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge_emotion import features as F
-from edge_emotion.frontend.align import Aligner, check_increasing, nearest_steps
 from edge_emotion.config import EDGE, PAPER
-from edge_emotion.frontend.face import FaceTracker, crop_face
-from edge_emotion.sources import open_media, read_audio
+from edge_emotion.errors import InputError
+from edge_emotion.frontend import features as F
+from edge_emotion.frontend.align import (
+    FrameSubsampler,
+    align_encoded,
+    audio_step_index,
+    check_increasing,
+    nearest_steps,
+    step_centers,
+    step_ms,
+    tick_frames,
+    video_tick_index,
+    window_speech,
+)
+from edge_emotion.frontend.preprocess import preprocess_clip
+from edge_emotion.sources import read_audio
 
 # --- the alignment functions ---------------------------------------------------------------------
 
@@ -24,143 +37,124 @@ def test_nearest_steps_ties_tolerance_and_empty_sources():
     assert not mask.any() and index.tolist() == [0, 0]
 
 
-def test_non_increasing_timestamps_raise_value_error():
-    with pytest.raises(ValueError, match="strictly increasing"):
+def test_non_increasing_timestamps_raise_input_error():
+    with pytest.raises(InputError, match="strictly increasing"):
         check_increasing(np.array([0, 10, 10]))
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         nearest_steps(np.array([0.0, 20.0, 10.0]), np.array([5.0]), 5.0)
-    aligner = Aligner.for_preset(EDGE)
-    with pytest.raises(ValueError):
-        aligner.place(np.array([100, 50]), np.zeros((2, 4)), 0, 100)
-    with pytest.raises(ValueError):
-        aligner.align(EDGE, 0, None, None, np.array([0, 0]), np.zeros((2, 4)))
+    with pytest.raises(InputError):
+        tick_frames(np.array([100.0, 50.0]), 0, 3000, EDGE)
 
 
-def test_gaps_are_masked_not_invented():
-    aligner = Aligner(time_steps=10, window_ms=1000)  # 100 ms steps, centres at 50, 150, ...
-    ts = np.array([40, 160, 250, 640, 760])  # nothing near 350, 450, 550, 850, 950
-    values = np.arange(5, dtype=np.float32)[:, None] + 1
-    out, mask = aligner.place(ts, values, start_ms=0, source_period_ms=100)
-    np.testing.assert_array_equal(mask, [True, True, True, False, False, False, True, True, False, False])
-    np.testing.assert_array_equal(out[:, 0], [1, 2, 3, 0, 0, 0, 4, 5, 0, 0])
-    valid = np.array([True, False, True, True, True])  # a frame without a face
-    _, mask = aligner.place(ts, values, 0, 100, valid=valid)
-    assert not mask[1] and mask[0] and mask[2]
+def test_frame_subsampler_keeps_the_models_frame_rate():
+    keep = FrameSubsampler(EDGE)  # 10 fps: a frame once 75 ms have passed since the last kept one
+    source = np.arange(0, 1000, 1000 / 29.97)
+    kept = [t for t in source if keep.keep(t)]
+    np.testing.assert_allclose(kept, source[::3])
+    keep = FrameSubsampler(EDGE)
+    jittery = [0, 98, 170, 240, 330, 400]
+    assert [t for t in jittery if keep.keep(t)] == [0, 98, 240, 330]
+
+
+def test_ticks_take_the_nearest_kept_frame_and_gaps_are_masked():
+    frames = np.array([0, 100, 200, 620, 700, 2950], np.float64)
+    index, ok = tick_frames(frames, 0, 3000, EDGE)
+    assert index.shape == ok.shape == (EDGE.video_frames,)
+    assert ok[:4].all() and index[:4].tolist() == [0, 1, 2, 2]  # 300 ms: 200 is one period away
+    assert not ok[4:6].any()  # 400 and 500 ms: no frame within one period
+    assert ok[6:9].all() and index[6:9].tolist() == [3, 4, 4]
+    assert not ok[9:29].any() and ok[29] and index[29] == 5  # 2900 takes 2950
+    # A window that ends early (the last, partial window) shows no tick at or past its end.
+    _, ok = tick_frames(frames, 0, 650, EDGE)
+    assert ok[:4].all() and ok[6] and not ok[7:].any()
 
 
 @pytest.mark.parametrize("preset", [PAPER, EDGE], ids=["paper", "edge"])
 def test_audio_steps_cover_every_common_step(preset):
-    aligner = Aligner.for_preset(preset)
-    index, mask = aligner.audio_index(preset)
-    assert mask.all() and index.shape == (preset.model.time_steps,)
+    index = audio_step_index(preset)
+    assert index.shape == (preset.model.time_steps,)
     assert np.all(np.diff(index) >= 0) and index[0] == 0 and index[-1] == preset.audio_steps - 1
 
 
-def test_align_builds_a_masked_window():
+@pytest.mark.parametrize("preset", [PAPER, EDGE], ids=["paper", "edge"])
+def test_every_common_step_has_a_tick(preset):
+    index, ok = video_tick_index(preset)
+    assert ok.all() and np.all(np.diff(index) >= 0) and index[-1] <= preset.video_frames - 1
+
+
+def test_align_encoded_builds_masked_windows():
     preset = EDGE
-    aligner = Aligner.for_preset(preset)
-    t, t_a = preset.model.time_steps, preset.audio_steps
-    audio_seq = np.tile(np.arange(t_a, dtype=np.float32)[:, None], (1, 3)) + 1
-    speech = np.arange(t) < t // 2
-    frame_ms = 5000 + np.arange(0, 3000, 100)  # 10 fps over the window starting at 5000 ms
-    frame_ms = np.delete(frame_ms, [10, 11, 12])  # 300 ms without frames
-    values = np.ones((frame_ms.size, 4), np.float32)
-    valid = np.ones(frame_ms.size, bool)
-    valid[0] = False
-    w = aligner.align(preset, 5000, audio_seq, speech, frame_ms, values, valid)
-    assert (w.start_ms, w.end_ms) == (5000, 5000 + preset.window_ms)
-    assert w.audio.shape == (t, 3) and w.visual.shape == (t, 4)
-    np.testing.assert_array_equal(w.audio_mask, speech)
-    assert np.all(w.audio[~speech] == 0) and np.all(w.audio[speech] > 0)
-    # Step 12 (centre 5000 + 1250) takes the frame at 5000 + 1300, half a period away.
-    assert not w.visual_mask[0] and not w.visual_mask[10:12].any() and w.visual_mask[12:].all()
-    assert np.all(w.visual[~w.visual_mask] == 0)
-    silent = aligner.align(preset, 5000, None, None, frame_ms, values)
-    assert silent.audio.shape == (t, preset.model.audio_dim) and not silent.audio_mask.any()
-    with pytest.raises(ValueError):
-        aligner.align(PAPER, 0, None, None, frame_ms, values)
-    with pytest.raises(ValueError):
-        aligner.align(preset, 0, np.zeros((t_a + 1, 3)), None, frame_ms, values)
+    t, t_a, t_v = preset.model.time_steps, preset.audio_steps, preset.video_frames
+    audio_seq = np.tile(np.arange(t_a, dtype=np.float32)[:, None], (2, 1, 3)) + 1  # (2, T_a, 3)
+    speech = np.zeros((2, t), np.float32)
+    speech[0, : t // 2] = 1
+    ticks = np.ones((2, t_v, 4), np.float32)
+    tick_mask = np.ones((2, t_v), np.float32)
+    tick_mask[0, 10:13] = 0  # 300 ms without a face
+    audio, visual, a_mask, v_mask = align_encoded(preset, audio_seq, ticks, tick_mask, speech)
+    assert audio.shape == (2, t, 3) and visual.shape == (2, t, 4) and a_mask.shape == v_mask.shape == (2, t)
+    np.testing.assert_array_equal(a_mask, speech)
+    assert np.all(audio[0, t // 2 :] == 0) and np.all(audio[0, : t // 2] > 0) and not audio[1].any()
+    tick_of_step, _ = video_tick_index(preset)
+    np.testing.assert_array_equal(v_mask[0], tick_mask[0, tick_of_step])
+    assert np.all(visual[v_mask == 0] == 0) and np.all(visual[v_mask == 1] == 1)
+
+
+def test_window_speech_masks_steps_past_the_window_length():
+    rng = np.random.default_rng(0)
+    t = np.arange(EDGE.audio.window_samples) / EDGE.audio.sample_rate
+    loud = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.1 * rng.standard_normal(t.size))).astype(np.float32)
+    full = window_speech(loud, EDGE)
+    assert full.all()
+    part = window_speech(loud, EDGE, length_ms=1000)
+    np.testing.assert_array_equal(part, step_centers(EDGE) < 1000)
+
+
+def test_torch_model_aligns_like_the_front_end():
+    torch = pytest.importorskip("torch", reason="the training model needs torch (the train extra)")
+    from edge_emotion.train.model import build_model
+
+    preset = EDGE
+    model = build_model(preset)
+    rng = np.random.default_rng(3)
+    n, t_v = 3, preset.video_frames
+    audio_seq = rng.standard_normal((n, preset.audio_steps, preset.model.audio_dim)).astype(np.float32)
+    frames = rng.standard_normal((n, t_v, preset.model.visual_dim)).astype(np.float32)
+    face_mask = (rng.random((n, t_v)) > 0.3).astype(np.float32)
+    audio_mask = (rng.random((n, preset.model.time_steps)) > 0.3).astype(np.float32)
+    audio_t, visual_t, v_mask_t = model.align(*(torch.from_numpy(a) for a in (audio_seq, frames, face_mask)))
+    audio, visual, a_mask, v_mask = align_encoded(preset, audio_seq, frames, face_mask, audio_mask)
+    np.testing.assert_array_equal(audio_t.numpy() * audio_mask[..., None], audio)
+    np.testing.assert_array_equal(visual_t.numpy(), visual)
+    np.testing.assert_array_equal(v_mask_t.numpy(), v_mask)
 
 
 # --- end to end on real clips --------------------------------------------------------------------
 
 
-def pooled_log_mel(window: np.ndarray, preset) -> np.ndarray:
-    """A stand-in for the audio encoder: ``(T_a, n_mels)``, the log-mel averaged over each
-    encoder step's frames (the same time grid as the real encoder's output)."""
-    t_a = preset.audio_steps
-    return window.reshape(window.shape[0], t_a, -1).mean(axis=2).T
+def check_clip(clip, preset, duration_ms):
+    """Front-end invariants of a preprocessed real clip whose actor is in view and speaks."""
+    assert clip.face_mask.mean() >= 0.9  # the face is found in most kept frames
+    assert np.all(np.diff(clip.frame_ms) >= 0.75 * 1000 / preset.visual.fps - 1e-6)  # the model's rate
+    for w in range(clip.n_windows):
+        start = int(clip.window_start_ms[w])
+        end = clip.window_end_ms(w, preset)
+        _, ok = clip.window_frames(w, preset)
+        ticks = start + np.arange(preset.video_frames) * 1000 / preset.visual.fps
+        assert not ok[ticks >= end].any()  # nothing after the window's (or the clip's) end
+        inside = (ticks > clip.frame_ms[0] + 100) & (ticks < min(end, clip.frame_ms[-1]) - 100)
+        assert ok[inside].mean() >= 0.9
+        centres = step_centers(preset, start)
+        assert not clip.speech[w][centres > duration_ms + step_ms(preset)].any()  # no invented speech
+    assert clip.speech.any()  # the actor speaks
 
 
-def run_front_end(path, preset):
-    """Decode a clip, track faces, cut windows every ``preset.hop_ms`` and align them."""
-    media = open_media(path, max_fps=preset.visual.fps, sample_rate=preset.audio.sample_rate)
-    frame_ms, embeddings, valid = [], [], []
-    with FaceTracker(preset.visual) as tracker:
-        for frame in media.video:
-            obs = tracker.detect(frame.image, frame.timestamp_ms)
-            frame_ms.append(frame.timestamp_ms)
-            valid.append(obs.usable)
-            crop = crop_face(frame.image, obs.bbox, preset.visual) if obs.usable else None
-            # A stand-in for the visual encoder: the crop's mean per channel.
-            embeddings.append(crop.mean(axis=(1, 2)) if crop is not None else np.zeros(3, np.float32))
-    pcm, audio_start_ms = read_audio(path, preset.audio.sample_rate)
-    aligner = Aligner.for_preset(preset)
-    windows = []
-    for start_ms in range(0, media.duration_ms, preset.hop_ms):
-        first = int(round((start_ms - audio_start_ms) * preset.audio.sample_rate / 1000))
-        piece = pcm[max(0, first) : max(0, first + preset.audio.window_samples)]
-        if first < 0:  # the window starts before the audio track: silence, not invented sound
-            piece = np.concatenate([np.zeros(min(-first, preset.audio.window_samples), np.float32), piece])
-        log_mel = F.window_log_mel(piece, preset.audio)
-        speech = F.window_speech_steps(piece, preset)
-        windows.append(
-            aligner.align(
-                preset,
-                start_ms,
-                pooled_log_mel(log_mel, preset),
-                speech,
-                np.array(frame_ms),
-                np.array(embeddings),
-                np.array(valid),
-            )
-        )
-    return media, np.array(frame_ms), np.array(valid), windows
-
-
-def check_windows(media, frame_ms, valid, windows, preset):
-    aligner = Aligner.for_preset(preset)
-    step_ms = aligner.step_ms
-    assert valid.mean() >= 0.9  # the face is found in most frames
-    assert len(windows) == int(np.ceil(media.duration_ms / preset.hop_ms))
-    for w in windows:
-        centres = aligner.centers(w.start_ms)
-        assert w.end_ms - w.start_ms == preset.window_ms
-        # Nothing after the file's end: neither a face nor speech is invented there.
-        after = centres > media.duration_ms + step_ms
-        assert not w.visual_mask[after].any() and not w.audio_mask[after].any()
-        # Inside the clip every step has a frame with a face (the actor is always in view).
-        during = (centres > frame_ms[0] + step_ms) & (centres < frame_ms[-1] - step_ms)
-        assert w.visual_mask[during].mean() >= 0.9
-        assert np.all(w.visual[~w.visual_mask] == 0) and np.all(w.audio[~w.audio_mask] == 0)
-    speech_steps = np.concatenate([w.audio_mask for w in windows])
-    assert speech_steps.any()  # the actor speaks
-
-
-def test_end_to_end_on_the_carried_clip(samples_dir):
-    media, frame_ms, valid, windows = run_front_end(samples_dir / "crema-d_1001_DFA_HAP_XX.flv", EDGE)
-    check_windows(media, frame_ms, valid, windows, EDGE)
-    # The last frame lies within one frame period of the file's end.
-    assert media.duration_ms - 1000 / EDGE.visual.fps - 40 <= frame_ms[-1] <= media.duration_ms
-
-
-def test_end_to_end_with_late_audio_and_dropped_frames(samples_dir):
-    media, frame_ms, valid, windows = run_front_end(samples_dir / "crema-d_1001_DFA_NEU_XX_vfr_offset.mp4", EDGE)
-    check_windows(media, frame_ms, valid, windows, EDGE)
-    first = Aligner.for_preset(EDGE).centers(windows[0].start_ms)
-    # Audio starts at ~450 ms: no speech can be found before it.
-    assert not windows[0].audio_mask[first < 440].any()
+def test_end_to_end_on_crema_d(shared_data):
+    path = shared_data / "crema-d" / "video" / "1001_DFA_HAP_XX.flv"
+    clip = preprocess_clip(EDGE, video_path=path, audio_in_video=True)
+    check_clip(clip, EDGE, clip.duration_ms)
+    # The last kept frame lies within a frame period (plus a source frame) of the clip's end.
+    assert clip.duration_ms - 1000 / EDGE.visual.fps - 40 <= clip.frame_ms[-1] <= clip.duration_ms
 
 
 @pytest.mark.parametrize("preset", [EDGE, PAPER], ids=["edge", "paper"])
@@ -168,8 +162,8 @@ def test_end_to_end_on_ravdess(shared_data, preset):
     path = shared_data / "ravdess" / "av" / "01-01-01-01-01-01-01.mp4"
     if preset is PAPER:  # the paper's 224 px colour crops, with faces at 10 fps to keep the test short
         preset = preset.replace(visual=replace(preset.visual, fps=10.0))
-    media, frame_ms, valid, windows = run_front_end(path, preset)
-    check_windows(media, frame_ms, valid, windows, preset)
+    clip = preprocess_clip(preset, video_path=path, audio_in_video=True)
+    check_clip(clip, preset, clip.duration_ms)
     pcm, _ = read_audio(path, 16000)
     speech = F.speech_frames(pcm, preset.audio)
     assert 0.2 < speech.mean() < 0.9  # RAVDESS clips: silence, a sentence, silence

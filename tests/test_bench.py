@@ -31,8 +31,8 @@ from edge_emotion.bench import (
     check_parity,
     plan_rows,
 )
-from edge_emotion.model.bundle import Bundle
 from edge_emotion.errors import BackendError, BundleError, InputError
+from edge_emotion.model.bundle import Bundle
 from edge_emotion.model.formats import GRAPHS
 
 SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"

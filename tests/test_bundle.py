@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.errors import BackendError, BundleError
+from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.model.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
 
 torch = pytest.importorskip("torch", reason="building a bundle needs torch (the 'export' extra)")

@@ -117,8 +117,8 @@ def test_run_missing_camera_is_one_line_and_exit_2(bundle):
 
 
 def test_run_without_model_uses_the_shipped_default_bundle():
-    from edge_emotion.model.bundle import Bundle
     from edge_emotion.info import default_bundle_path
+    from edge_emotion.model.bundle import Bundle
 
     path = default_bundle_path()
     assert path is not None, "the package ships a default bundle (edge_emotion/models/default)"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_emotion.eval.datasets import DatasetLayoutError, get_dataset
-from edge_emotion.eval.iemocap import parse_evaluation, speaker_of
 
 from edge_emotion.errors import InputError
+from edge_emotion.eval.datasets import DatasetLayoutError, get_dataset
+from edge_emotion.eval.iemocap import parse_evaluation, speaker_of
 
 
 def _link(src: Path, dst: Path) -> Path:

@@ -31,11 +31,11 @@ from edge_emotion.export.onnx_export import torch_outputs  # noqa: E402
 from edge_emotion.runtimes import is_available  # noqa: E402
 from edge_emotion.train.model import build_model  # noqa: E402
 
+from edge_emotion.errors import InputError, MissingDependencyError  # noqa: E402
+from edge_emotion.frontend.align import align_encoded  # noqa: E402
 from edge_emotion.model.bundle import Bundle  # noqa: E402
 from edge_emotion.model.engine import BundleModel  # noqa: E402
-from edge_emotion.errors import InputError, MissingDependencyError  # noqa: E402
 from edge_emotion.model.formats import AUDIO_ENCODER, FORMATS, FUSION_HEAD, GRAPHS, VISUAL_ENCODER  # noqa: E402
-from edge_emotion.frontend.preprocess import align_encoded  # noqa: E402
 
 TOLERANCE = {"fp32": (1e-4, 1.0), "fp16": (1e-2, 0.95), "int8": (0.25, 0.75)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_emotion import features as F
+from edge_emotion.frontend import features as F
 from edge_emotion.config import EDGE, PAPER, AudioConfig
 
 # Our log-mel against librosa.feature.melspectrogram on real speech, in ln units (measured: 2e-5 to 5e-5).

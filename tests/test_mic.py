@@ -1,7 +1,7 @@
 """The PyAudio microphone path, driven through ALSA's file plugin (no sound card needed).
 
 PortAudio reads ``$HOME/.asoundrc`` when it initialises, so each case runs in a subprocess whose
-HOME is a temporary folder (ENVIRONMENT.md, "A microphone for tests").
+HOME is a temporary folder whose ``.asoundrc`` makes a raw PCM file ALSA's default capture device.
 """
 
 from __future__ import annotations

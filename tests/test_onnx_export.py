@@ -1,5 +1,5 @@
-"""The FP32 ONNX export of the three graphs (issue 2's acceptance test: each graph, run in ONNX
-Runtime, matches PyTorch within 1e-4) and the graph contract of edge_emotion.model.formats."""
+"""The FP32 ONNX export of the three graphs (each graph, run in ONNX Runtime, matches
+PyTorch within 1e-4) and the graph contract of edge_emotion.model.formats."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _run(path, inputs):
 
 @pytest.mark.parametrize("graph", GRAPHS)
 def test_graph_matches_pytorch(exported, graph):
-    """Issue 2: each exported graph in ONNX Runtime matches PyTorch within 1e-4 (batch 3)."""
+    """Each exported graph in ONNX Runtime matches PyTorch within 1e-4 (batch 3)."""
     _, model, paths = exported
     inputs = example_inputs(model.preset, batch=3, seed=11)
     want = torch_outputs(model, inputs)[graph][GRAPH_OUTPUTS[graph][0]]

@@ -188,7 +188,10 @@ def test_tensorrt_device_names():
 # -- TensorRT (a GPU with TensorRT and cuda-python) --------------------------------------------------
 def _tensorrt_reason() -> str | None:
     if not is_available("tensorrt"):
-        return "tensorrt is not importable here (it cannot be installed on CPU machines, see ENVIRONMENT.md)"
+        return (
+            "tensorrt is not importable here (its Python wheels do not install on CPU-only x86 machines; "
+            "it comes with JetPack on a Jetson)"
+        )
     try:
         from edge_emotion.runtimes.tensorrt_backend import _import_cudart
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from edge_emotion.eval.datasets import Sample
-from edge_emotion.eval.splits import Split, make_split
 
 from edge_emotion.errors import InputError
+from edge_emotion.eval.datasets import Sample
+from edge_emotion.eval.splits import Split, make_split
 
 
 def _samples():

@@ -1,4 +1,4 @@
-"""The baselines a skeptic asks for, and a peer, side by side with the default model (issue 7).
+"""The baselines a skeptic asks for, and a peer, side by side with the default model.
 
     python tools/baselines.py --data ../shared/data --out runs/baselines \\
         [--folds 0 1 2 3 4] [--fer-model PATH/emotion_model_quantized.tflite] [--bundle BUNDLE_DIR]
@@ -201,11 +201,12 @@ def audio_split_settings(train_config: Path) -> dict:
 
 
 def run_audio(data: Path, folds: list[int] | None, settings: dict, inner_folds: int) -> dict:
-    from edge_emotion.eval.datasets import get_dataset
-    from edge_emotion.eval.splits import make_split
     from sklearn.base import clone
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import GroupKFold
+
+    from edge_emotion.eval.datasets import get_dataset
+    from edge_emotion.eval.splits import make_split
 
     root = data / "ravdess" / "audio16k"
     index = get_dataset("ravdess-audio", root)
@@ -611,8 +612,8 @@ def _graph_files(path: Path) -> list[Path]:
 
 
 def run_ours(bundle_dir: Path, fer: dict, threads: int, runs: int, format_key: str | None, batch: int = 256) -> dict:
-    from edge_emotion.model.engine import BundleModel
     from edge_emotion.frontend.face import face_image_to_input
+    from edge_emotion.model.engine import BundleModel
     from edge_emotion.model.formats import FUSION_HEAD, VISUAL_ENCODER
 
     model = BundleModel.from_bundle(bundle_dir, threads=threads, format=format_key)

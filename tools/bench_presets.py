@@ -8,7 +8,7 @@ For each preset: a fresh, seeded model whose BatchNorm statistics are re-estimat
 ``export_model`` into ``OUT/<preset>/bundle`` with the formats of the format table that this
 machine can produce (onnx, onnx-int8, openvino, openvino-fp16, openvino-int8), INT8 calibrated on
 real windows from ../shared/data (RAVDESS speech of actors 1-10, FER2013 ``train.zip`` faces). Then
-``edge-emotion bench`` runs on it (``OUT/<preset>/bench.json``), and two of issue 6's targets are
+``edge-emotion bench`` runs on it (``OUT/<preset>/bench.json``), and two of the project's targets are
 measured, not asserted:
 
 - the INT8 encoders' speedup over FP32 on the same runtime (p50 of the bench's encoder stages:
@@ -193,7 +193,7 @@ def markdown(results: list[dict[str, Any]], machine: str, command: str) -> str:
         "Weights are fresh (seeded, BatchNorm statistics re-estimated on real windows), not trained: the",
         "latencies, sizes and memory are those of the real architectures; the label agreements are of an",
         "untrained model, whose logits lie close together, so they are expected to understate a trained",
-        "model's (issue 6's targets: INT8 encoders >= 2x faster than FP32, labels agreeing on >= 97% of",
+        "model's (the targets: INT8 encoders >= 2x faster than FP32, labels agreeing on >= 97% of",
         "real windows).",
         "",
     ]

@@ -22,7 +22,7 @@ Faces (``(..., 3, S, S)`` normalised crops): horizontal flip, small rotation and
 all frames of one sample share one transform so that a window stays temporally consistent.
 
 Modality dropout: a sample that has both modalities loses one of them (audio or video, 50/50)
-with probability ``p``; the fusion head learns to work from either alone (DESIGN.md, principle 4).
+with probability ``p``; the fusion head learns to work from either alone (docs/DESIGN.md, principle 4).
 """
 
 from __future__ import annotations

@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from edge_emotion.config import PresetConfig
-from edge_emotion.frontend.preprocess import ClipFeatures
-
 from edge_emotion.eval.datasets import Sample, features_of
+from edge_emotion.frontend.preprocess import ClipFeatures
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: kept frames with their timestamps (frame_ms)
 
 
 def preset_tag(preset: PresetConfig) -> str:
@@ -86,6 +85,7 @@ def save_clip(path: Path, features: ClipFeatures, stamp: str) -> None:
         has_audio=np.bool_(features.has_audio),
         has_video=np.bool_(features.has_video),
         still=np.bool_(features.still),
+        frame_ms=np.zeros(0, np.float64) if features.frame_ms is None else features.frame_ms.astype(np.float64),
         stamp=np.str_(stamp),
     )
     os.replace(tmp, path)
@@ -104,6 +104,7 @@ def load_clip(path: Path) -> ClipFeatures:
             has_audio=bool(z["has_audio"]),
             has_video=bool(z["has_video"]),
             still=bool(z["still"]),
+            frame_ms=z["frame_ms"],
         )
 
 
@@ -185,9 +186,8 @@ def build_image_cache(
 ) -> np.ndarray:
     """Face-image samples -> ``(N, C, S, S) float16`` model inputs in sample order (memory-mapped
     from ``cache_dir``; computed on the first call)."""
-    from edge_emotion.frontend.face import face_image_to_input
-
     from edge_emotion.eval.fer2013 import read_image
+    from edge_emotion.frontend.face import face_image_to_input
 
     images = [s for s in samples if s.image_path is not None]
     digest = hashlib.sha1("\n".join(s.key for s in images).encode()).hexdigest()[:12]

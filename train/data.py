@@ -123,7 +123,7 @@ class EncodedWindows:
 
 
 class FusionMixDataset(Dataset):
-    """The fusion stage's mix (issue 7): every encoded clip window as it is (audio-only or real
+    """The fusion stage's mix: every encoded clip window as it is (audio-only or real
     AV); for each audio-only window also a *label-paired* sample (that audio plus a face image of
     the same label from another corpus, repeated over the window's frames); and face-only samples
     (a face image repeated over the frames, audio masked), ``faces_per_window`` times as many as

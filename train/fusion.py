@@ -1,7 +1,7 @@
 """The fusion head of appendices A.3 and B: cross-modal attention, Tucker fusion, GRU, classifier.
 
 :class:`TuckerFusion` computes algorithm A1 + A2 (the 4th-order tensor of per-step outer products
-projected by three factor matrices) without building the tensor (DESIGN.md, principle 3);
+projected by three factor matrices) without building the tensor (docs/DESIGN.md, principle 3);
 :func:`tucker_fusion_literal` is the literal algorithm, kept as the reference it is tested against.
 """
 

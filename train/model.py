@@ -1,6 +1,6 @@
 """The whole model: visual encoder, audio encoder and fusion head, composed for training.
 
-The three modules are the three exported graphs and the SDK's streaming boundaries (DESIGN.md,
+The three modules are the three exported graphs and the SDK's streaming boundaries (docs/DESIGN.md,
 principle 1). For training, :class:`EmotionModel` composes them with the SDK's own alignment:
 the static maps from audio-encoder steps and from video frames to the common T steps come from
 :mod:`edge_emotion.frontend.align`, computed once per preset.
@@ -12,23 +12,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from edge_emotion.frontend.align import Aligner
 from edge_emotion.config import PresetConfig, get_preset
+from edge_emotion.frontend.align import audio_step_index, video_tick_index
 
 from .audio_cnn import AudioCNN
 from .fusion import FusionHead
 from .resnet import ResNet18
-
-
-def video_frame_times_ms(preset: PresetConfig) -> np.ndarray:
-    """``(T_v,) float64``: timestamps of a window's video frames sampled at ``visual.fps``."""
-    return np.arange(preset.video_frames) * 1000.0 / preset.visual.fps
-
-
-def video_index(preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The static map from a window's ``T_v`` regularly sampled frames to the common steps
-    (the SDK's :meth:`~edge_emotion.frontend.align.Aligner.video_index`, so training and inference agree)."""
-    return Aligner.for_preset(preset).video_index(preset)
 
 
 class EmotionModel(nn.Module):
@@ -42,15 +31,16 @@ class EmotionModel(nn.Module):
         self.visual = ResNet18(width=cfg.visual_width)
         self.audio = AudioCNN(cfg.audio_channels, cfg.audio_time_pool)
         self.fusion = FusionHead(cfg, cfg.audio_dim, cfg.visual_dim, len(preset.labels))
-        audio_idx, _ = Aligner.for_preset(preset).audio_index(preset)
-        frame_idx, frame_ok = video_index(preset)
+        audio_idx = audio_step_index(preset)
+        frame_idx, frame_ok = video_tick_index(preset)
         self.register_buffer("audio_index", torch.from_numpy(audio_idx), persistent=False)
         self.register_buffer("video_index", torch.from_numpy(frame_idx), persistent=False)
         self.register_buffer("video_index_ok", torch.from_numpy(frame_ok.astype(np.float32)), persistent=False)
 
     def align(self, audio_seq: Tensor, frame_embeddings: Tensor, face_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Audio steps ``(N, T_a, D_a)`` and frame embeddings ``(N, T_v, D_v)`` with ``face_mask``
-        ``(N, T_v)`` -> ``(N, T, D_a)``, ``(N, T, D_v)`` and the visual mask ``(N, T)``."""
+        ``(N, T_v)`` -> ``(N, T, D_a)``, ``(N, T, D_v)`` and the visual mask ``(N, T)``: the indexing of
+        :func:`edge_emotion.frontend.align.align_encoded`, in torch (a test holds them equal)."""
         audio = audio_seq[:, self.audio_index]
         visual = frame_embeddings[:, self.video_index]
         visual_mask = face_mask[:, self.video_index] * self.video_index_ok

@@ -18,15 +18,15 @@ import numpy as np
 import torch
 
 from edge_emotion.config import PresetConfig
+from edge_emotion.eval.datasets import DatasetLayoutError, Sample, get_dataset, limit_samples
+from edge_emotion.eval.splits import Split, make_split
 from edge_emotion.labels import LabelMapper
 
 from .cache import build_cache, build_image_cache
 from .config import TrainConfig
 from .data import FaceImageDataset, FusionMixDataset, WindowDataset, window_refs
-from edge_emotion.eval.datasets import DatasetLayoutError, Sample, get_dataset, limit_samples
 from .distributed import DistContext, barrier
 from .model import EmotionModel
-from edge_emotion.eval.splits import Split, make_split
 from .stages import StageData, drop_empty, encode_faces, encode_windows
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The training stages as first-class options: what is trained, on what, and how a batch becomes
-logits. The default model (issue 7) is trained in stages; the paper's recipe is ``full``.
+logits. The default model is trained in stages; the paper's recipe is ``full``.
 
 =======  ======================================  =============================================
 stage    trains                                  data

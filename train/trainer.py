@@ -30,12 +30,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from edge_emotion.config import PresetConfig
+from edge_emotion.eval.metrics import classification_result, clip_probabilities
 
 from .augment import AudioAugment, FaceAugment, modality_dropout
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, barrier, broadcast_value, cleanup, init_distributed, mean_across
-from edge_emotion.eval.metrics import classification_result, clip_probabilities
 from .model import EmotionModel
 from .prepare import prepare, stage_data
 from .stages import NETS

@@ -209,9 +209,9 @@ def _analyze_s(recognizer, clip_path: str) -> float:
 
 def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     """Load the format on the runtime and measure it; fills ``result`` as it goes."""
+    from ..frontend.align import align_encoded
     from ..model.bundle import Bundle
     from ..model.engine import BundleModel
-    from ..frontend.preprocess import align_encoded
     from ..recognizer import Recognizer
 
     bundle = Bundle.load(spec.bundle)

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..model.bundle import Bundle
 from ..errors import BackendError, BundleError, InputError
+from ..model.bundle import Bundle
 from ..model.formats import FORMATS
 from .measure import WorkerSpec
 from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, BenchRow, StageTiming, check_parity

@@ -1,7 +1,7 @@
 """The ``edge-emotion`` command line (typer). Each command lives in its own module here and
 registers itself with :func:`register`; this file is the app and the list of command modules.
 
-Bad input gets one clear line on stderr and exit code 2, never a traceback (DESIGN.md).
+Bad input gets one clear line on stderr and exit code 2, never a traceback (docs/DESIGN.md).
 """
 
 from __future__ import annotations

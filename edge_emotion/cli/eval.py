@@ -77,9 +77,9 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Evaluate a model on a corpus: WA, UA, per-class P/R/F1 and a confusion-matrix PNG."""
-        from ..info import default_bundle_path
         from ..eval.datasets import get_dataset, limit_samples
         from ..eval.evaluate import evaluate, load_predictor, write_confusion_png
+        from ..info import default_bundle_path
         from . import fail
 
         if limit is not None and limit <= 0:

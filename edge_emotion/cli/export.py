@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from ..model.bundle import read_manifest
 from ..errors import EdgeEmotionError
+from ..model.bundle import read_manifest
 
 
 def register(app: typer.Typer) -> None:

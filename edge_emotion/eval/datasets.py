@@ -111,7 +111,7 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "fer2013": ("fer2013", "fer2013"),
 }
 
-#: The datasets ``edge-emotion eval`` accepts (the DESIGN.md contract) plus the audio-only variants.
+#: The datasets ``edge-emotion eval`` accepts (the docs/DESIGN.md contract) plus the audio-only variants.
 DATASET_NAMES: tuple[str, ...] = tuple(ADAPTERS)
 
 
@@ -140,8 +140,6 @@ def require(samples: list[Sample], name: str, root: Path, expected: str) -> None
         raise DatasetLayoutError(f"{name}: no samples under {root}; expected {expected}")
 
 
-
-
 def features_of(sample: Sample, preset: PresetConfig) -> ClipFeatures:
     """Preprocess one (clip) sample with the front end's functions (training's cache and
     evaluation both call this)."""
@@ -166,6 +164,7 @@ def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
         return list(samples)
     picks = np.linspace(0, len(samples) - 1, limit).round().astype(int)
     return [samples[i] for i in sorted(set(picks.tolist()))]
+
 
 __all__ = [
     "Sample",

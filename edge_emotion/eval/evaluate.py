@@ -1,10 +1,10 @@
 """``edge-emotion eval``: a model on a corpus, as the field measures it and as a user meets it.
 
 One loop for both kinds of model, through a small predictor protocol (:class:`Predictor`):
-``encode_faces``, ``encode_audio`` and ``fuse`` — the three graphs of DESIGN.md, principle 1. A
+``encode_faces``, ``encode_audio`` and ``fuse`` — the three graphs of docs/DESIGN.md, principle 1. A
 bundle is run by :class:`edge_emotion.model.engine.BundleModel` (no torch); a checkpoint by
-``edge_emotion.train.predictor.TorchPredictor`` (torch; this layer never imports it). Encoder outputs are aligned onto the common
-steps by :func:`edge_emotion.frontend.preprocess.align_encoded`, the numpy twin of
+``edge_emotion.train.predictor.TorchPredictor`` (torch; this layer never imports it). Encoder
+outputs are aligned onto the common steps by :func:`edge_emotion.frontend.align.align_encoded`, the numpy twin of
 ``EmotionModel.forward_features``.
 
 Each clip is preprocessed with the SDK's functions (:mod:`edge_emotion.frontend.preprocess`) into windows;
@@ -32,8 +32,9 @@ from typing import Protocol
 import numpy as np
 
 from edge_emotion.config import PresetConfig
+from edge_emotion.frontend.align import align_encoded
+from edge_emotion.frontend.preprocess import ClipFeatures, preprocess_face_image
 from edge_emotion.labels import LabelMapper
-from edge_emotion.frontend.preprocess import ClipFeatures, align_encoded, preprocess_face_image
 
 from .datasets import DatasetIndex, Sample, features_of
 from .metrics import classification_result, plot_confusion
@@ -102,15 +103,9 @@ def predict_clip(
         encoded = np.zeros((clip.faces.shape[0], d_v), np.float32)
         encoded[present] = predictor.encode_faces(clip.faces[present].astype(np.float32))
         for i in range(w):
-            if clip.still:
-                embeddings[i], face_mask[i] = encoded[0], 1.0
-            else:
-                from edge_emotion.frontend.preprocess import frame_indices
-
-                idx = frame_indices(int(clip.window_start_ms[i]), preset)
-                ok = idx < clip.faces.shape[0]
-                embeddings[i, ok] = encoded[idx[ok]]
-                face_mask[i, ok] = clip.face_mask[idx[ok]]
+            idx, ok = clip.window_frames(i, preset)
+            embeddings[i, ok] = encoded[idx[ok]]
+            face_mask[i, ok] = 1.0
     fused = align_encoded(preset, audio_seq, embeddings, face_mask, audio_mask)
     return _softmax(predictor.fuse(*fused).astype(np.float64))
 
@@ -216,7 +211,11 @@ class _progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
             )
             self._task = self._bar.add_task(description, total=total)
 
@@ -238,7 +237,7 @@ def write_confusion_png(result: EvalResult, path: str | Path) -> Path:
 
 __all__ = [
     "Predictor",
-        "load_predictor",
+    "load_predictor",
     "predict_clip",
     "EvalResult",
     "evaluate",

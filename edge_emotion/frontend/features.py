@@ -1,6 +1,6 @@
 """The audio front end in numpy: mono mixdown, resampling, log-mel, normalisation, voice activity.
 
-The SDK and the training pipeline both call these functions (DESIGN.md, principle 2). Only numpy
+The SDK and the training pipeline both call these functions (docs/DESIGN.md, principle 2). Only numpy
 and scipy are used; every parameter comes from :class:`~edge_emotion.config.AudioConfig`.
 
 Conventions (they match ``librosa.feature.melspectrogram(center=True, pad_mode="constant",

@@ -1,4 +1,4 @@
-"""A whole clip -> the model's windows, with the SDK's own functions (DESIGN.md, principle 2).
+"""A whole clip -> the model's windows, with the SDK's own functions (docs/DESIGN.md, principle 2).
 
 Training, its preprocessing cache and ``edge-emotion eval`` all call this module, so a clip is
 cut, framed, detected, cropped and normalised exactly as the live SDK does it:
@@ -6,15 +6,16 @@ cut, framed, detected, cropped and normalised exactly as the live SDK does it:
 - audio: :func:`edge_emotion.sources.read_audio` -> windows of ``preset.window_ms`` every
   ``preset.hop_ms`` (the recognizer's hop) -> :func:`edge_emotion.frontend.features.window_log_mel` and
   :func:`edge_emotion.frontend.features.window_speech_steps` per window;
-- video: :class:`edge_emotion.sources.VideoFileSource` frames, one per ``1000 / visual.fps`` ms
-  (the source frame nearest to each tick) -> :class:`edge_emotion.frontend.face.FaceTracker` ->
-  :func:`edge_emotion.frontend.face.crop_face`. Frames are stored once per clip, not per window: window
-  ``w`` uses frames ``round(start_ms[w] * fps / 1000) + j`` for ``j < T_v``.
+- video: :class:`edge_emotion.sources.VideoFileSource` frames, subsampled to the model's frame rate
+  by :class:`edge_emotion.frontend.align.FrameSubsampler` (the stream's rule) ->
+  :class:`edge_emotion.frontend.face.FaceTracker` -> :func:`edge_emotion.frontend.face.crop_face`.
+  Kept frames are stored once per clip with their timestamps, not per window; a window's ticks take
+  their frames by :func:`edge_emotion.frontend.align.tick_frames`, exactly as the stream does.
 
-Window placement: a clip of ``D`` ms gives ``max(1, floor((D - window_ms) / hop_ms + 0.5) + 1)``
-windows starting at ``0, hop_ms, ...``: every clip has at least one window (a short clip is padded
-with silence and masked frames), and a last window is added when more than half a hop of the
-clip would otherwise be left out.
+Window placement is the stream's (:func:`edge_emotion.frontend.align.window_starts_ms` over the
+clip's data end, :func:`edge_emotion.frontend.align.data_end_ms`): windows start every
+``preset.hop_ms`` (the recognizer's hop); every clip has at least one window (a short clip is padded
+with silence and masked frames), the last one may be partial.
 
 No torch here.
 """
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Aligner
 from ..config import PresetConfig
+from .align import FrameSubsampler, data_end_ms, tick_frames, window_starts_ms
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ class ClipFeatures:
 
     ``log_mel`` ``(W, n_mels, n_frames) float32`` normalised; ``speech`` ``(W, T) bool`` (the
     audio mask per common step); ``window_start_ms`` ``(W,) int64`` from the clip's start;
-    ``faces`` ``(F, 3, S, S) float32`` normalised crops (zeros where no usable face) with
-    ``face_mask`` ``(F,) bool``; frame ``k`` is at ``k * 1000 / fps`` ms. A ``still`` clip is one
-    face image (``F == 1``) that every window shows in all of its frames. ``has_audio`` /
-    ``has_video`` say which modalities the clip has at all.
+    ``faces`` ``(F, 3, S, S) float32`` normalised crops of the kept frames (zeros where no usable
+    face) with ``face_mask`` ``(F,) bool`` and ``frame_ms`` ``(F,) float64``, each frame's time from
+    the clip's start. A ``still`` clip is one face image (``F == 1``) that every window shows in
+    all of its frames. ``has_audio`` / ``has_video`` say which modalities the clip has at all.
     """
 
     log_mel: np.ndarray
@@ -52,50 +53,55 @@ class ClipFeatures:
     has_audio: bool
     has_video: bool
     still: bool = False
+    frame_ms: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
         return int(self.window_start_ms.shape[0])
 
-    def window_faces(self, w: int, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
-        """Window ``w``'s frames: ``(T_v, 3, S, S) float32`` and ``(T_v,) bool``."""
+    def window_end_ms(self, w: int, preset: PresetConfig) -> int:
+        """Where window ``w`` ends: its full length, or the clip's end for a last, partial window."""
+        return int(min(int(self.window_start_ms[w]) + preset.window_ms, max(self.duration_ms, 1)))
+
+    def window_frames(self, w: int, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Which stored frame each of window ``w``'s ``T_v`` ticks shows: ``(T_v,) int64`` indices
+        into :attr:`faces` and ``(T_v,) bool`` (False: no frame near the tick, or no usable face)."""
         t_v = preset.video_frames
         if self.still:
-            return np.repeat(self.faces[:1], t_v, axis=0), np.repeat(self.face_mask[:1], t_v)
-        index = frame_indices(int(self.window_start_ms[w]), preset)
-        ok = index < self.faces.shape[0]
-        faces = np.zeros((t_v, *self.faces.shape[1:]), np.float32)
+            return np.zeros(t_v, np.int64), np.repeat(self.face_mask[:1], t_v)
+        if self.frame_ms is None or self.faces.shape[0] == 0:
+            return np.zeros(t_v, np.int64), np.zeros(t_v, bool)
+        index, ok = tick_frames(self.frame_ms, int(self.window_start_ms[w]), self.window_end_ms(w, preset), preset)
+        return index, ok & self.face_mask[index]
+
+    def window_faces(self, w: int, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Window ``w``'s face crops per tick: ``(T_v, 3, S, S) float32`` (zeros where masked) and
+        ``(T_v,) bool``."""
+        index, ok = self.window_frames(w, preset)
+        faces = np.zeros((preset.video_frames, *self.faces.shape[1:]), np.float32)
         faces[ok] = self.faces[index[ok]]
-        mask = np.zeros(t_v, bool)
-        mask[ok] = self.face_mask[index[ok]]
-        return faces, mask
+        return faces, ok
 
 
-def window_starts_ms(duration_ms: float, preset: PresetConfig) -> np.ndarray:
-    """``(W,) int64``: the start of each window of a clip of ``duration_ms`` (see the module doc)."""
-    extra = (duration_ms - preset.window_ms) / preset.hop_ms
-    count = 1 if extra <= 0 else int(math.floor(extra + 0.5)) + 1
-    return np.arange(count, dtype=np.int64) * preset.hop_ms
-
-
-def frame_indices(start_ms: int, preset: PresetConfig) -> np.ndarray:
-    """``(T_v,) int64``: the clip frames (at ``visual.fps``) of the window starting at ``start_ms``."""
-    first = int(round(start_ms * preset.visual.fps / 1000.0))
-    return first + np.arange(preset.video_frames, dtype=np.int64)
-
-
-def audio_windows(pcm: np.ndarray, starts_ms: np.ndarray, preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
+def audio_windows(
+    pcm: np.ndarray, starts_ms: np.ndarray, preset: PresetConfig, duration_ms: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(S,) float32`` mono at ``audio.sample_rate`` -> ``log_mel`` ``(W, n_mels, n_frames)
-    float32`` and ``speech`` ``(W, T) bool``, one per window start."""
-    from .features import window_log_mel, window_speech_steps
+    float32`` and ``speech`` ``(W, T) bool``, one per window start; a window reaching past
+    ``duration_ms`` (default: the end of ``pcm``) holds speech only before it, as in the stream."""
+    from .align import window_speech
+    from .features import window_log_mel
 
     cfg = preset.audio
+    if duration_ms is None:
+        duration_ms = 1000.0 * pcm.shape[0] / cfg.sample_rate
     mels, speech = [], []
     for start_ms in starts_ms:
         first = int(round(int(start_ms) * cfg.sample_rate / 1000.0))
         chunk = pcm[first : first + cfg.window_samples]
+        length_ms = min(preset.window_ms, max(math.ceil(duration_ms) - int(start_ms), 0))
         mels.append(window_log_mel(chunk, cfg))
-        speech.append(window_speech_steps(chunk, preset))
+        speech.append(window_speech(chunk, preset, length_ms))
     return np.stack(mels).astype(np.float32), np.stack(speech).astype(bool)
 
 
@@ -108,63 +114,47 @@ def silent_windows(n_windows: int, preset: PresetConfig) -> tuple[np.ndarray, np
     )
 
 
-def sample_frames(frames, start_ms: float, n_frames: int, fps: float):
-    """From an iterator of ``(image, timestamp_ms)`` (increasing), pick the frame nearest to each
-    tick ``start_ms + k * 1000 / fps`` for ``k < n_frames``, if one lies within one tick period.
-
-    Yields ``(k, image, timestamp_ms)`` in order of ``k``; ticks without a frame are not yielded.
-    Frames are consumed lazily, so decoding stops at the last tick.
-    """
-    period = 1000.0 / fps
-    k, previous = 0, None
-    for image, ts in frames:
-        if ts < start_ms - period:
-            continue
-        while k < n_frames:
-            tick = start_ms + k * period
-            if tick > ts:
-                break
-            best = previous if previous is not None and abs(tick - previous[1]) <= abs(ts - tick) else (image, ts)
-            if abs(best[1] - tick) <= period:
-                yield k, best[0], best[1]
-            k += 1
-        if k >= n_frames:
-            return
-        previous = (image, ts)
-    while previous is not None and k < n_frames:
-        tick = start_ms + k * period
-        if abs(previous[1] - tick) > period / 2:
-            return
-        yield k, previous[0], previous[1]
-        k += 1
-
-
 def video_faces(
-    video_path: str | Path, preset: PresetConfig, start_ms: float, n_frames: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Face crops of ``n_frames`` frames from ``start_ms`` at ``visual.fps``: ``(F, 3, S, S)
-    float32`` and ``(F,) bool`` (True where the tracker found a usable face)."""
-    from .face import FaceTracker, crop_face
+    video_path: str | Path, preset: PresetConfig, start_ms: float = 0.0, end_ms: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """Face crops of the frames the model sees between ``start_ms`` and ``end_ms`` (None: the end)
+    of the video's timeline: ``(F, 3, S, S) float32``, ``(F,) bool`` (True where the tracker found a
+    usable face), ``(F,) float64`` each frame's time from ``start_ms``, and the time of the last
+    frame read (kept or not; None: no frame). Frames are subsampled
+    with the stream's rule (:class:`~edge_emotion.frontend.align.FrameSubsampler`) and detected in
+    order, so the tracker sees exactly what a stream fed the same frames sees."""
     from ..sources import VideoFileSource
+    from .face import FaceTracker, crop_face
 
     vis = preset.visual
-    faces = np.zeros((n_frames, 3, vis.crop_size, vis.crop_size), np.float32)
-    mask = np.zeros(n_frames, bool)
+    crops, mask, times = [], [], []
+    last_ms = None
+    keep = FrameSubsampler(preset)
     source = VideoFileSource(str(video_path))
-    frames = ((f.image, f.timestamp_ms) for f in source)
-    last_ts, last = None, None
-    with FaceTracker(vis, running_mode="video") as tracker:
-        for k, image, ts in sample_frames(frames, start_ms, n_frames, vis.fps):
-            if ts != last_ts:  # a frame picked for two ticks is detected once
-                observation = tracker.detect(image, int(ts))
-                last = crop_face(image, observation.bbox, vis) if observation.usable else None
-                last_ts = ts
-            if last is not None:
-                faces[k], mask[k] = last, True
-    close = getattr(source, "close", None)
-    if close is not None:
-        close()
-    return faces, mask
+    try:
+        with FaceTracker(vis, running_mode="video") as tracker:
+            for frame in source:
+                ts = frame.timestamp_ms
+                if ts < start_ms:
+                    continue
+                if end_ms is not None and ts >= end_ms:
+                    break
+                last_ms = float(ts) - start_ms
+                if not keep.keep(ts):
+                    continue
+                observation = tracker.detect(frame.image, int(ts))
+                usable = observation.usable
+                crop = crop_face(frame.image, observation.bbox, vis) if usable else None
+                crops.append(crop if crop is not None else np.zeros((3, vis.crop_size, vis.crop_size), np.float32))
+                mask.append(crop is not None)
+                times.append(float(ts) - start_ms)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    size = vis.crop_size
+    faces = np.stack(crops).astype(np.float32) if crops else np.zeros((0, 3, size, size), np.float32)
+    return faces, np.asarray(mask, bool), np.asarray(times, np.float64), last_ms
 
 
 def _read_audio(path: str | Path, preset: PresetConfig, origin_ms: float) -> np.ndarray:
@@ -209,31 +199,37 @@ def preprocess_clip(
         pcm = _read_audio(audio_path, preset, 0.0)
     elif audio_in_video:
         pcm = _read_audio(video_path, preset, float(start_ms))
-    if pcm is not None and end_ms is not None:
-        pcm = pcm[: int(round((end_ms - start_ms) * preset.audio.sample_rate / 1000.0))]
-    if pcm is not None:
-        duration_ms = 1000.0 * pcm.shape[0] / preset.audio.sample_rate
-    elif end_ms is not None:
-        duration_ms = float(end_ms - start_ms)
-    else:
-        duration_ms = _video_duration_ms(video_path) - start_ms
-    starts = window_starts_ms(duration_ms, preset)
-    log_mel, speech = audio_windows(pcm, starts, preset) if pcm is not None else silent_windows(len(starts), preset)
+    segment_ms = None if end_ms is None else float(end_ms - start_ms)
+    if pcm is not None and segment_ms is not None:
+        pcm = pcm[: int(round(segment_ms * preset.audio.sample_rate / 1000.0))]
+    size = preset.visual.crop_size
+    faces, face_mask = np.zeros((0, 3, size, size), np.float32), np.zeros(0, bool)
+    frame_ms, last_frame_ms = np.zeros(0, np.float64), None
     if video_path is not None:
-        n_frames = max(1, int(math.ceil(duration_ms * preset.visual.fps / 1000.0)))
-        faces, face_mask = video_faces(video_path, preset, float(start_ms), n_frames)
+        video_end = None if end_ms is None else float(end_ms)
+        faces, face_mask, frame_ms, last_frame_ms = video_faces(video_path, preset, float(start_ms), video_end)
+    # The clip ends where its data ends, as a stream fed the same media decides it.
+    audio_end = None if pcm is None else 1000.0 * pcm.shape[0] / preset.audio.sample_rate
+    duration_ms = data_end_ms(audio_end, last_frame_ms, preset)
+    if duration_ms is None:  # a video without frames
+        duration_ms = segment_ms if segment_ms is not None else _video_duration_ms(video_path) - start_ms
+    if segment_ms is not None:
+        duration_ms = min(duration_ms, segment_ms)
+    starts = window_starts_ms(duration_ms, preset.window_ms, preset.hop_ms)
+    if pcm is not None:
+        log_mel, speech = audio_windows(pcm, starts, preset, duration_ms)
     else:
-        size = preset.visual.crop_size
-        faces, face_mask = np.zeros((0, 3, size, size), np.float32), np.zeros(0, bool)
+        log_mel, speech = silent_windows(len(starts), preset)
     return ClipFeatures(
         log_mel=log_mel,
         speech=speech,
         window_start_ms=starts,
         faces=faces,
         face_mask=face_mask,
-        duration_ms=int(round(duration_ms)),
+        duration_ms=int(math.ceil(duration_ms)),
         has_audio=pcm is not None,
         has_video=video_path is not None,
+        frame_ms=frame_ms,
     )
 
 
@@ -257,43 +253,11 @@ def preprocess_face_image(image: np.ndarray, preset: PresetConfig) -> ClipFeatur
     )
 
 
-def _video_index(preset: PresetConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The static map from a window's frames to the common steps (:meth:`Aligner.video_index`)."""
-    return Aligner.for_preset(preset).video_index(preset)
-
-
-def align_encoded(
-    preset: PresetConfig,
-    audio_seq: np.ndarray,
-    frame_embeddings: np.ndarray,
-    face_mask: np.ndarray,
-    audio_mask: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Encoder outputs of a batch of windows -> the fusion head's inputs, as
-    ``EmotionModel.forward_features`` does it in torch.
-
-    ``audio_seq`` ``(N, T_a, D_a)``, ``frame_embeddings`` ``(N, T_v, D_v)``, ``face_mask``
-    ``(N, T_v)``, ``audio_mask`` ``(N, T)`` -> ``audio`` ``(N, T, D_a)``, ``visual`` ``(N, T, D_v)``
-    (both zero where masked), ``audio_mask`` and ``visual_mask`` ``(N, T) float32``.
-    """
-    audio_idx, _ = Aligner.for_preset(preset).audio_index(preset)
-    frame_idx, frame_ok = _video_index(preset)
-    a_mask = np.asarray(audio_mask, np.float32)
-    v_mask = np.asarray(face_mask, np.float32)[:, frame_idx] * frame_ok.astype(np.float32)
-    audio = np.asarray(audio_seq, np.float32)[:, audio_idx] * a_mask[..., None]
-    visual = np.asarray(frame_embeddings, np.float32)[:, frame_idx] * v_mask[..., None]
-    return audio, visual, a_mask, v_mask
-
-
 __all__ = [
     "ClipFeatures",
-    "window_starts_ms",
-    "frame_indices",
     "audio_windows",
     "silent_windows",
-    "sample_frames",
     "video_faces",
     "preprocess_clip",
     "preprocess_face_image",
-    "align_encoded",
 ]

@@ -1,4 +1,4 @@
-"""A model bundle: a directory with ``manifest.json`` and the graph files it lists (DESIGN.md,
+"""A model bundle: a directory with ``manifest.json`` and the graph files it lists (docs/DESIGN.md,
 principle 5). Loading verifies the manifest and every file's sha256 and refuses a bundle that does
 not match, naming the file. Needs neither torch nor onnx.
 

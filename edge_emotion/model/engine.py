@@ -6,7 +6,7 @@
 ``backend="auto"`` walks :data:`edge_emotion.model.formats.AUTO_ORDER` and takes the first format the
 bundle carries whose runtime is installed and loads: TensorRT INT8, TensorRT FP16, OpenVINO INT8,
 ONNX Runtime INT8, OpenVINO FP32, OpenVINO FP16, ONNX Runtime FP32, OpenVINO on the FP32 ONNX,
-torch. INT8 comes before FP32 when present (about 2x faster on CPUs, ENVIRONMENT.md). Formats
+torch. INT8 comes before FP32 when present (about 2x faster on CPUs; BENCHMARKS.md). Formats
 whose export parity failed its bounds (:meth:`Bundle.failed_validation`, what ``bench`` reports as
 "exported but failed validation") are tried only after every format that passed. A named backend
 runs the best format it can read (:meth:`Bundle.best_format`, same preference), or ``format`` when
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import Bundle
 from ..config import PresetConfig
 from ..errors import BackendError
+from .bundle import Bundle
 from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
         (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from ..runtimes import BACKENDS, is_available, load_backend
+        from ..runtimes import available_backends, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}
@@ -98,7 +98,7 @@ class BundleModel:
             return cls(bundle, key, runtime, backends)
         if failures:
             raise BackendError(f"no runtime could load bundle {bundle.root}: " + "; ".join(failures))
-        installed = [name for name in BACKENDS if is_available(name)]
+        installed = list(available_backends())
         raise BackendError(
             f"no installed runtime can run bundle {bundle.root} (formats: {', '.join(bundle.formats)}; "
             f"installed runtimes: {', '.join(installed) or 'none'})"
@@ -118,15 +118,20 @@ class BundleModel:
 
     @property
     def device(self) -> str:
-        return self.backends[VISUAL_ENCODER].device
+        return self._graph(VISUAL_ENCODER).device
+
+    def _graph(self, name: str):
+        if not self.backends:
+            raise BackendError(f"bundle {self.bundle.name}: the model was closed")
+        return self.backends[name]
 
     def encode_faces(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` ``(N, 3, S, S) float32`` normalised crops -> embeddings ``(N, D_v) float32``."""
-        return self.backends[VISUAL_ENCODER].run({"face": faces})["embedding"]
+        return self._graph(VISUAL_ENCODER).run({"face": faces})["embedding"]
 
     def encode_audio(self, log_mel: np.ndarray) -> np.ndarray:
         """``log_mel`` ``(N, 1, n_mels, n_frames) float32`` normalised -> ``(N, T_a, D_a) float32``."""
-        return self.backends[AUDIO_ENCODER].run({"log_mel": log_mel})["audio_steps"]
+        return self._graph(AUDIO_ENCODER).run({"log_mel": log_mel})["audio_steps"]
 
     def fuse(
         self, audio: np.ndarray, visual: np.ndarray, audio_mask: np.ndarray, visual_mask: np.ndarray
@@ -134,12 +139,21 @@ class BundleModel:
         """Aligned ``audio`` ``(N, T, D_a)``, ``visual`` ``(N, T, D_v)`` and their masks ``(N, T)``
         (float32 1/0) -> logits ``(N, C) float32``."""
         inputs = {"audio": audio, "visual": visual, "audio_mask": audio_mask, "visual_mask": visual_mask}
-        return self.backends[FUSION_HEAD].run(inputs)["logits"]
+        return self._graph(FUSION_HEAD).run(inputs)["logits"]
+
+    def close(self) -> None:
+        """Drop the runtime sessions (their memory is freed once nothing else holds them)."""
+        for backend in self.backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+        self.backends = {}
 
     def __repr__(self) -> str:
+        device = self.device if self.backends else "closed"
         return (
             f"BundleModel({self.bundle.name!r}, format={self.format_key!r}, backend={self.backend_name!r}, "
-            f"device={self.device!r})"
+            f"device={device!r})"
         )
 
 

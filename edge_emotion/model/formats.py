@@ -5,7 +5,7 @@ Data only (no runtime, torch or onnx import): the CLI's ``--format`` choices, th
 selection (:mod:`edge_emotion.model.engine`), ``bench`` and the round-trip tests all read :data:`FORMATS`.
 Adding a format is one row here plus an exporter module named by the row's ``exporter``.
 
-The three graphs (DESIGN.md, principle 1) and their tensors, with ``N`` the dynamic batch:
+The three graphs (docs/DESIGN.md, principle 1) and their tensors, with ``N`` the dynamic batch:
 
 - ``visual_encoder``: ``face`` ``(N, 3, S, S) float32`` -> ``embedding`` ``(N, D_v) float32``
 - ``audio_encoder``: ``log_mel`` ``(N, 1, n_mels, n_frames) float32`` -> ``audio_steps``
@@ -198,7 +198,7 @@ FORMATS: dict[str, FormatSpec] = {row.key: row for row in _ROWS}
 
 #: ``backend="auto"``: the (format, runtime) pairs tried in order; the first whose format is in the
 #: bundle and whose runtime imports wins. Compiled engines for a GPU first, then INT8 (about 2x
-#: faster than FP32 on CPUs, measured in ENVIRONMENT.md), then OpenVINO before ONNX Runtime for
+#: faster than FP32 on CPUs, measured in BENCHMARKS.md), then OpenVINO before ONNX Runtime for
 #: the same precision (OpenVINO also drives Intel GPUs and NPUs), FP32 before FP16 (FP16 only pays
 #: on GPUs/NPUs), and the torch reference last.
 AUTO_ORDER: tuple[tuple[str, str], ...] = (

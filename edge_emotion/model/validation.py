@@ -24,8 +24,8 @@ class ValidationBounds:
     max_abs_diff: float
 
 
-#: Bounds per precision. Labels must agree on >= 97% of windows for every precision (issue 6's
-#: target); the absolute bound grows with the precision's rounding: FP32 differs from PyTorch
+#: Bounds per precision. Labels must agree on >= 97% of windows for every precision (the
+#: project's target); the absolute bound grows with the precision's rounding: FP32 differs from PyTorch
 #: only by kernel order, FP16 weights round at ~1e-3 relative, INT8 encoders at ~1e-2 relative of
 #: logits that span a few units.
 VALIDATION_BOUNDS: dict[str, ValidationBounds] = {
