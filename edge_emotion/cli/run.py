@@ -77,23 +77,34 @@ def register(app: typer.Typer) -> None:
         camera: int | None = typer.Option(None, "--camera", help="Camera index (OpenCV)."),
         video: Path | None = typer.Option(None, "--video", help="A media file (video and/or audio)."),
         mic: str | None = typer.Option(
-            None, "--mic", help="Microphone: 'default', a device name or an index. With --video, replaces the "
-            "file's audio."
+            None,
+            "--mic",
+            help="Microphone: 'default', a device name or an index. With --video, replaces the file's audio.",
         ),
         model: Path | None = typer.Option(None, "--model", help="A bundle directory (default: the shipped model)."),
         backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, openvino, tensorrt or torch."),
         format_key: str | None = typer.Option(
-            None, "--format", help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
-            "default: the best one for --backend, see README)."
+            None,
+            "--format",
+            help="Run exactly this format of the bundle (e.g. onnx, onnx-int8, openvino-int8; "
+            "default: the best one for --backend, see README).",
         ),
         output: Output = typer.Option(Output.text, "--output", help="text or jsonl (one JSON object per window)."),
         display: bool | None = typer.Option(
-            None, "--display/--no-display", help="Show an OpenCV window with the face box and the emotion "
-            "(default: on for a camera when a display exists)."
+            None,
+            "--display/--no-display",
+            help="Show an OpenCV window with the face box and the emotion "
+            "(default: on for a camera when a display exists).",
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for the runtime."),
+        max_faces: int = typer.Option(
+            1,
+            "--max-faces",
+            help="Follow up to N people at once: one result per person per window, with "
+            "'person' (its track id) and 'speaking'; the voice goes to the face that speaks.",
+        ),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
@@ -105,8 +116,15 @@ def register(app: typer.Typer) -> None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
-        recognizer = Recognizer.from_bundle(model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms,
-                                            smoothing=smoothing)
+        recognizer = Recognizer.from_bundle(
+            model,
+            backend=backend,
+            threads=threads,
+            format=format_key,
+            hop_ms=hop_ms,
+            smoothing=smoothing,
+            max_faces=max_faces,
+        )
         emit = _printer(output)
         want_display = display if display is not None else (camera is not None and _display_available())
         if want_display and not _display_available():
@@ -132,7 +150,11 @@ def register(app: typer.Typer) -> None:
         if mic is not None:
             mic_device = int(mic) if mic.isdigit() else mic
         session = recognizer.live(
-            camera=camera, mic=mic_device, on_result=emit, video_source=video_source, audio_source=audio_source,
+            camera=camera,
+            mic=mic_device,
+            on_result=emit,
+            video_source=video_source,
+            audio_source=audio_source,
             on_error=lambda exc: log.error("%s", exc),
         )
         with session:
