@@ -108,11 +108,14 @@ def test_synchrony_follows_the_envelope_not_its_scale():
 
 
 def test_decide_speaker_needs_speech_and_enough_synchrony():
-    cfg = SpeakerConfig(min_synchrony=0.5, min_speech_steps=3)
+    cfg = SpeakerConfig(min_synchrony=0.5, keep_synchrony=0.45, min_speech_steps=3)
     assert decide_speaker({1: 0.7, 2: 0.2}, 10, cfg).speaker == 1
     assert decide_speaker({1: 0.7, 2: 0.2}, 2, cfg).speaker is None  # no speech: nobody speaks
     assert decide_speaker({1: 0.4, 2: None}, 10, cfg).speaker is None  # an off-screen voice
     assert decide_speaker({}, 10, cfg).speaker is None
+    assert decide_speaker({1: 0.47, 2: 0.2}, 10, cfg, current=1).speaker == 1  # the speaker keeps the turn
+    assert decide_speaker({1: 0.47, 2: 0.2}, 10, cfg, current=2).speaker is None  # a newcomer needs more
+    assert decide_speaker({1: 0.4, 2: 0.2}, 10, cfg, current=1).speaker is None
 
 
 def test_voice_levels_are_the_level_of_the_moved_interval():
@@ -316,3 +319,157 @@ def test_composite_file_round_trip(shared_data, composites, tmp_path):
     n = min(pcm.size, clip.pcm.size) - 4096
     lag = int(np.argmax([np.dot(pcm[k : k + n - 4096], clip.pcm[: n - 4096]) for k in range(0, 4096, 16)])) * 16
     assert np.corrcoef(pcm[lag : lag + n - 4096], clip.pcm[: n - 4096])[0, 1] > 0.9  # the voice survives AAC
+
+
+# -- the stream: one result per person per window ----------------------------------------------
+SAMPLE = REPO_ROOT / "edge_emotion" / "assets" / "sample_crema-d_1001_DFA_ANG_XX.flv"
+
+
+@pytest.fixture(scope="module")
+def recognizers():
+    """The shipped model following one face and two faces."""
+    from edge_emotion.recognizer import Recognizer
+
+    with Recognizer.from_bundle(max_faces=1) as one, Recognizer.from_bundle(max_faces=2) as two:
+        yield {1: one, 2: two}
+
+
+@pytest.fixture(scope="module")
+def composite_files(shared_data, composites, tmp_path_factory):
+    """The composite layouts coded as MP4, as a user would run them, plus both faces muted."""
+    root = tmp_path_factory.mktemp("people")
+    files = {}
+    for layout in ("left-speaks", "right-speaks", "off-screen", "speaker-leaves"):
+        clip = composites.make_layout(layout, shared_data)
+        files[layout] = composites.write_mp4(clip, root / f"{layout}.mp4")
+        if layout == "left-speaks":
+            files["muted"] = composites.write_mp4(replace_pcm(clip, np.zeros_like(clip.pcm)), root / "muted.mp4")
+    return files
+
+
+def by_window(results) -> dict[tuple[int, int], list]:
+    windows: dict[tuple[int, int], list] = {}
+    for r in results:
+        windows.setdefault((r.t_start_ms, r.t_end_ms), []).append(r)
+    return windows
+
+
+def side_of(results, person: int, width: int) -> str:
+    xs = [r.face.bbox[0] + r.face.bbox[2] / 2 for r in results if r.person == person and r.face is not None]
+    return "left" if np.median(xs) < width / 2 else "right"
+
+
+def heard(window) -> bool:
+    return any("audio" in r.modalities for r in window)
+
+
+@pytest.mark.parametrize("layout, owner_side", [("left-speaks", "left"), ("right-speaks", "right")])
+def test_stream_gives_the_voice_to_the_face_that_speaks(recognizers, composite_files, layout, owner_side):
+    results = list(recognizers[2].analyze(composite_files[layout]))
+    persons = {r.person for r in results}
+    assert persons == {0, 1}  # two ids, stable over the whole clip, no voice-only result needed ...
+    width = 720
+    owner = next(p for p in persons if side_of(results, p, width) == owner_side)
+    windows = by_window(results)
+    speech = [w for w in windows.values() if heard(w)]
+    assert len(speech) >= 4
+    assert all(len(w) == 2 and {r.person for r in w} == {0, 1} for w in windows.values())
+    hits = sum(any(r.person == owner and r.speaking for r in w) for w in speech)
+    assert hits >= MIN_SPEAKER_RATE * len(speech), results
+    for r in results:
+        if r.person != owner:  # ... the muted face is never given the voice, and is seen
+            assert not r.speaking and r.modalities == ("video",)
+        if r.speaking:
+            assert r.modalities == ("audio", "video")
+
+
+def test_stream_reports_an_off_screen_voice_and_silence(recognizers, composite_files):
+    results = list(recognizers[2].analyze(composite_files["off-screen"]))
+    assert {r.person for r in results} == {0, 1, None}
+    windows = by_window(results)
+    speech = [w for w in windows.values() if heard(w)]
+    assert len(speech) >= 4
+    assert not any(r.speaking for r in results if r.person is not None)
+    for w in speech:  # the voice is a result of its own, audio only, said to speak
+        voice = [r for r in w if r.person is None]
+        assert len(voice) == 1 and voice[0].speaking and voice[0].modalities == ("audio",)
+    muted = list(recognizers[2].analyze(composite_files["muted"]))
+    assert {r.person for r in muted} == {0, 1}  # both muted: two faces, nobody speaks, no voice
+    assert not any(r.speaking or "audio" in r.modalities for r in muted)
+
+
+def test_stream_speaker_leaves_mid_clip(recognizers, composite_files):
+    results = list(recognizers[2].analyze(composite_files["speaker-leaves"]))
+    stays = next(p for p in {r.person for r in results} - {None} if side_of(results, p, 720) == "right")
+    leaves = ({r.person for r in results} - {None, stays}).pop()
+    assert {r.person for r in results} == {stays, leaves, None}  # no new id while he slides out
+    windows = sorted(by_window(results).items())
+    assert all(any(r.person == stays for r in w) for _, w in windows)  # seen in every window
+    (_, first), (_, last) = windows[0], windows[-1]
+    assert any(r.person == leaves and r.speaking for r in first)
+    assert not any(r.person == leaves for r in last)  # gone ...
+    assert [r.speaking for r in last if r.person is None] == [True]  # ... his voice goes on, off screen
+    assert not any(r.speaking for r in results if r.person == stays)
+
+
+def test_one_face_results_unchanged_by_the_people_path(recognizers, shared_data, composites, tmp_path):
+    """Single-person clips (the shipped sample; actor 1001's three sentences in a row) through
+    max_faces 1 and 2: the same face and id in every window; where the face speaks, the same scores
+    (the same voice and face fused); the voice is given to the face in at least MIN_SPEAKER_RATE of
+    the speech windows."""
+    alone = composites.load_panel([shared_data / p for p in composites.CREMA_1001], 360, 16000)
+    clips = [SAMPLE, composites.write_mp4(composites.compose([alone], alone, grid=(1, 1)), tmp_path / "one.mp4")]
+    for clip in clips:
+        one = list(recognizers[1].analyze(clip, hop_ms=500))
+        two = list(recognizers[2].analyze(clip, hop_ms=500))
+        assert all(r.person == 0 for r in one) and len({(r.t_start_ms, r.t_end_ms) for r in one}) == len(one)
+        faces = by_window([r for r in two if r.person is not None])
+        assert [(r.t_start_ms, r.t_end_ms, r.face, r.person) for r in one] == [
+            (w[0].t_start_ms, w[0].t_end_ms, w[0].face, w[0].person) for w in faces.values()
+        ]
+        speech = [r for r in one if "audio" in r.modalities]
+        assert len(speech) >= (1 if clip == SAMPLE else 8)
+        assert sum(r.speaking for r in speech) >= MIN_SPEAKER_RATE * len(speech), clip
+        for r1, (r2,) in zip(one, faces.values(), strict=True):
+            if r2.speaking:
+                assert r2.modalities == r1.modalities
+                assert r2.scores == pytest.approx(r1.scores, abs=1e-6)
+            assert r2.speaking == (r1.speaking and "audio" in r1.modalities)
+        assert set(one[0].to_dict()) == {
+            "t_start_ms",
+            "t_end_ms",
+            "label",
+            "scores",
+            "modalities",
+            "face",
+            "person",
+            "speaking",
+        }
+
+
+def test_cli_prints_per_person_lines(composite_files):
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_emotion",
+            "run",
+            "--video",
+            str(composite_files["left-speaks"]),
+            "--max-faces",
+            "2",
+            "--output",
+            "jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {line["person"] for line in lines} == {0, 1}
+    speakers = {line["person"] for line in lines if line["speaking"]}
+    assert len(speakers) == 1 and all(line["face"]["bbox"][0] < 360 for line in lines if line["speaking"])
