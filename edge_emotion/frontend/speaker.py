@@ -13,14 +13,14 @@
 
 :func:`synchrony` scores one face for one window: the Pearson correlation of ``log(1 + motion)``
 with the level over the window's motion samples, motion and level first averaged over
-``smooth_samples`` consecutive samples. The average matters in coded video: a repeated frame that the encoder
-re-coded is no longer the same picture, so it gives a motion near zero followed by a double one;
-averaged over two samples, the pair moves with the voice again. A talking mouth moves while the voice sounds and
-rests in its pauses; a silent face, or one that talks but is not the voice heard, does not follow
-the voice. :func:`decide_speaker` picks the face with the highest score when the window holds
-speech (``min_speech_steps`` steps of the voice-activity detector) and that score reaches
-``min_synchrony`` (``keep_synchrony`` for the previous window's speaker); otherwise nobody
-visible speaks (an off-screen voice, or silence).
+``smooth_samples`` consecutive samples. The average matters in coded video: a repeated frame that
+the encoder re-coded is no longer the same picture, so it gives a motion near zero followed by a
+double one; averaged over two samples, the pair moves with the voice again. A talking mouth moves
+while the voice sounds and rests in its pauses; a silent face, or one that talks but is not the
+voice heard, does not follow the voice. :func:`decide_speaker` picks the face with the highest
+score when the window holds speech (``min_speech_steps`` steps of the voice-activity detector) and
+that score reaches ``min_synchrony`` (``keep_synchrony`` for the previous window's speaker);
+otherwise nobody visible speaks (an off-screen voice, or silence).
 :class:`ActiveSpeaker` keeps the motion samples of a stream and answers per window.
 
 The constants were set on composites of real clips (``tools/make_composite.py``, every layout, 3 s
