@@ -122,12 +122,13 @@ def _check(
     if runtime is None:
         return {"parity": {"status": f"not measured: none of {', '.join(get_format(key).runtimes)} is installed"}}
     checks: dict[str, Any] = {}
+    precision = get_format(key).precision
     if calibration is not None:
-        checks["parity"] = measure_parity(model, files, runtime, calibration, threads=threads)
+        checks["parity"] = measure_parity(model, files, runtime, calibration, threads=threads, precision=precision)
     else:
-        checks["parity"] = measure_random_parity(model, files, runtime)
+        checks["parity"] = measure_random_parity(model, files, runtime, precision=precision)
     if eval_set is not None:
-        checks["accuracy"] = measure_accuracy(model, files, runtime, eval_set, threads=threads)
+        checks["accuracy"] = measure_accuracy(model, files, runtime, eval_set, threads=threads, precision=precision)
     return checks
 
 

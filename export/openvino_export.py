@@ -6,11 +6,14 @@
 - ``openvino-int8``: ``nncf.quantize`` (post-training, the ``performance`` preset: symmetric
   8-bit activations and weights) on the same real calibration windows as ``onnx-int8``. The plan
   per graph is :data:`OV_INT8_PLAN`: the visual encoder is quantized (it runs on every face frame);
-  the audio encoder stays FP32 (see the plan: it cost accuracy and runs once per window); the fusion head stays FP32 because
-  NNCF's INT8 head measured ~3× *slower* here (edge preset, batch 1, 2 threads: 0.45 ms FP32 vs
+  the audio encoder stays FP32 (see the plan: it cost accuracy and runs once per window); the fusion
+  head stays FP32 because NNCF's INT8 head measured ~3× *slower* here (edge preset, batch 1, 2 threads: 0.45 ms FP32 vs
   1.28 ms INT8), the head being matmuls too small for INT8 kernels.
 
 Each graph is ``<graph>.xml`` with its ``<graph>.bin`` beside it; the batch axis stays dynamic.
+What the IR computes in is set when it is loaded, not here: the SDK's OpenVINO backend asks for
+f32 for the FP32 and INT8 formats, and f16 for FP16 only on devices with FP16 arithmetic
+(:func:`edge_emotion.runtimes.openvino_backend.inference_precision_for`); NNCF calibrates in f32.
 """
 
 from __future__ import annotations

@@ -27,21 +27,41 @@ import numpy as np
 from edge_emotion.model.formats import AUDIO_ENCODER, FUSION_HEAD, GRAPH_INPUTS, GRAPH_OUTPUTS, VISUAL_ENCODER
 
 from .calibration import CalibrationSet, batches, fusion_inputs
+from .reference import reference_name, reference_outputs
 
 logger = logging.getLogger(__name__)
 
 
 class _Graphs:
-    """The three exported graphs on one runtime, run in batches."""
+    """The three exported graphs on one runtime, run in batches, computing in the format's
+    ``precision`` (``fp32``, ``fp16``, ``int8``) as the SDK does."""
 
     def __init__(
-        self, files: Mapping[str, str | Path], runtime: str, threads: int | None, batch_size: int, device: str | None
+        self,
+        files: Mapping[str, str | Path],
+        runtime: str,
+        threads: int | None,
+        batch_size: int,
+        device: str | None,
+        precision: str = "fp32",
     ):
-        from edge_emotion.runtimes import load_backend
+        from edge_emotion.runtimes import format_options, load_backend
 
         options = {"threads": threads} if threads is not None and runtime in ("onnxruntime", "openvino") else {}
+        options.update(format_options(runtime, precision))
+        if runtime == "torch":
+            options["trusted"] = True  # programs this export wrote, not a bundle from elsewhere
         self.backends = {g: load_backend(runtime, files[g], device=device, **options) for g in files}
         self.batch_size = batch_size
+
+    @property
+    def inference_precision(self) -> str:
+        """What the runtime reported computing in (``"as stored"`` for runtimes without a setting)."""
+        from edge_emotion.bench.machine import AS_STORED
+
+        found = [getattr(b, "inference_precision", None) for b in self.backends.values()]
+        found = list(dict.fromkeys(p for p in found if p is not None))
+        return "/".join(found) or AS_STORED
 
     def __call__(self, graph: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
         output = GRAPH_OUTPUTS[graph][0]
@@ -50,9 +70,8 @@ class _Graphs:
 
 
 def _torch(model, graph: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    from .onnx_export import torch_outputs
-
-    return torch_outputs(model, {graph: {name: inputs[name] for name in GRAPH_INPUTS[graph]}})[graph][
+    """The reference's output (the PyTorch model, or a :class:`~.reference.GraphReference`)."""
+    return reference_outputs(model, {graph: {name: inputs[name] for name in GRAPH_INPUTS[graph]}})[graph][
         GRAPH_OUTPUTS[graph][0]
     ]
 
@@ -82,14 +101,22 @@ def measure_parity(
     batch_size: int = 16,
     device: str | None = None,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Parity of ``files`` (``{graph: path}``) on ``runtime`` against ``model`` (FP32 PyTorch) on
-    the real windows of ``calibration``; see the module docstring. Returns a JSON-able dict."""
-    run = _Graphs(files, runtime, threads, batch_size, device)
+    """Parity of ``files`` (``{graph: path}``) of a format of ``precision`` on ``runtime`` against
+    ``model`` (FP32 PyTorch, or a :class:`~.reference.GraphReference`) on the real windows of
+    ``calibration``; see the module docstring. Returns a JSON-able dict, which also names the
+    precision the runtime computed in and the CPU (model and instruction-set features) it ran on."""
+    from edge_emotion.bench.machine import machine_record
+
+    run = _Graphs(files, runtime, threads, batch_size, device, precision)
     preset = model.preset
+    via = reference_name(model, short=True)
     report: dict[str, Any] = {
-        "reference": "pytorch fp32",
+        "reference": reference_name(model),
         "runtime": runtime,
+        "inference_precision": run.inference_precision,
+        "machine": machine_record(),
         "inputs": f"real windows: {calibration.n_audio} log-mel windows, {calibration.n_faces} face crops",
         "graphs": {},
     }
@@ -119,7 +146,7 @@ def measure_parity(
         report["graphs"][VISUAL_ENCODER] = {
             **_diff(emb, emb_ref),
             "label_agreement": _agreement(via_visual, logits_ref, uses_video),
-            "label_agreement_via": "pytorch fp32 fusion head, windows with faces",
+            "label_agreement_via": f"{via} fusion head, windows with faces",
             "samples": int(calibration.n_faces),
         }
     if calibration.n_audio:
@@ -127,7 +154,7 @@ def measure_parity(
         report["graphs"][AUDIO_ENCODER] = {
             **_diff(steps, steps_ref),
             "label_agreement": _agreement(via_audio, logits_ref, uses_audio),
-            "label_agreement_via": "pytorch fp32 fusion head, windows with audio",
+            "label_agreement_via": f"{via} fusion head, windows with audio",
             "samples": int(calibration.n_audio),
         }
     logits = run(FUSION_HEAD, reference.inputs)
@@ -177,10 +204,12 @@ def measure_accuracy(
     threads: int | None = None,
     batch_size: int = 16,
     device: str | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Accuracy on the labelled windows of ``eval_set`` (labels from the file names), per
-    modality, for the exported graphs and for PyTorch FP32. Unlabelled windows are left out."""
-    run = _Graphs(files, runtime, threads, batch_size, device)
+    modality, for the exported graphs (a format of ``precision``) and for PyTorch FP32.
+    Unlabelled windows are left out."""
+    run = _Graphs(files, runtime, threads, batch_size, device, precision)
     preset = model.preset
     result: dict[str, Any] = {}
     audio_keep = eval_set.audio_labels >= 0

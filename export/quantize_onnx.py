@@ -89,13 +89,15 @@ def quantize_graph(
     calibration: Sequence[dict[str, np.ndarray]],
     op_types: Sequence[str] | None = None,
     symmetric_activations: bool = False,
+    reduce_range: bool | None = None,
 ) -> Path:
     """Static QDQ INT8 of one ONNX graph.
 
     ``calibration``: batches of the graph's inputs, ``{name: float32 array}`` (real data; at least
     one). ``symmetric_activations`` False: u8 activations / s8 per-channel weights (ORT on CPUs);
     True: s8 symmetric activations and weights, zero points 0 (what TensorRT's explicit
-    quantization accepts). Returns ``out_path``.
+    quantization accepts). ``reduce_range`` (None: on with u8 activations, off with symmetric
+    ones): 7-bit weights, see the comment below. Returns ``out_path``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -122,7 +124,7 @@ def quantize_graph(
             # Measured on the trained edge audio encoder: labels agreeing with FP32 on 59% of real
             # windows with 8-bit weights (MinMax, Percentile and Entropy calibration alike), 95% with
             # reduce_range. TensorRT's symmetric mode has no such kernel and keeps 8 bits.
-            reduce_range=not symmetric_activations,
+            reduce_range=(not symmetric_activations) if reduce_range is None else reduce_range,
             op_types_to_quantize=list(op_types) if op_types else None,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options=extra,
@@ -135,11 +137,12 @@ def calibration_batches(
     model, calibration, batch_size: int = 8, seed: int = 0
 ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Each graph's calibration batches from a :class:`~.calibration.CalibrationSet`: faces and
-    log-mel windows as they are, fusion inputs from the FP32 encoders (:func:`~.calibration.fusion_inputs`)."""
+    log-mel windows as they are, fusion inputs from the FP32 encoders (:func:`~.calibration.fusion_inputs`)
+    of ``model`` (the PyTorch model or a :class:`~.reference.GraphReference`)."""
     from .calibration import batches, fusion_inputs
-    from .onnx_export import torch_outputs
+    from .reference import reference_outputs
 
-    encoded = torch_outputs(
+    encoded = reference_outputs(
         model, {VISUAL_ENCODER: {"face": calibration.faces}, AUDIO_ENCODER: {"log_mel": calibration.log_mel}}
     )
     fused = fusion_inputs(

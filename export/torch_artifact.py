@@ -3,6 +3,10 @@
 A ``.pt2`` file holds the traced graph and its weights, so ``torch.export.load`` runs it without
 the training code (``train/``). Beside each program, ``<graph>.json`` names its tensors (a
 ``.pt2`` program only knows positional arguments); the torch backend reads it.
+
+Every written program is checked with the torch backend's archive inspection
+(``runtimes/torch_backend.py``: plain tensors only, nothing stored as a pickle), so the SDK can load
+what the exporter writes without unpickling anything.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from edge_emotion.runtimes.torch_backend import inspect_pt2
 
 from edge_emotion.model.formats import GRAPH_INPUTS, GRAPHS, graph_tensors
 
@@ -52,6 +57,7 @@ def export_torch_programs(model: EmotionModel, out_dir: str | Path) -> dict[str,
             program = torch.export.export(modules[graph], args, dynamic_shapes=tuple({0: batch} for _ in args))
         paths[graph] = out / f"{graph}.pt2"
         torch.export.save(program, str(paths[graph]))
+        inspect_pt2(paths[graph].read_bytes(), paths[graph])  # a tensor stored as a pickle fails here
         (out / f"{graph}.json").write_text(json.dumps(_signature(model.preset, graph), indent=2), encoding="utf-8")
         logger.info("exported %s (%d bytes)", paths[graph], paths[graph].stat().st_size)
     return paths

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_emotion._offline import keep_runtimes_offline
 from edge_emotion.errors import BackendError
 
 from .base import Backend, TensorSpec, prepare_inputs
@@ -75,11 +76,20 @@ def load_backend(name: str, graph_path: str | Path, device: str | None = None, *
     return cls(path, device=device, **options)
 
 
+def format_options(runtime: str, precision: str) -> dict[str, Any]:
+    """The backend options that make ``runtime`` compute a bundle format of ``precision``
+    (``"fp32"``, ``"fp16"``, ``"int8"``) as that precision: OpenVINO gets it explicitly (its CPU
+    plugin would otherwise pick bf16 on CPUs with AVX-512 BF16 or AMX); the other runtimes compute
+    what the graph files store and need nothing."""
+    return {"precision": precision} if runtime == "openvino" else {}
+
+
 def is_available(name: str) -> bool:
     """True when backend ``name``'s runtime imports (a broken install counts as unavailable)."""
     info = _info(name)
     if importlib.util.find_spec(info.import_name) is None:
         return False
+    keep_runtimes_offline()  # before the runtime's first import (edge_emotion/_offline.py)
     try:
         importlib.import_module(info.import_name)
     except Exception:  # installed but broken, e.g. a missing shared library
@@ -99,6 +109,7 @@ __all__ = [
     "BACKENDS",
     "backend_class",
     "load_backend",
+    "format_options",
     "is_available",
     "available_backends",
     "prepare_inputs",

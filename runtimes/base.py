@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from edge_emotion._offline import keep_runtimes_offline
 from edge_emotion.errors import InputError, MissingDependencyError
 
 
@@ -46,7 +47,9 @@ class Backend(Protocol):
 
 def import_runtime(module: str, package: str, extra: str, what: str) -> ModuleType:
     """Import a runtime lazily; a missing one raises ``MissingDependencyError`` naming ``extra``
-    (``""``: a base-install package, for which the message says so)."""
+    (``""``: a base-install package, for which the message says so). Telemetry the runtime would
+    record is turned off first (``edge_emotion/_offline.py``)."""
+    keep_runtimes_offline()
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -77,7 +78,13 @@ def _device_index(device: str | None) -> int:
 
 class TensorRtBackend:
     """One TensorRT engine with its execution context, a CUDA stream and device buffers that are
-    reallocated only when a larger batch arrives."""
+    reallocated only when a larger batch arrives.
+
+    Thread safety: the execution context, the stream and the buffers are one set per engine, so
+    :meth:`run` holds a lock from the first copy to the device until the outputs are on the host;
+    threads sharing one recognizer take turns on the GPU (which runs this one stream's work in
+    order anyway).
+    """
 
     name = "tensorrt"
 
@@ -102,6 +109,7 @@ class TensorRtBackend:
         self.input_specs = tuple(self._spec(n) for n in names if is_input[n])
         self.output_specs = tuple(self._spec(n) for n in names if not is_input[n])
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self._lock = threading.Lock()  # one context, stream and buffer set: one run at a time
         logger.debug("tensorrt loaded %s on %s", self.graph_path, self.device)
 
     def _spec(self, name: str) -> TensorSpec:
@@ -119,8 +127,13 @@ class TensorRtBackend:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Named inputs -> named outputs; shapes and dtypes as in :attr:`input_specs`. The batch
-        must lie within the engine's optimisation profile."""
+        must lie within the engine's optimisation profile. Safe to call from several threads (they
+        take turns)."""
         feed = prepare_inputs(self.input_specs, inputs, self.graph_path.stem)
+        with self._lock:
+            return self._run(feed)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for name, array in feed.items():
             if not self.context.set_input_shape(name, array.shape):
                 raise BackendError(f"tensorrt: shape {array.shape} of {name!r} is outside the engine's profile")

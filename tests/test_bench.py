@@ -31,6 +31,7 @@ from edge_emotion.bench import (
     check_parity,
     plan_rows,
 )
+from edge_emotion.bench.machine import cpu_features
 from edge_emotion.errors import BackendError, BundleError, InputError
 from edge_emotion.model.bundle import Bundle
 from edge_emotion.model.formats import GRAPHS
@@ -38,7 +39,17 @@ from edge_emotion.model.formats import GRAPHS
 SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
 ROW_KEYS = {"runtime", "precision", "status", "size_mb", "stages", "rtf", "peak_rss_mb", "metric"}
-EXTRA_KEYS = {"format", "threads", "device", "error", "validation", "machine", "metric_info"}
+EXTRA_KEYS = {
+    "format",
+    "threads",
+    "device",
+    "error",
+    "validation",
+    "machine",
+    "metric_info",
+    "cpu_isa",
+    "inference_precision",
+}
 TAMPERED_PARITY = {
     "reference": "pytorch fp32",
     "runtime": "onnxruntime",
@@ -150,6 +161,10 @@ def test_json_rows_follow_the_schema(bench_run):
                 assert 0 < timing["p50_ms"] <= timing["p95_ms"]
             assert row["rtf"] > 0 and row["peak_rss_mb"] > 50
             assert row["error"] is None and row["device"]
+    assert _row(rows, "onnx", "onnxruntime")["inference_precision"] == "as stored"
+    assert _row(rows, "onnx", "openvino")["inference_precision"] == "f32"  # never the plugin's bf16 default
+    assert _row(rows, "tensorrt-fp16", "tensorrt")["inference_precision"] is None  # not loaded
+    assert rows[0]["cpu_isa"] == list(cpu_features())
 
 
 def test_statuses_ok_failed_validation_failed_and_skipped(bench_run):
@@ -193,9 +208,53 @@ def test_metric_is_the_accuracy_on_data(bench_run):
 
 def test_table_on_screen(bench_run):
     proc, _ = bench_run
-    for word in ("runtime", "precision", "RTF", "peak RSS MB", "onnxruntime", "tensorrt-fp16", "skipped"):
+    for word in ("runtime", "precision", "RTF", "RSS MB", "onnxruntime", "tensorrt-fp16", "skipped", "visual enc"):
         assert word in proc.stdout, word
     assert "openvino on openvino: failed: load:" in proc.stdout
+    assert "fp32 (f32)" in proc.stdout  # the OpenVINO row names the precision it computed in
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+    assert "edge-emotion[tensorrt]" in " ".join(proc.stdout.split())  # the install hint, not eaten as markup
+    for fmt, runtime in (("onnx", "onnxruntime"), ("tensorrt-fp16", "tensorrt")):  # progress while rows run
+        assert f"{fmt} on {runtime}: " in proc.stderr, proc.stderr
+
+
+def _report_rows() -> list[BenchRow]:
+    slow = {stage: StageTiming(123.456, 987.654, 100) for stage in STAGES}
+    common = {"threads": 2, "machine": "a CPU with a long model name, 64 CPUs, Linux x86_64, Python 3.11.7"}
+    return [
+        BenchRow(
+            runtime="onnxruntime", format="onnx", precision="fp32", status=OK, size_mb=1234.5, stages=slow,
+            rtf=12.345, peak_rss_mb=12345.0, metric=0.5, inference_precision="as stored",
+            isa=("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"), **common,
+        ),
+        BenchRow(
+            runtime="openvino", format="openvino-int8", precision="int8", status=FAILED_VALIDATION, size_mb=2.2,
+            stages=slow, rtf=1.5, peak_rss_mb=1345.0, metric=0.5, inference_precision="bf16",
+            validation="labels agree on 96.1% < 97% (int8 bounds, real windows, end to end)", **common,
+        ),
+        BenchRow(
+            runtime="openvino", format="openvino-fp16", precision="fp16", status=SKIPPED, size_mb=2.0,
+            error="openvino is not installed here (install it with: pip install 'edge-emotion[openvino]')", **common,
+        ),
+    ]
+
+
+def test_report_fits_100_columns_and_prints_notes_as_plain_text():
+    from rich.console import Console
+
+    from edge_emotion.bench import print_report
+
+    console = Console(width=100, record=True)
+    print_report(console, _report_rows(), title="edge-emotion bench: /a/bundle/[with brackets]")
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "…" not in text, text  # no cell cut short to fit
+    flat = " ".join(text.split())
+    assert "pip install 'edge-emotion[openvino]'" in flat, text  # [openvino] is not read as markup
+    assert "/a/bundle/[with brackets]" in flat
+    for word in ("openvino-int8", "openvino-fp16", "int8 (bf16)", "failed validation", "123/988", "amx_int8"):
+        assert word in text, word
+    assert "labels agree on 96.1% < 97%" in flat
 
 
 def test_a_named_runtime_that_is_missing_fails_its_row(bundle, tmp_path):
@@ -282,6 +341,13 @@ def test_check_parity_bounds():
     assert unmeasured.passed is None and "not measured" in unmeasured.note
     assert check_parity({}, "fp32").passed is None
     assert all(b.min_label_agreement == 0.97 for b in VALIDATION_BOUNDS.values())
+    where = {
+        **low,
+        "inference_precision": "f32",
+        "machine": {"cpu": "AMD EPYC", "cpus": 2, "isa": ["avx", "avx2", "avx512f", "avx512vl", "avx512_vnni"]},
+    }
+    note = check_parity({"parity": where}, "int8").note
+    assert "computed f32 on AMD EPYC (avx2 avx512f avx512_vnni)" in note, note
 
 
 def test_rows_and_config_validate():
@@ -308,3 +374,17 @@ def test_peak_rss_of_a_worker_is_its_own_not_its_parents():
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 5 < child < 250, child
     del held
+
+
+def test_cpu_features_are_read_from_cpuinfo():
+    from edge_emotion.bench.machine import cpu_model
+
+    x86 = (
+        "processor\t: 0\nmodel name\t: AMD EPYC 9654\n"
+        "flags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
+    )
+    assert cpu_features(x86) == ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
+    assert cpu_model(x86) == "AMD EPYC 9654"
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimdhp asimddp i8mm bf16 sve\n"
+    assert cpu_features(arm) == ("asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve")
+    assert cpu_features("") == ()

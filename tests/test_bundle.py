@@ -71,7 +71,7 @@ def test_manifest_contents(full_bundle):
     assert bundle.preset == model.preset
     assert bundle.labels == model.preset.labels
     assert bundle.formats == ("onnx", "torch")
-    assert bundle.schema_version == 1
+    assert bundle.schema_version == 2
     assert bundle.graph_path("onnx", "fusion_head") == full_bundle.resolve() / "onnx" / "fusion_head.onnx"
     assert bundle.best_format("onnxruntime") == "onnx" and bundle.best_format("tensorrt") is None
     assert {"training_data", "split_protocol", "metrics", "command"} <= set(bundle.provenance)
@@ -93,7 +93,7 @@ def _runnable(backend: str) -> list:
 def test_round_trip_graphs_match_pytorch(full_bundle, backend):
     """export -> load -> run each graph: the backend agrees with the PyTorch model."""
     model = fresh_model("edge", 0)
-    engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1)
+    engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1, trust_code=backend == "torch")
     assert engine.backend_name == backend
     assert engine.format_key == ("torch" if backend == "torch" else "onnx")
     inputs = example_inputs(model.preset, batch=3, seed=7)
@@ -306,7 +306,8 @@ def test_backend_choice_errors(bundle_copy):
 
 def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
     code = (
-        "import sys; from edge_emotion.model.bundle import Bundle; import edge_emotion.model.formats, edge_emotion.model.engine;"
+        "import sys; from edge_emotion.model.bundle import Bundle;"
+        "import edge_emotion.model.formats, edge_emotion.model.engine;"
         f"b = Bundle.load({str(bundle_copy)!r}); assert b.formats == ('onnx',);"
         "heavy = [m for m in ('torch', 'onnx', 'openvino', 'onnxruntime') if m in sys.modules];"
         "assert not heavy, heavy"
@@ -329,3 +330,108 @@ def test_auto_skips_runtimes_that_are_not_installed(bundle_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendError, match="no installed runtime can run bundle .*formats: onnx"):
         BundleModel.from_bundle(bundle_copy)
+
+
+# -- tampered manifests: one schema check, one clear BundleError, before anything runs -------------
+def _rename_fusion_output(bundle_dir):
+    """The fusion head's output renamed (logits -> scores), its sha256 and size updated."""
+    import onnx
+
+    from edge_emotion.model.bundle import sha256_file
+
+    path = bundle_dir / "onnx" / "fusion_head.onnx"
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        node.output[:] = ["scores" if name == "logits" else name for name in node.output]
+    model.graph.output[0].name = "scores"
+    onnx.save(model, str(path))
+    manifest_path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest["formats"]["onnx"]["graphs"]["fusion_head"].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _labels(count):
+    names = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised", "bored"][:count]
+
+    def edit(m):
+        m["labels"] = names
+        m["preset"]["labels"] = names
+
+    return edit
+
+
+def _nest(m):
+    deep = "x"
+    for _ in range(100_000):  # past the JSON parser's recursion limit
+        deep = [deep]
+    m["provenance"]["notes"] = deep
+
+
+#: (id, edit of the manifest dict or of the bundle folder, what the one error line says)
+TAMPERED = [
+    ("labels-int", lambda m: m.update(labels=8), "labels: must be a list of non-empty strings"),
+    ("labels-null", lambda m: m.update(labels=None), "labels: must be a list"),
+    ("graphs-list", lambda m: m["formats"]["onnx"].update(graphs=["a", "b"]), "formats.onnx.graphs: must be an object"),
+    ("graphs-string", lambda m: m["formats"]["onnx"].update(graphs="onnx/"), "formats.onnx.graphs: must be an object"),
+    ("deep-json", _nest, "nests too deeply"),
+    ("sample-rate-float", lambda m: m["preset"]["audio"].update(sample_rate=16000.0), "sample_rate: must be an int"),
+    ("fps-nan", lambda m: m["preset"]["visual"].update(fps=float("nan")), "preset.visual.fps: must be a finite number"),
+    ("fps-inf", lambda m: m["preset"]["visual"].update(fps=float("inf")), "preset.visual.fps: must be a finite number"),
+    ("fps-tiny", lambda m: m["preset"]["visual"].update(fps=1e-9), "preset.visual.fps: 1e-09 is out of range"),
+    ("crop-huge", lambda m: m["preset"]["visual"].update(crop_size=10**9), "visual.crop_size: 1000000000 is out"),
+    ("labels-7", _labels(7), "'logits' has shape ('N', 8), the manifest's preset needs ('N', 7)"),
+    ("labels-9", _labels(9), "'logits' has shape ('N', 8), the manifest's preset needs ('N', 9)"),
+    ("fusion-output-renamed", None, "fusion_head has outputs ['scores']; edge-emotion's fusion_head has ['logits']"),
+    ("std-nan", lambda m: m["preset"]["audio"].update(std=float("nan")), "preset.audio.std: must be a finite number"),
+    ("vad-nan", lambda m: m["preset"]["audio"].update(vad_floor_db=float("nan")), "vad_floor_db: must be a finite"),
+    ("score-2", lambda m: m["preset"]["visual"].update(min_detection_score=2), "min_detection_score: 2 is out of"),
+    ("schema-true", lambda m: m.update(schema_version=True), "schema_version True is not known"),
+]
+
+
+def _tamper(bundle_dir, edit):
+    if edit is None:
+        _rename_fusion_output(bundle_dir)
+        return
+    path = bundle_dir / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+    try:
+        text = json.dumps(manifest)
+    except RecursionError:  # json.dumps cannot write it either: build the text by hand
+        manifest["provenance"]["notes"] = "@DEEP@"
+        text = json.dumps(manifest).replace('"@DEEP@"', "[" * 100_000 + '"x"' + "]" * 100_000)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(("case", "edit", "message"), TAMPERED, ids=[case for case, _, _ in TAMPERED])
+def test_tampered_manifest_is_refused_before_anything_runs(bundle_copy, case, edit, message):
+    """Each tampered manifest gets one BundleError naming the field, from loading the bundle (the
+    schema) or, for what only the graph knows (its output names and size), from loading its graphs."""
+    _tamper(bundle_copy, edit)
+    with pytest.raises(BundleError) as caught:
+        BundleModel.from_bundle(bundle_copy, backend="onnxruntime")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", ["labels-null", "fps-nan", "labels-7", "fusion-output-renamed", "schema-true"])
+def test_tampered_manifest_in_the_cli_is_one_line_and_exit_2(bundle_copy, shared_data, case):
+    clip = shared_data / "crema-d" / "video" / "1001_DFA_ANG_XX.flv"
+    if not clip.is_file():
+        pytest.skip(f"the CREMA-D clip {clip.name} is not in the shared data folder")
+    _, edit, message = next(row for row in TAMPERED if row[0] == case)
+    _tamper(bundle_copy, edit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_emotion", "run", "--model", str(bundle_copy), "--video", str(clip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[0]
+    assert proc.stdout == ""

@@ -31,6 +31,7 @@ from edge_emotion.export.onnx_export import torch_outputs  # noqa: E402
 from edge_emotion.runtimes import is_available  # noqa: E402
 from edge_emotion.train.model import build_model  # noqa: E402
 
+from edge_emotion.bench.machine import cpu_features  # noqa: E402
 from edge_emotion.errors import InputError, MissingDependencyError  # noqa: E402
 from edge_emotion.frontend.align import align_encoded  # noqa: E402
 from edge_emotion.model.bundle import Bundle  # noqa: E402
@@ -184,6 +185,14 @@ def test_manifest_records_sizes_parity_accuracy_and_versions(bundle_dir):
             assert parity["graphs"][graph]["max_abs_diff"] >= 0
             assert 0 <= parity["graphs"][graph]["label_agreement"] <= 1
         assert 0 <= parity["end_to_end"]["label_agreement"] <= 1
+        # where it was measured: the CPU's features and the precision the runtime computed in
+        assert parity["machine"]["isa"] == list(cpu_features()) and parity["machine"]["cpu"]
+        if parity["runtime"] != "openvino":
+            assert parity["inference_precision"] == "as stored"
+        elif FORMATS[key].precision == "fp16":
+            assert parity["inference_precision"] in ("f16", "f32")  # f16 only where the CPU has FP16 arithmetic
+        else:
+            assert parity["inference_precision"] == "f32"  # never the plugin's bf16 default
         accuracy = entry["accuracy"]
         assert accuracy["audio"]["windows"] == N_AUDIO and 0 <= accuracy["audio"]["accuracy"] <= 1
         assert accuracy["video"]["faces"] > 0
@@ -192,6 +201,26 @@ def test_manifest_records_sizes_parity_accuracy_and_versions(bundle_dir):
             assert parity["end_to_end"]["label_agreement"] == 1.0
             assert accuracy["audio"]["accuracy"] == accuracy["audio"]["accuracy_pytorch"]
     json.dumps(bundle.manifest)  # all of it is plain JSON
+
+
+def test_parity_against_a_bundles_own_fp32_graphs(bundle_dir, calibration):
+    """A GraphReference (the FP32 ONNX graphs) stands in for the PyTorch model: the FP32 graphs
+    agree with themselves exactly, and the INT8 visual encoder is checked against them."""
+    from edge_emotion.export.parity import measure_parity
+    from edge_emotion.export.reference import GraphReference
+
+    bundle = Bundle.load(bundle_dir)
+    onnx_files = {g: bundle.graph_path("onnx", g) for g in GRAPHS}
+    reference = GraphReference(bundle.preset, onnx_files, "the onnx fp32 graphs", threads=1, short_name="onnx fp32")
+    same = measure_parity(reference, onnx_files, "onnxruntime", calibration, threads=1)
+    assert same["reference"] == "the onnx fp32 graphs"
+    assert same["end_to_end"] == {**same["end_to_end"], "label_agreement": 1.0, "max_abs_diff_logits": 0.0}
+    assert same["graphs"]["visual_encoder"]["label_agreement_via"].startswith("onnx fp32 fusion head")
+    int8 = measure_parity(
+        reference, {g: bundle.graph_path("onnx-int8", g) for g in GRAPHS}, "onnxruntime", calibration, precision="int8"
+    )
+    assert int8["graphs"]["visual_encoder"]["max_abs_diff"] > 0
+    assert int8["graphs"]["fusion_head"]["max_abs_diff"] == 0.0  # the same FP32 head file
 
 
 def test_int8_formats_quantize_the_visual_encoder_and_keep_the_rest_fp32(bundle_dir):

@@ -20,6 +20,7 @@ from edge_emotion.runtimes.tensorrt_backend import _device_index as trt_device_i
 
 from edge_emotion.errors import BackendError, InputError, MissingDependencyError
 from edge_emotion.model.formats import GRAPHS, graph_tensors
+from edge_emotion.model.validation import VALIDATION_BOUNDS
 
 pytest.importorskip("torch", reason="building a test bundle needs torch (the 'export' extra)")
 pytest.importorskip("onnx", reason="building a test bundle needs onnx (the 'export' extra)")
@@ -105,7 +106,8 @@ ONNX_BACKENDS = [
     ],
 )
 def test_backend_runs_graph_like_pytorch(bundle_dir, name, folder, suffix, graph):
-    backend = load_backend(name, bundle_dir / folder / f"{graph}{suffix}", threads=1)
+    trust = {"trusted": True} if name == "torch" else {}  # a .pt2 carries code: this test exported it
+    backend = load_backend(name, bundle_dir / folder / f"{graph}{suffix}", threads=1, **trust)
     assert isinstance(backend, Backend) and backend.name == name
     model = fresh_model("edge", 0)
     inputs_spec, outputs_spec = graph_tensors(model.preset)[graph]
@@ -246,3 +248,57 @@ def test_tensorrt_engine_runs_graph_like_pytorch(bundle_dir, tmp_path, graph):
 def test_tensorrt_missing_names_the_extra(bundle_dir):
     with pytest.raises(MissingDependencyError, match=r"edge-emotion\[tensorrt\]"):
         load_backend("tensorrt", bundle_dir / "onnx" / "visual_encoder.onnx")
+
+
+# -- OpenVINO inference precision ---------------------------------------------------------------------
+def test_openvino_inference_precision_follows_the_format():
+    from edge_emotion.runtimes.openvino_backend import inference_precision_for
+
+    cpu_avx2, cpu_bf16, gpu = ("FP32", "INT8"), ("FP32", "BF16", "INT8"), ("FP32", "FP16", "INT8")
+    for caps in (cpu_avx2, cpu_bf16, gpu):
+        assert inference_precision_for("fp32", caps) == "f32"
+        assert inference_precision_for("int8", caps) == "f32"  # the unquantized layers of an INT8 graph
+    assert inference_precision_for("fp16", gpu) == "f16"
+    assert inference_precision_for("fp16", cpu_bf16) == "f32"  # never bf16 unless asked for
+    assert inference_precision_for("fp16", cpu_avx2) == "f32"
+    with pytest.raises(BackendError, match="unknown format precision"):
+        inference_precision_for("int4", gpu)
+
+
+@_skip_unless("openvino")
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_openvino_compiles_fp32_graphs_in_f32_on_every_cpu(bundle_dir, precision):
+    """The CPU plugin's own default is bf16 on CPUs with AVX-512 BF16 or AMX: the backend asks for
+    f32 explicitly (FP32 and INT8 formats, and FP16 formats on CPUs without FP16 arithmetic), reads
+    it back, and computes like PyTorch on any CPU. On a CPU with FP16 arithmetic (AVX-512 FP16 or
+    AMX-FP16) an FP16 format computes in f16, within the FP16 bound of the bundle's validation."""
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    expected = "f16" if precision == "fp16" and "FP16" in capabilities else "f32"
+    path = bundle_dir / "onnx" / "visual_encoder.onnx"
+    backend = load_backend("openvino", path, threads=1, precision=precision)
+    assert backend.inference_precision == expected
+    assert backend.compiled.get_property("INFERENCE_PRECISION_HINT") == getattr(ov.Type, expected)
+    model = fresh_model("edge", 0)
+    inputs = example_inputs(model.preset, batch=2, seed=3)["visual_encoder"]
+    want = torch_outputs(model, {"visual_encoder": inputs})["visual_encoder"]["embedding"]
+    bound = TOLERANCE if expected == "f32" else VALIDATION_BOUNDS["fp16"].max_abs_diff
+    np.testing.assert_allclose(backend.run(inputs)["embedding"], want, atol=bound, rtol=0)
+
+
+@_skip_unless("openvino")
+def test_openvino_explicit_inference_precision(bundle_dir):
+    import openvino as ov
+
+    path = bundle_dir / "onnx" / "fusion_head.onnx"
+    with pytest.raises(BackendError, match="unknown inference precision 'fp8'"):
+        load_backend("openvino", path, inference_precision="fp8")
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    for wanted, capability in (("bf16", "BF16"), ("f16", "FP16")):
+        if capability in capabilities:
+            assert load_backend("openvino", path, inference_precision=wanted).inference_precision == wanted
+        else:
+            with pytest.raises(BackendError, match=f"CPU cannot compute in {wanted}"):
+                load_backend("openvino", path, inference_precision=wanted)
+    assert load_backend("openvino", path, device="AUTO").inference_precision is None  # AUTO does not report it

@@ -555,7 +555,8 @@ def openvino_compile(path: Path, threads: int):
     import openvino as ov
 
     core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    # f32 explicitly: the CPU plugin's default is bf16 on CPUs with AVX-512 BF16 or AMX
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
@@ -581,7 +582,8 @@ def run_peer(model_path: Path, fer: dict, threads: int, runs: int) -> dict:
         "model_file": str(model_path),
         "sha256": _sha256(model_path),
         "size_bytes": model_path.stat().st_size,
-        "runtime": f"OpenVINO {ov.__version__} CPU, INFERENCE_NUM_THREADS {threads}, PERFORMANCE_HINT LATENCY",
+        "runtime": f"OpenVINO {ov.__version__} CPU, INFERENCE_NUM_THREADS {threads}, PERFORMANCE_HINT LATENCY, "
+        f"INFERENCE_PRECISION_HINT {compiled.get_property('INFERENCE_PRECISION_HINT')}",
         "preprocessing": "whole 48x48 FER2013 image as the face; cv2.resize to 64x64 (bilinear); /255; (x-0.5)*2",
         "class_order": list(FER_PEER_CLASSES),
         "training_data_note": "per the upstream training script (oarriaga/face_classification "

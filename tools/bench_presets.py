@@ -122,7 +122,12 @@ def held_out_agreement(model, bundle_dir: Path, keys: list[str], held_out, threa
         if runtime is None:
             continue
         parity = measure_parity(
-            model, {g: bundle.graph_path(key, g) for g in GRAPHS}, runtime, held_out, threads=threads
+            model,
+            {g: bundle.graph_path(key, g) for g in GRAPHS},
+            runtime,
+            held_out,
+            threads=threads,
+            precision=bundle.format_info(key)["precision"],
         )
         report[key] = {
             "runtime": runtime,

@@ -21,7 +21,7 @@ and for one bundle: ``edge-emotion bench --model BUNDLE --threads 2 --json bench
 
 from __future__ import annotations
 
-from .report import markdown_table, rich_table, rows_to_json, write_json
+from .report import markdown_table, print_report, rich_table, rows_to_json, stage_table, write_json
 from .rows import (
     FAILED,
     FAILED_VALIDATION,
@@ -56,5 +56,7 @@ __all__ = [
     "rows_to_json",
     "write_json",
     "rich_table",
+    "stage_table",
+    "print_report",
     "markdown_table",
 ]

@@ -4,8 +4,8 @@ not share a runtime's thread pools, caches or memory (peak RSS is the worker's o
     python -m edge_emotion.bench.measure SPEC.json RESULT.json
 
 ``SPEC.json`` is a :class:`WorkerSpec` as a dict; ``RESULT.json`` gets ``{"stages": {stage:
-{"p50_ms", "p95_ms", "repeats"}}, "rtf", "clip_duration_ms", "peak_rss_mb", "device", "metric",
-"metric_info", "error"}`` (the keys measured). A failure is recorded in ``error`` with what was
+{"p50_ms", "p95_ms", "repeats"}}, "rtf", "clip_duration_ms", "peak_rss_mb", "device", "inference_precision",
+"metric", "metric_info", "error"}`` (the keys measured). A failure is recorded in ``error`` with what was
 measured before it; the worker exits 0 whenever it wrote its result.
 
 Two modes: ``front_end`` times the runtime-independent stages (face detection + crop per frame,
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..config import PresetConfig
+from .machine import AS_STORED
 from .rows import StageTiming
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     result["phase"] = "load"
     model = BundleModel.from_bundle(bundle, backend=spec.runtime, format=spec.format, threads=spec.threads)
     result["device"] = model.device
+    result["inference_precision"] = model.inference_precision or AS_STORED
     result["phase"] = "inputs"
     clip = load_clip(spec.clip, preset)
     faces = face_input(clip, preset)

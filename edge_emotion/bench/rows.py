@@ -67,7 +67,10 @@ class BenchRow:
     """One (format, runtime) of a bundle on this machine. Sizes in MB (10^6 bytes) of the format's
     files; ``rtf``: processing time / clip duration through ``Recognizer.analyze`` (median);
     ``peak_rss_mb``: peak resident memory of the fresh worker process that ran the row; ``metric``:
-    weighted accuracy on ``--data`` (None without it), detailed in ``metric_info``."""
+    weighted accuracy on ``--data`` (None without it), detailed in ``metric_info``; ``isa``: the
+    CPU's instruction-set features (:func:`~.machine.cpu_features`); ``inference_precision``: the
+    arithmetic precision the runtime reported for the loaded graphs (``"f32"``, ``"bf16"``, ...;
+    ``"as stored"`` for runtimes that compute what the files store; None when the row did not load)."""
 
     runtime: str
     format: str
@@ -84,6 +87,8 @@ class BenchRow:
     error: str | None = None
     validation: str | None = None
     machine: str | None = None
+    isa: tuple[str, ...] = ()
+    inference_precision: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -112,6 +117,8 @@ class BenchRow:
             "error": self.error,
             "validation": self.validation,
             "machine": self.machine,
+            "cpu_isa": list(self.isa),
+            "inference_precision": self.inference_precision,
         }
 
 

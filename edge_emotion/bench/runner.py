@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from typing import Any
 from ..errors import BackendError, BundleError, InputError
 from ..model.bundle import Bundle
 from ..model.formats import FORMATS
+from .machine import cpu_count, cpu_features, machine_description
 from .measure import WorkerSpec
 from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, BenchRow, StageTiming, check_parity
 
@@ -43,24 +42,7 @@ def default_clip() -> Path | None:
 
 def default_threads() -> int:
     """The CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def machine_description() -> str:
-    """``"<cpu model>, <n> CPUs, <os> <arch>, Python <version>"``."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {default_threads()} CPUs, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    )
+    return cpu_count()
 
 
 @dataclass(frozen=True)
@@ -174,9 +156,11 @@ def run_bench(
     backend: str = "auto",
     config: BenchConfig = BenchConfig(),
     on_row: Callable[[BenchRow], None] | None = None,
+    on_start: Callable[[str, str, int, int], None] | None = None,
 ) -> list[BenchRow]:
     """Bench the bundle at ``model``: one :class:`BenchRow` per (format, runtime) of
-    :func:`plan_rows`, each measured in a fresh worker process, in order. ``on_row`` is called
+    :func:`plan_rows`, each measured in a fresh worker process, in order. ``on_start`` is called
+    as ``on_start(format, runtime, index, total)`` (index from 1) before each row, ``on_row``
     with each row as it is done. Raises :class:`~edge_emotion.errors.EdgeEmotionError` subclasses
     for bad input (a missing or altered bundle, a missing clip or data set, an unknown backend)
     before any measurement."""
@@ -194,6 +178,7 @@ def run_bench(
     pairs = plan_rows(bundle, backend, config.formats)
     threads = config.threads or default_threads()
     machine = machine_description()
+    isa = cpu_features()
     common = {
         "bundle": str(bundle.root),
         "clip": str(Path(clip).resolve()),
@@ -206,7 +191,9 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="edge-emotion-bench-") as work:
         work_dir = Path(work)
         front_stages: dict[str, StageTiming] | None = None  # measured before the first row that runs
-        for key, runtime in pairs:
+        for index, (key, runtime) in enumerate(pairs, start=1):
+            if on_start is not None:
+                on_start(key, runtime, index, len(pairs))
             spec = FORMATS[key]
             size_mb = round(bundle.size_bytes(key) / 1e6, 3)
             base = {
@@ -216,6 +203,7 @@ def run_bench(
                 "size_mb": size_mb,
                 "threads": threads,
                 "machine": machine,
+                "isa": isa,
             }
             missing = _not_installed(runtime)
             if missing is not None:
@@ -253,6 +241,7 @@ def run_bench(
                     metric=result.get("metric"),
                     metric_info=result.get("metric_info"),
                     device=result.get("device"),
+                    inference_precision=result.get("inference_precision"),
                     error=result.get("error"),
                     validation=validation.note,
                     **base,

@@ -37,8 +37,7 @@ def register(app: typer.Typer) -> None:
         """Measure each runtime and precision of a bundle: stage latencies, real-time factor, peak memory, size."""
         from rich.console import Console
 
-        from ..bench import BenchConfig, rich_table, run_bench, write_json
-        from ..bench.report import notes
+        from ..bench import BenchConfig, print_report, run_bench, write_json
         from ..info import default_bundle_path
         from . import fail
 
@@ -58,15 +57,20 @@ def register(app: typer.Typer) -> None:
             data_limit=data_limit,
         )
         console = Console(stderr=True)
+        status = console.status("", spinner="dots")
 
-        def progress(row) -> None:
-            console.print(f"[dim]{row.format} on {row.runtime}: {row.status}[/dim]")
+        def starting(key: str, runtime: str, index: int, total: int) -> None:
+            status.update(f"bench {index}/{total}: {key} on {runtime} ...")
 
-        rows = run_bench(model, backend=backend, config=config, on_row=progress)
-        out = Console(width=max(Console().width, 200))
-        out.print(rich_table(rows, title=f"edge-emotion bench: {model} ({rows[0].machine})"))
-        for line in notes(rows):
-            out.print(line, highlight=False, soft_wrap=True)
+        def done(row) -> None:
+            console.print(f"{row.format} on {row.runtime}: {row.status}", style="dim", markup=False, highlight=False)
+
+        with status:
+            rows = run_bench(model, backend=backend, config=config, on_row=done, on_start=starting)
+        out = Console()
+        if not out.is_terminal:  # a pipe or a file: the width the report is laid out for
+            out = Console(width=100)
+        print_report(out, rows, title=f"edge-emotion bench: {model}")
         if json_path is not None:
             write_json(rows, json_path)
-            out.print(f"JSON: {json_path}", highlight=False)
+            out.print(f"JSON: {json_path}", markup=False, highlight=False)

@@ -8,6 +8,7 @@ see ``LICENSE-mediapipe.txt``); nothing is downloaded. MediaPipe and OpenCV are 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._offline import mediapipe_imported_quietly, mediapipe_upload_blocked
 from .._quiet import native_stderr_silenced
 from ..config import VisualConfig
 
@@ -168,8 +170,9 @@ class FaceTracker:
             raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {running_mode!r}")
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-        from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+        with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
 
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
@@ -277,9 +280,15 @@ class FaceTracker:
 
     def close(self) -> None:
         if self._detector is not None:
-            with native_stderr_silenced():
+            # MediaPipe uploads a usage record on close; it goes nowhere (edge_emotion/_offline.py)
+            with native_stderr_silenced(), mediapipe_upload_blocked():
                 self._detector.close()
             self._detector = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_detector", None) is not None:  # closed here, not by MediaPipe's own __del__
+            with contextlib.suppress(Exception):
+                self.close()
 
     def __enter__(self) -> FaceTracker:
         return self

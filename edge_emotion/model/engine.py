@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config import PresetConfig
-from ..errors import BackendError
+from ..errors import BackendError, BundleError
 from .bundle import Bundle
-from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format
+from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format, graph_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tu
     return [(best, backend)]
 
 
+def check_graph_contract(bundle: Bundle, format_key: str, backends: dict) -> None:
+    """Refuse graphs whose tensors do not fit the manifest's preset: each graph's input and output
+    names, and every fixed axis (e.g. the fusion head's ``logits`` ``(N, C)`` against the
+    ``C`` labels). Raises :class:`BundleError` naming the graph and tensor."""
+    for graph, (inputs, outputs) in graph_tensors(bundle.preset).items():
+        backend = backends[graph]
+        for kind, wanted, specs in (("input", inputs, backend.input_specs), ("output", outputs, backend.output_specs)):
+            have = {spec.name: spec for spec in specs}
+            if sorted(have) != sorted(t.name for t in wanted):
+                raise BundleError(
+                    f"bundle {bundle.root}: format {format_key}'s {graph} has {kind}s {sorted(have)}; "
+                    f"edge-emotion's {graph} has {sorted(t.name for t in wanted)}"
+                )
+            for tensor in wanted:
+                got = have[tensor.name].shape
+                fixed = tuple(None if d == "N" else d for d in tensor.shape)
+                if len(got) != len(fixed) or any(g is not None and g != f for g, f in zip(got, fixed, strict=True)):
+                    what = " (one per label in the manifest)" if tensor.name == "logits" else ""
+                    raise BundleError(
+                        f"bundle {bundle.root}: format {format_key}'s {graph} {kind} {tensor.name!r} has shape "
+                        f"{tuple('N' if d is None else d for d in got)}, the manifest's preset needs "
+                        f"{tuple(tensor.shape)}{what}"
+                    )
+
+
 class BundleModel:
     """The visual encoder, audio encoder and fusion head of one bundle format on one runtime.
     Build it with :meth:`from_bundle`."""
@@ -70,11 +95,16 @@ class BundleModel:
         device: str | None = None,
         threads: int | None = None,
         format: str | None = None,  # noqa: A002 - the format key, as on the command line
+        trust_code: bool = False,
     ) -> BundleModel:
         """Load (and verify) a bundle and its graphs. ``backend``: ``auto`` or a runtime name;
         ``device``: as that runtime names it (None: its default); ``threads``: intra-op threads
-        (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys."""
-        from ..runtimes import available_backends, is_available, load_backend
+        (onnxruntime, openvino, torch); ``format``: force one of the bundle's format keys.
+        ``trust_code``: the bundle comes from a source you trust to run code on this machine, which
+        the ``torch`` format needs (a ``.pt2`` program carries Python); without it ``auto`` skips
+        that format and ``backend="torch"`` refuses it. The graphs' tensors are checked against
+        the manifest's preset (:func:`check_graph_contract`) before anything runs."""
+        from ..runtimes import available_backends, format_options, is_available, load_backend
 
         bundle = bundle_or_path if isinstance(bundle_or_path, Bundle) else Bundle.load(bundle_or_path)
         options = {} if threads is None else {"threads": threads}
@@ -82,10 +112,23 @@ class BundleModel:
         for key, runtime in _candidates(bundle, backend, format):
             if backend == "auto" and not is_available(runtime):
                 continue
-            runtime_options = {} if runtime == "tensorrt" else options  # engines fix their own threading
+            if backend == "auto" and runtime == "torch" and not trust_code:
+                logger.info("auto: skipping the torch format of %s (it carries code: trust_code=True)", bundle.root)
+                failures.append(f"{key} on {runtime}: not run, a .pt2 program carries code (trust_code=True runs it)")
+                continue
+            runtime_options = {} if runtime == "tensorrt" else dict(options)  # engines fix their own threading
+            runtime_options.update(format_options(runtime, get_format(key).precision))  # never a plugin default
+            if runtime == "torch":
+                runtime_options["trusted"] = trust_code
             try:
                 backends = {
-                    g: load_backend(runtime, bundle.graph_path(key, g), device=device, **runtime_options)
+                    g: load_backend(
+                        runtime,
+                        bundle.graph_path(key, g),
+                        device=device,
+                        **runtime_options,
+                        **bundle.load_options(key, g, runtime),
+                    )
                     for g in GRAPHS
                 }
             except BackendError as exc:
@@ -94,6 +137,7 @@ class BundleModel:
                 logger.warning("auto: %s on %s failed (%s); trying the next", key, runtime, exc)
                 failures.append(f"{key} on {runtime}: {exc}")
                 continue
+            check_graph_contract(bundle, key, backends)
             logger.info("bundle %s: running format %s on %s", bundle.name, key, runtime)
             return cls(bundle, key, runtime, backends)
         if failures:
@@ -124,6 +168,15 @@ class BundleModel:
         if not self.backends:
             raise BackendError(f"bundle {self.bundle.name}: the model was closed")
         return self.backends[name]
+
+    @property
+    def inference_precision(self) -> str | None:
+        """The arithmetic precision the runtime reports for the graphs (``"f32"``, ``"f16"``,
+        ``"bf16"``; several joined by ``/`` when the graphs differ), or None when it reports none
+        (ONNX Runtime, TensorRT and torch compute in the precision stored in the graph files)."""
+        found = [getattr(b, "inference_precision", None) for b in self.backends.values()]
+        found = list(dict.fromkeys(p for p in found if p is not None))
+        return "/".join(found) or None
 
     def encode_faces(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` ``(N, 3, S, S) float32`` normalised crops -> embeddings ``(N, D_v) float32``."""
@@ -157,4 +210,4 @@ class BundleModel:
         )
 
 
-__all__ = ["BundleModel"]
+__all__ = ["BundleModel", "check_graph_contract"]

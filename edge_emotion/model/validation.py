@@ -24,10 +24,9 @@ class ValidationBounds:
     max_abs_diff: float
 
 
-#: Bounds per precision. Labels must agree on >= 97% of windows for every precision (the
-#: project's target); the absolute bound grows with the precision's rounding: FP32 differs from PyTorch
-#: only by kernel order, FP16 weights round at ~1e-3 relative, INT8 encoders at ~1e-2 relative of
-#: logits that span a few units.
+#: Bounds per precision. Labels must agree on >= 97% of windows for every precision; the absolute
+#: bound grows with the precision's rounding: FP32 differs from PyTorch only by kernel order, FP16
+#: weights round at ~1e-3 relative, INT8 encoders at ~1e-2 relative of logits that span a few units.
 VALIDATION_BOUNDS: dict[str, ValidationBounds] = {
     "fp32": ValidationBounds(min_label_agreement=0.97, max_abs_diff=1e-3),
     "fp16": ValidationBounds(min_label_agreement=0.97, max_abs_diff=5e-2),
@@ -54,6 +53,25 @@ def _parity_numbers(parity: Mapping[str, Any]) -> tuple[float | None, float | No
     return parity.get("label_agreement"), (max(diffs) if diffs else None), "random inputs, graph by graph"
 
 
+#: CPU features left out of a validation note: every CPU that has the notable ones has these too.
+_BASELINE_FEATURES = frozenset({"avx", "fma", "f16c", "avx512bw", "avx512vl", "asimd", "asimdhp"})
+
+
+def measured_on(parity: Mapping[str, Any]) -> str:
+    """Where a parity record was measured, in words: the precision the runtime computed in and
+    the CPU with its notable instruction-set features (``""`` when the record does not say; the
+    exporters record both since they set OpenVINO's precision explicitly)."""
+    parts = []
+    computed = parity.get("inference_precision")
+    if computed:
+        parts.append(f"computed {computed}")
+    machine = parity.get("machine")
+    if isinstance(machine, Mapping) and machine.get("cpu"):
+        isa = [f for f in machine.get("isa") or () if f not in _BASELINE_FEATURES]
+        parts.append(f"on {machine['cpu']}" + (f" ({' '.join(isa)})" if isa else ""))
+    return " ".join(parts)
+
+
 def check_parity(format_info: Mapping[str, Any], precision: str) -> Validation:
     """Hold the parity recorded in a format's manifest entry against :data:`VALIDATION_BOUNDS`."""
     bounds = VALIDATION_BOUNDS[precision]
@@ -77,6 +95,8 @@ def check_parity(format_info: Mapping[str, Any], precision: str) -> Validation:
         )
         if part
     )
+    where = measured_on(parity)
+    inputs = f"{inputs}, {where}" if where else inputs
     if problems:
         return Validation(False, f"{'; '.join(problems)} ({precision} bounds, {inputs})")
     return Validation(
@@ -86,4 +106,4 @@ def check_parity(format_info: Mapping[str, Any], precision: str) -> Validation:
     )
 
 
-__all__ = ["ValidationBounds", "VALIDATION_BOUNDS", "Validation", "check_parity"]
+__all__ = ["ValidationBounds", "VALIDATION_BOUNDS", "Validation", "measured_on", "check_parity"]
