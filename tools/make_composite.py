@@ -223,8 +223,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     clip = make_layout(args.layout, args.data, side=args.side)
     write_mp4(clip, args.out)
-    log.info("%s: %s, %d frames %dx%d, %.2f s", args.out, args.layout, len(clip.frames), clip.frames.shape[2],
-             clip.frames.shape[1], clip.duration_ms / 1000)
+    log.info(
+        "%s: %s, %d frames %dx%d, %.2f s",
+        args.out,
+        args.layout,
+        len(clip.frames),
+        clip.frames.shape[2],
+        clip.frames.shape[1],
+        clip.duration_ms / 1000,
+    )
 
 
 if __name__ == "__main__":
