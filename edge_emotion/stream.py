@@ -166,6 +166,26 @@ class EmotionStream:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def last_face(self) -> tuple[int, FaceInfo | None] | None:
+        """``(timestamp_ms, face)`` of the last frame the face detector ran on (``face`` None: no
+        usable face in it; with several, the first followed one); None before any. A display draws
+        the current box from it."""
+        if not self._frames:
+            return None
+        frame = self._frames[-1]
+        first = next(iter(frame.people.values()), None)
+        return frame.timestamp_ms, None if first is None else first[1]
+
+    @property
+    def last_faces(self) -> tuple[int, dict[int, FaceInfo]] | None:
+        """``(timestamp_ms, {track id: face})``: every followed face of the last frame the face
+        detector ran on (empty: none); None before any. A display draws every person's box from it."""
+        if not self._frames:
+            return None
+        frame = self._frames[-1]
+        return frame.timestamp_ms, {tid: face for tid, (_, face) in frame.people.items()}
+
     # -- input -----------------------------------------------------------------------------
     def _active(self) -> list[str]:
         """The expected modalities whose input has not ended."""

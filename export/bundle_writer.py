@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from edge_emotion.model.bundle import MANIFEST_NAME, SCHEMA_VERSION, file_entry,
 from edge_emotion.model.formats import FORMATS, FUSION_HEAD, GRAPH_OUTPUTS, GRAPHS, get_format
 from edge_emotion.model.onnx_meta import external_data_locations
 
-from ..train.model import EmotionModel
+if TYPE_CHECKING:  # create_bundle and add_format need no torch
+    from ..train.model import EmotionModel
 
 logger = logging.getLogger(__name__)
 

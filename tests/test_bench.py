@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from edge_emotion.runtimes import is_available
+from media import SAMPLE_CLIP
 
 from edge_emotion.bench import (
     FAILED,
@@ -36,7 +37,8 @@ from edge_emotion.errors import BackendError, BundleError, InputError
 from edge_emotion.model.bundle import Bundle
 from edge_emotion.model.formats import GRAPHS
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+SAMPLE = SAMPLE_CLIP
+OPENVINO = is_available("openvino")  # the 'openvino' extra; the device install has only ONNX Runtime
 FAST = ("--repeats", "2", "--warmup", "0", "--rtf-runs", "1", "--threads", "1")
 ROW_KEYS = {"runtime", "precision", "status", "size_mb", "stages", "rtf", "peak_rss_mb", "metric"}
 EXTRA_KEYS = {
@@ -49,6 +51,13 @@ EXTRA_KEYS = {
     "metric_info",
     "cpu_isa",
     "inference_precision",
+}
+PASSING_PARITY = {
+    "reference": "the same graphs",
+    "runtime": "onnxruntime",
+    "inputs": "real windows: written for the test",
+    "graphs": {},
+    "end_to_end": {"label_agreement": 1.0, "max_abs_diff_logits": 0.0},
 }
 TAMPERED_PARITY = {
     "reference": "pytorch fp32",
@@ -86,16 +95,17 @@ def _junk_graphs(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    """A fake edge bundle with four formats: ``onnx`` (real), ``onnx-int8`` (the same graphs with a
-    parity out of bounds), ``openvino`` (graph files that are not graphs, hashes matching) and
-    ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
-    pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
+    """A fake edge bundle with four formats: ``onnx`` (real graphs, a parity record in bounds),
+    ``onnx-int8`` (the same graphs with a parity out of bounds), ``openvino`` (graph files that are
+    not graphs, hashes matching) and ``tensorrt-fp16`` (engine files for a runtime not installed here)."""
+    pytest.importorskip("onnx", reason="the fake bundle is written with onnx (export extra)")
     from edge_emotion.export.bundle_writer import add_format
-    from fakes import make_bundle
+    from fakes import make_onnx_bundle
 
     root = tmp_path_factory.mktemp("bench")
-    path = make_bundle(root, preset="edge", seed=0, formats=("onnx",))
+    path = make_onnx_bundle(root, preset="edge", seed=0)
     loaded = Bundle.load(path)
+    add_format(path, "onnx", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": PASSING_PARITY})
     add_format(path, "onnx-int8", {g: loaded.graph_path("onnx", g) for g in GRAPHS}, {"parity": TAMPERED_PARITY})
     add_format(path, "openvino", _junk_graphs(root / "junk-ir", (".xml", ".bin")))
     add_format(path, "tensorrt-fp16", _junk_graphs(root / "junk-engine", (".engine",)))
@@ -104,9 +114,12 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """A one-clip CREMA-D corpus (the carried sample, under its official file name)."""
+    """A one-clip corpus laid out like CREMA-D: the package's sample clip remuxed into FLV under a
+    CREMA-D file name (actor 1001, happy), so that the adapter reads it."""
+    from media import remux
+
     root = tmp_path_factory.mktemp("crema-d")
-    shutil.copyfile(SAMPLE, root / "1001_DFA_HAP_XX.flv")
+    remux(SAMPLE, root / "1001_DFA_HAP_XX.flv")
     return root
 
 
@@ -170,7 +183,7 @@ def test_json_rows_follow_the_schema(bench_run):
 def test_statuses_ok_failed_validation_failed_and_skipped(bench_run):
     _, rows = bench_run
     assert _row(rows, "onnx", "onnxruntime")["status"] == OK
-    assert _row(rows, "onnx", "openvino")["status"] == OK
+    assert _row(rows, "onnx", "openvino")["status"] == (OK if OPENVINO else SKIPPED)
     assert "labels agree on 100.0%" in _row(rows, "onnx", "onnxruntime")["validation"]
 
     tampered = _row(rows, "onnx-int8", "onnxruntime")
@@ -179,9 +192,12 @@ def test_statuses_ok_failed_validation_failed_and_skipped(bench_run):
     assert tampered["rtf"] > 0  # still measured: its cost stays visible
 
     broken = _row(rows, "openvino", "openvino")
-    assert broken["status"] == FAILED
-    assert broken["error"].startswith("load:") and broken["rtf"] is None
-    assert broken["stages"]["visual_encoder"] is None and broken["stages"]["face"] is not None
+    if OPENVINO:
+        assert broken["status"] == FAILED
+        assert broken["error"].startswith("load:") and broken["rtf"] is None
+        assert broken["stages"]["visual_encoder"] is None and broken["stages"]["face"] is not None
+    else:  # the device install: no openvino, so the junk IR is never loaded
+        assert broken["status"] == SKIPPED and "edge-emotion[openvino]" in broken["error"]
 
     missing = _row(rows, "tensorrt-fp16", "tensorrt")
     assert missing["status"] == SKIPPED
@@ -192,7 +208,7 @@ def test_statuses_ok_failed_validation_failed_and_skipped(bench_run):
 def test_front_end_stages_are_measured_once_and_shared(bench_run):
     _, rows = bench_run
     ran = [r for r in rows if r["status"] in (OK, FAILED_VALIDATION, FAILED)]
-    assert len(ran) == 4
+    assert len(ran) == (4 if OPENVINO else 2)
     for stage in ("face", "log_mel"):
         assert len({json.dumps(r["stages"][stage]) for r in ran}) == 1
 
@@ -210,8 +226,9 @@ def test_table_on_screen(bench_run):
     proc, _ = bench_run
     for word in ("runtime", "precision", "RTF", "RSS MB", "onnxruntime", "tensorrt-fp16", "skipped", "visual enc"):
         assert word in proc.stdout, word
-    assert "openvino on openvino: failed: load:" in proc.stdout
-    assert "fp32 (f32)" in proc.stdout  # the OpenVINO row names the precision it computed in
+    assert ("openvino on openvino: failed: load:" if OPENVINO else "openvino on openvino: skipped") in proc.stdout
+    if OPENVINO:
+        assert "fp32 (f32)" in proc.stdout  # the OpenVINO row names the precision it computed in
     assert max(len(line) for line in proc.stdout.splitlines()) <= 100
     assert "edge-emotion[tensorrt]" in " ".join(proc.stdout.split())  # the install hint, not eaten as markup
     for fmt, runtime in (("onnx", "onnxruntime"), ("tensorrt-fp16", "tensorrt")):  # progress while rows run
@@ -223,18 +240,41 @@ def _report_rows() -> list[BenchRow]:
     common = {"threads": 2, "machine": "a CPU with a long model name, 64 CPUs, Linux x86_64, Python 3.11.7"}
     return [
         BenchRow(
-            runtime="onnxruntime", format="onnx", precision="fp32", status=OK, size_mb=1234.5, stages=slow,
-            rtf=12.345, peak_rss_mb=12345.0, metric=0.5, inference_precision="as stored",
-            isa=("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"), **common,
+            runtime="onnxruntime",
+            format="onnx",
+            precision="fp32",
+            status=OK,
+            size_mb=1234.5,
+            stages=slow,
+            rtf=12.345,
+            peak_rss_mb=12345.0,
+            metric=0.5,
+            inference_precision="as stored",
+            isa=("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"),
+            **common,
         ),
         BenchRow(
-            runtime="openvino", format="openvino-int8", precision="int8", status=FAILED_VALIDATION, size_mb=2.2,
-            stages=slow, rtf=1.5, peak_rss_mb=1345.0, metric=0.5, inference_precision="bf16",
-            validation="labels agree on 96.1% < 97% (int8 bounds, real windows, end to end)", **common,
+            runtime="openvino",
+            format="openvino-int8",
+            precision="int8",
+            status=FAILED_VALIDATION,
+            size_mb=2.2,
+            stages=slow,
+            rtf=1.5,
+            peak_rss_mb=1345.0,
+            metric=0.5,
+            inference_precision="bf16",
+            validation="labels agree on 96.1% < 97% (int8 bounds, real windows, end to end)",
+            **common,
         ),
         BenchRow(
-            runtime="openvino", format="openvino-fp16", precision="fp16", status=SKIPPED, size_mb=2.0,
-            error="openvino is not installed here (install it with: pip install 'edge-emotion[openvino]')", **common,
+            runtime="openvino",
+            format="openvino-fp16",
+            precision="fp16",
+            status=SKIPPED,
+            size_mb=2.0,
+            error="openvino is not installed here (install it with: pip install 'edge-emotion[openvino]')",
+            **common,
         ),
     ]
 
@@ -380,8 +420,7 @@ def test_cpu_features_are_read_from_cpuinfo():
     from edge_emotion.bench.machine import cpu_model
 
     x86 = (
-        "processor\t: 0\nmodel name\t: AMD EPYC 9654\n"
-        "flags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
+        "processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni avx512_bf16\n"
     )
     assert cpu_features(x86) == ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
     assert cpu_model(x86) == "AMD EPYC 9654"

@@ -15,13 +15,11 @@ from edge_emotion.errors import BackendError, BundleError
 from edge_emotion.model.bundle import MANIFEST_NAME, Bundle
 from edge_emotion.model.formats import AUTO_ORDER, FORMATS, GRAPHS, RUNTIMES
 
-torch = pytest.importorskip("torch", reason="building a bundle needs torch (the 'export' extra)")
 pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
 
 from edge_emotion.export.bundle_writer import add_format, create_bundle, write_bundle  # noqa: E402
-from edge_emotion.export.onnx_export import example_inputs, torch_outputs  # noqa: E402
 from edge_emotion.runtimes import is_available  # noqa: E402
-from fakes import fresh_model, make_bundle  # noqa: E402
+from fakes import fresh_model, make_bundle, make_onnx_bundle  # noqa: E402
 
 from edge_emotion.model.engine import BundleModel  # noqa: E402
 from edge_emotion.recognizer import Recognizer  # noqa: E402
@@ -32,12 +30,14 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def full_bundle(tmp_path_factory):
     """A bundle with the onnx and torch formats of ``fresh_model("edge", 0)``."""
+    pytest.importorskip("torch", reason="the bundle is exported from a fresh PyTorch model (train extra)")
     return make_bundle(tmp_path_factory.mktemp("full"), formats=("onnx", "torch"))
 
 
 @pytest.fixture()
 def bundle_copy(tmp_path):
-    return make_bundle(tmp_path)
+    """A private copy of a small ONNX bundle (no torch needed)."""
+    return make_onnx_bundle(tmp_path)
 
 
 # -- the format table ------------------------------------------------------------------------------
@@ -92,6 +92,8 @@ def _runnable(backend: str) -> list:
 @pytest.mark.parametrize("backend", _runnable("onnxruntime") + _runnable("openvino") + _runnable("torch"))
 def test_round_trip_graphs_match_pytorch(full_bundle, backend):
     """export -> load -> run each graph: the backend agrees with the PyTorch model."""
+    from edge_emotion.export.onnx_export import example_inputs, torch_outputs
+
     model = fresh_model("edge", 0)
     engine = BundleModel.from_bundle(full_bundle, backend=backend, threads=1, trust_code=backend == "torch")
     assert engine.backend_name == backend
@@ -119,6 +121,8 @@ def test_round_trip_graphs_match_pytorch(full_bundle, backend):
 def test_round_trip_predict(full_bundle, backend):
     """The whole model (encoders -> alignment -> fusion) through the bundle predicts what
     ``EmotionModel.forward`` predicts on the same window."""
+    import torch
+
     model = fresh_model("edge", 0)
     preset = model.preset
     engine = BundleModel.from_bundle(full_bundle, backend=backend)
@@ -152,7 +156,7 @@ def test_auto_picks_the_best_installed_format(full_bundle):
 @pytest.mark.skipif(not is_available("openvino"), reason="openvino is not installed here")
 def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
     """An OpenVINO IR (.xml + .bin) added with add_format is hashed with its companion, loads, and
-    is what ``auto`` picks over FP32 ONNX on ONNX Runtime."""
+    is what ``auto`` picks over FP32 ONNX on ONNX Runtime, computing what the ONNX graphs compute."""
     import openvino as ov
 
     files = {}
@@ -165,14 +169,16 @@ def test_add_format_with_companions_and_auto_prefers_it(bundle_copy, tmp_path):
     assert entry["graphs"]["visual_encoder"]["companions"][0]["file"] == "openvino/visual_encoder.bin"
     engine = BundleModel.from_bundle(bundle_copy)
     assert (engine.format_key, engine.backend_name) == ("openvino", "openvino")
-    model = fresh_model("edge", 0)
-    inputs = example_inputs(model.preset, batch=2)
-    np.testing.assert_allclose(
-        engine.fuse(**inputs["fusion_head"]),
-        torch_outputs(model, inputs)["fusion_head"]["logits"],
-        atol=TOLERANCE,
-        rtol=0,
-    )
+    reference = BundleModel.from_bundle(bundle_copy, format="onnx", backend="onnxruntime")
+    rng = np.random.default_rng(0)
+    t, d_a, d_v = engine.preset.model.time_steps, engine.preset.model.audio_dim, engine.preset.model.visual_dim
+    inputs = {
+        "audio": rng.standard_normal((2, t, d_a)).astype(np.float32),
+        "visual": rng.standard_normal((2, t, d_v)).astype(np.float32),
+        "audio_mask": (rng.random((2, t)) > 0.3).astype(np.float32),
+        "visual_mask": (rng.random((2, t)) > 0.3).astype(np.float32),
+    }
+    np.testing.assert_allclose(engine.fuse(**inputs), reference.fuse(**inputs), atol=TOLERANCE, rtol=0)
     (bundle_copy / "openvino" / "audio_encoder.bin").write_bytes(b"\0" * 16)
     with pytest.raises(BundleError, match=r"openvino/audio_encoder\.bin .*altered"):
         Bundle.load(bundle_copy)
@@ -213,6 +219,7 @@ def test_add_format_checks_its_files(bundle_copy):
 
 
 def test_write_bundle_refuses_a_non_empty_directory(tmp_path):
+    pytest.importorskip("torch", reason="write_bundle exports a PyTorch model (train extra)")
     (tmp_path / "notes.txt").write_text("mine")
     model = fresh_model("edge")
     with pytest.raises(BundleError, match="not empty"):
@@ -316,8 +323,8 @@ def test_loading_a_bundle_imports_no_torch_or_onnx(bundle_copy):
 
 
 def test_bundle_copies_are_independent(tmp_path):
-    first = make_bundle(tmp_path / "a")
-    second = make_bundle(tmp_path / "b")
+    first = make_onnx_bundle(tmp_path / "a")
+    second = make_onnx_bundle(tmp_path / "b")
     shutil.rmtree(first / "onnx")
     Bundle.load(second)
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from media import SAMPLE_CLIP
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
+SAMPLE = SAMPLE_CLIP
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -29,10 +30,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> Non
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    pytest.importorskip("torch", reason="the fake bundle is exported from a fresh PyTorch model (train extra)")
-    from fakes import make_bundle
+    pytest.importorskip("onnx", reason="the fake bundle is written with onnx (export extra)")
+    from fakes import make_onnx_bundle
 
-    return make_bundle(tmp_path_factory.mktemp("cli"), preset="edge", seed=5)
+    return make_onnx_bundle(tmp_path_factory.mktemp("cli"), preset="edge", seed=5)
 
 
 def test_info_lists_runtimes_and_the_python():
@@ -128,7 +129,7 @@ def test_run_without_model_uses_the_shipped_default_bundle():
     assert path is not None, "the package ships a default bundle (edge_emotion/models/default)"
     bundle = Bundle.load(path)  # verifies every file's sha256
     assert {"onnx", "onnx-int8"} <= set(bundle.formats)
-    sample = Path(__file__).resolve().parents[1] / "edge_emotion" / "assets" / "sample_crema-d_1001_DFA_ANG_XX.flv"
+    sample = Path(__file__).resolve().parents[1] / "edge_emotion" / "assets" / "sample_astronaut.mp4"
     proc = cli("run", "--video", str(sample), "--output", "jsonl")
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines()]

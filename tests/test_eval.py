@@ -138,11 +138,13 @@ def test_bad_input_is_one_line_and_exit_2(shared_data, tmp_path, capsys):
 
 
 def _crema_d_root(tmp_path: Path) -> Path:
-    """A one-clip CREMA-D folder: the sample clip carried in tests/data."""
+    """A one-clip folder laid out like CREMA-D: the package's sample clip remuxed into FLV under a
+    CREMA-D file name (actor 1001, happy)."""
+    from media import SAMPLE_CLIP, remux
+
     root = tmp_path / "crema-d"
     root.mkdir()
-    sample = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"
-    (root / "1001_DFA_HAP_XX.flv").write_bytes(sample.read_bytes())
+    remux(SAMPLE_CLIP, root / "1001_DFA_HAP_XX.flv")
     return root
 
 

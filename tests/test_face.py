@@ -12,13 +12,12 @@ from edge_emotion.config import EDGE, PAPER
 from edge_emotion.frontend.face import FaceObservation, FaceTracker, crop_box, crop_face, face_image_to_input, observe
 from edge_emotion.sources import VideoFileSource
 
-FLV = "crema-d_1001_DFA_HAP_XX.flv"
 MIN_DETECTION_RATE = 0.9
 
 
 @pytest.fixture(scope="module")
-def frames(samples_dir):
-    return list(VideoFileSource(samples_dir / FLV))
+def frames(crema_flv):
+    return list(VideoFileSource(crema_flv))
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +36,8 @@ def detection_rate(path, max_fps=None) -> tuple[float, list[FaceObservation]]:
     return sum(o.usable for o in observations) / len(observations), observations
 
 
-def test_finds_the_face_in_the_carried_clip(samples_dir):
-    rate, observations = detection_rate(samples_dir / FLV)
+def test_finds_the_face_in_a_real_clip(crema_flv):
+    rate, observations = detection_rate(crema_flv)
     assert rate >= MIN_DETECTION_RATE
     boxes = np.array([o.bbox for o in observations if o.usable])
     # One actor, sitting still: the box hardly moves and is a plausible face size.

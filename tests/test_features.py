@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_emotion.frontend import features as F
 from edge_emotion.config import EDGE, PAPER, AudioConfig
+from edge_emotion.frontend import features as F
 
 # Our log-mel against librosa.feature.melspectrogram on real speech, in ln units (measured: 2e-5 to 5e-5).
 LIBROSA_LOG_TOLERANCE = 1e-3
@@ -103,10 +103,10 @@ def test_log_mel_shape_and_frame_convention():
     np.testing.assert_allclose(F.log_mel(np.zeros(1000, np.float32), cfg), np.log(cfg.log_floor), rtol=1e-6)
 
 
-def test_log_mel_matches_a_direct_dft_of_one_frame(samples_dir):
-    """A literal computation for one centred frame, on the carried CREMA-D sample."""
+def test_log_mel_matches_a_direct_dft_of_one_frame(crema_flv):
+    """A literal computation for one centred frame, on a real CREMA-D clip."""
     cfg = EDGE.audio
-    pcm, _ = read_sample(samples_dir / "crema-d_1001_DFA_HAP_XX.flv")
+    pcm, _ = read_sample(crema_flv)
     i = 40
     padded = np.pad(pcm.astype(np.float64), (cfg.n_fft // 2, cfg.n_fft // 2))
     frame = padded[i * cfg.hop_length : i * cfg.hop_length + cfg.n_fft]
@@ -186,9 +186,9 @@ def test_silence_and_near_silence_are_not_speech():
     assert not F.window_speech_steps(hiss, EDGE).any()
 
 
-def test_speech_is_found_in_real_speech_and_not_in_its_pauses(samples_dir):
+def test_speech_is_found_in_real_speech_and_not_in_its_pauses(crema_flv):
     cfg = EDGE.audio
-    pcm, _ = read_sample(samples_dir / "crema-d_1001_DFA_HAP_XX.flv")
+    pcm, _ = read_sample(crema_flv)
     speech = F.speech_frames(pcm, cfg)
     level = F.frame_energy_db(pcm, cfg)
     assert 0.3 < speech.mean() < 0.95

@@ -22,10 +22,10 @@ SDK = REPO / "edge_emotion"
 MAPPED = {"runtimes", "train", "export"}  # top-level folders installed under edge_emotion
 
 # What each part of the SDK may import from the package (by the first name under edge_emotion).
-BASE = {"__init__", "config", "errors", "labels", "_quiet", "results"}
+BASE = {"__init__", "config", "errors", "labels", "_quiet", "_offline", "results"}
 FRONT_END = BASE | {"frontend", "sources"}
 MODEL = FRONT_END | {"model", "runtimes"}
-APP = MODEL | {"stream", "recognizer", "live", "eval", "info", "overlay", "steady"}
+APP = MODEL | {"stream", "recognizer", "live", "eval", "info", "overlay", "steady", "display"}
 ALLOWED = {
     "frontend": FRONT_END,
     "sources": FRONT_END,

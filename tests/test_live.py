@@ -6,27 +6,27 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from edge_emotion import live
 from edge_emotion.errors import DeviceError, InputError
 from edge_emotion.recognizer import Recognizer
 from edge_emotion.sources import AudioChunk, AudioFileSource, VideoFrame, open_media
 
-pytest.importorskip("torch", reason="the fake bundles are exported from a fresh PyTorch model (train extra)")
 pytest.importorskip("onnx", reason="the fake bundles are written with onnx (export extra)")
 
-from fakes import make_bundle  # noqa: E402
+from fakes import make_onnx_bundle  # noqa: E402
+from media import SAMPLE_CLIP  # noqa: E402
 
-SAMPLE = Path(__file__).parent / "data" / "crema-d_1001_DFA_HAP_XX.flv"  # 2.0 s, face + speech
+SAMPLE = SAMPLE_CLIP  # 3.0 s, face + speech
 HOP_MS = 500
 
 
 @pytest.fixture(scope="module")
 def recognizer(tmp_path_factory) -> Recognizer:
-    bundle = make_bundle(tmp_path_factory.mktemp("live"), preset="edge", seed=0)
+    bundle = make_onnx_bundle(tmp_path_factory.mktemp("live"), preset="edge", seed=0)
     return Recognizer.from_bundle(bundle, backend="onnxruntime", hop_ms=HOP_MS)
 
 
@@ -75,9 +75,9 @@ def _long_speech(repeats: int, chunk_ms: int = 100) -> list[AudioChunk]:
 def test_audio_goes_on_after_the_video_ends(recognizer):
     """A camera that stops after a few frames must not stall the microphone: windows past the
     video's end reach on_result while audio still flows, and the results cover the whole audio."""
-    frames = list(open_media(SAMPLE).video)[:6]  # 0.2 s of video
-    video_end_ms = frames[-1].timestamp_ms + 34
-    chunks = _long_speech(repeats=4)  # ~7.6 s of audio: several 3 s windows at a 500 ms hop
+    frames = list(open_media(SAMPLE).video)[:5]  # 0.2 s of video
+    video_end_ms = frames[-1].timestamp_ms + 40  # one frame period at 25 fps
+    chunks = _long_speech(repeats=4)  # 12 s of audio: several 3 s windows at a 500 ms hop
     audio_end_ms = chunks[-1].end_ms
     assert audio_end_ms > 2 * recognizer.preset.window_ms
     mic_open = threading.Event()  # the microphone is still open, delivering nothing more
@@ -260,7 +260,7 @@ def test_stop_releases_a_reader_blocked_on_a_full_queue(recognizer):
     session.start()
     try:
         assert entered.wait(60)
-        assert _wait_for(session._queue.full)
+        assert _wait_for(lambda: session.stats().audio_waiting == live.QUEUE_CAPACITY)
         before = produced[0]
         time.sleep(0.3)
         assert produced[0] == before  # the reader waits on the full queue
@@ -280,3 +280,172 @@ def test_running_and_wait_before_start(recognizer):
         session.wait(0)
     session.stop()  # a stop before start is a no-op
     assert session.running is False
+
+
+# -- bounded latency ----------------------------------------------------------------------------
+class LiveCamera:
+    """A live video source (``live = True``, as a camera) that delivers frames faster than any
+    worker takes them: ``n`` frames 10 ms apart, no waiting, then it ends."""
+
+    live = True
+
+    def __init__(self, image: np.ndarray, n: int):
+        self.image, self.n = image, n
+        self.newest_ms = -1
+
+    def __iter__(self):
+        for k in range(self.n):
+            self.newest_ms = 10 * k
+            yield VideoFrame(self.image, 10 * k)
+
+
+def test_a_slow_consumer_drops_the_oldest_video_and_the_backlog_stays_bounded(recognizer):
+    """on_result that takes long stalls the worker; a live camera must then lose its oldest frames
+    (counted in stats()) instead of queueing them: at most VIDEO_BACKLOG frames ever wait."""
+    image = list(open_media(SAMPLE).video)[0].image
+    camera = LiveCamera(image, n=600)
+    waiting: list[int] = []
+
+    def slow(result):
+        waiting.append(session.stats().video_waiting)
+        time.sleep(0.3)
+
+    session = recognizer.live(camera=None, mic=None, on_result=slow, video_source=camera)
+    with session:
+        assert session.wait(120)
+    stats = session.stats()
+    assert stats.video_items == 600
+    assert stats.video_dropped > 0
+    assert stats.max_video_backlog <= live.VIDEO_BACKLOG
+    assert waiting and max(waiting) <= live.VIDEO_BACKLOG  # what waits while the consumer is slow
+    assert stats.video_items - stats.video_dropped < 600
+
+
+def test_a_file_source_is_never_dropped_from(recognizer):
+    """A source that is not live (a file read as fast as it decodes) waits for the worker instead."""
+    frames = list(open_media(SAMPLE).video)
+    seen: list = []
+    session = recognizer.live(camera=None, mic=None, on_result=lambda r: (time.sleep(0.2), seen.append(r)),
+                              video_source=iter(frames))
+    with session:
+        assert session.wait(120)
+    stats = session.stats()
+    assert (stats.video_items, stats.video_dropped) == (len(frames), 0)
+    assert seen
+
+
+# -- a video source that blocks for ever -------------------------------------------------------------
+class BlockingCamera:
+    """Blocks inside its iteration until released (a camera whose driver hangs); never closed under it."""
+
+    live = True
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.inside = threading.Event()
+        self.closed = 0
+
+    def __iter__(self):
+        self.inside.set()
+        self.release.wait(120)
+        return
+        yield
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_blocked_camera_does_not_stop_audio_and_stop_is_bounded(recognizer, caplog):
+    camera = BlockingCamera()
+    mic_open, mic_idle = threading.Event(), threading.Event()
+
+    def microphone():  # ~3.8 s of speech over ~1 s, then open and silent until the end of the test
+        for chunk in _long_speech(repeats=2):
+            yield chunk
+            time.sleep(0.025)
+        mic_idle.set()
+        mic_open.wait(120)
+
+    seen: list = []
+    session = live.LiveSession(recognizer, camera=None, mic=None, on_result=seen.append, hop_ms=HOP_MS,
+                               video_source=camera, audio_source=microphone(), video_stall_ms=500)
+    session.start()
+    try:
+        assert camera.inside.wait(30)
+        assert _wait_for(lambda: len(seen) >= 2, 60)  # audio alone completes windows
+        assert all("video" not in r.modalities for r in seen)
+        assert session.stats().video_stalls == 1
+        assert mic_idle.wait(60)  # both readers are now blocked inside their sources
+        with caplog.at_level("WARNING", logger="edge_emotion.live"):
+            session.stop(timeout_s=1.0)
+        assert not session.running
+        stuck = [r.getMessage().split()[1] for r in caplog.records if "did not return" in r.getMessage()]
+        assert stuck == ["video", "audio"], [r.getMessage() for r in caplog.records]
+        assert camera.closed == 0  # never released under its (still blocked) reader
+        worker = [t for t in threading.enumerate() if t.name == "edge-emotion-worker"]
+        assert not worker
+    finally:
+        camera.release.set()
+        mic_open.set()
+    assert _wait_for(lambda: camera.closed == 1, 10)  # the abandoned reader closes it when it returns
+    assert _wait_for(lambda: not _reader_threads(), 10)
+
+
+def test_a_camera_that_comes_back_after_a_stall_is_used_again(recognizer):
+    frames = list(open_media(SAMPLE).video)
+    chunks = _long_speech(repeats=4)
+    gate = threading.Event()
+
+    class LateCamera:
+        live = True
+
+        def __iter__(self):
+            gate.wait(60)
+            # frames stamped after the audio already pushed, as a camera that resumed would be
+            base = chunks[len(chunks) // 2].timestamp_ms
+            for f in frames:
+                yield VideoFrame(f.image, base + f.timestamp_ms)
+
+    def audio():
+        for k, c in enumerate(chunks):
+            if k == len(chunks) // 2:
+                gate.set()
+                time.sleep(1.0)
+            yield c
+            time.sleep(0.01)
+
+    seen: list = []
+    session = live.LiveSession(recognizer, camera=None, mic=None, on_result=seen.append, hop_ms=HOP_MS,
+                               video_source=LateCamera(), audio_source=audio(), video_stall_ms=300)
+    with session:
+        assert session.wait(120)
+    assert session.stats().video_stalls == 1
+    assert any("video" in r.modalities for r in seen)
+
+
+# -- start / stop on a file-backed camera, many times -----------------------------------------
+_START_STOP = """
+import sys, time
+from edge_emotion.recognizer import Recognizer
+rec = Recognizer.from_bundle(sys.argv[1], backend="onnxruntime")
+for k in range(20):
+    session = rec.live(camera=sys.argv[2], mic=None)
+    session.start()
+    time.sleep(0.05 * (k % 4))
+    session.stop()
+    assert not session.running
+print("ok", flush=True)
+"""
+
+
+def test_start_stop_a_file_backed_camera_twenty_times(tmp_path_factory):
+    """stop() while the reader is inside VideoCapture.read(): the capture must be released only
+    after the read returns (a release during it aborts the process or corrupts its heap)."""
+    import subprocess
+    import sys
+
+    bundle = make_onnx_bundle(tmp_path_factory.mktemp("startstop"), preset="edge", seed=0)
+    proc = subprocess.run([sys.executable, "-c", _START_STOP, str(bundle), str(SAMPLE)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.strip().endswith("ok")

@@ -36,9 +36,9 @@ def pyaudio_available():
 
 
 @pytest.fixture
-def virtual_mic(tmp_path, samples_dir, pyaudio_available):
-    """A HOME whose ALSA default capture device plays the carried CREMA-D speech (16 kHz s16le)."""
-    pcm, _ = read_audio(samples_dir / "crema-d_1001_DFA_HAP_XX.flv", 16000)
+def virtual_mic(tmp_path, sample_clip, pyaudio_available):
+    """A HOME whose ALSA default capture device plays the sample clip's speech (16 kHz s16le)."""
+    pcm, _ = read_audio(sample_clip, 16000)
     raw = np.clip(np.round(pcm * 32768), -32768, 32767).astype("<i2")
     infile = tmp_path / "speech_s16le.raw"
     raw.tofile(infile)

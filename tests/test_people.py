@@ -322,7 +322,8 @@ def test_composite_file_round_trip(shared_data, composites, tmp_path):
 
 
 # -- the stream: one result per person per window ----------------------------------------------
-SAMPLE = REPO_ROOT / "edge_emotion" / "assets" / "sample_crema-d_1001_DFA_ANG_XX.flv"
+#: A real single-person clip in ../shared/data (CREMA-D actor 1001, angry, 2.3 s).
+ANGRY_1001 = "crema-d/video/1001_DFA_ANG_XX.flv"
 
 
 @pytest.fixture(scope="module")
@@ -413,12 +414,15 @@ def test_stream_speaker_leaves_mid_clip(recognizers, composite_files):
 
 
 def test_one_face_results_unchanged_by_the_people_path(recognizers, shared_data, composites, tmp_path):
-    """Single-person clips (the shipped sample; actor 1001's three sentences in a row) through
+    """Single-person clips (a real CREMA-D clip; actor 1001's three sentences in a row) through
     max_faces 1 and 2: the same face and id in every window; where the face speaks, the same scores
     (the same voice and face fused); the voice is given to the face in at least MIN_SPEAKER_RATE of
     the speech windows."""
     alone = composites.load_panel([shared_data / p for p in composites.CREMA_1001], 360, 16000)
-    clips = [SAMPLE, composites.write_mp4(composites.compose([alone], alone, grid=(1, 1)), tmp_path / "one.mp4")]
+    single = shared_data / ANGRY_1001
+    if not single.is_file():
+        pytest.skip(f"real clip not found: {single}")
+    clips = [single, composites.write_mp4(composites.compose([alone], alone, grid=(1, 1)), tmp_path / "one.mp4")]
     for clip in clips:
         one = list(recognizers[1].analyze(clip, hop_ms=500))
         two = list(recognizers[2].analyze(clip, hop_ms=500))
@@ -428,7 +432,7 @@ def test_one_face_results_unchanged_by_the_people_path(recognizers, shared_data,
             (w[0].t_start_ms, w[0].t_end_ms, w[0].face, w[0].person) for w in faces.values()
         ]
         speech = [r for r in one if "audio" in r.modalities]
-        assert len(speech) >= (1 if clip == SAMPLE else 8)
+        assert len(speech) >= (1 if clip == single else 8)
         assert sum(r.speaking for r in speech) >= MIN_SPEAKER_RATE * len(speech), clip
         for r1, (r2,) in zip(one, faces.values(), strict=True):
             if r2.speaking:

@@ -18,9 +18,6 @@ from edge_emotion.sources import (
     read_audio,
 )
 
-FLV = "crema-d_1001_DFA_HAP_XX.flv"
-MP4 = "crema-d_1001_DFA_NEU_XX_vfr_offset.mp4"
-
 
 def write_wav(path, pcm_int16: np.ndarray, rate: int) -> None:
     """``(S,)`` or ``(S, C)`` int16 -> a WAV file (stdlib ``wave``)."""
@@ -39,8 +36,8 @@ def strictly_increasing(values) -> bool:
 # --- real clips ----------------------------------------------------------------------------------
 
 
-def test_flv_with_a_data_stream_decodes_on_one_clock(samples_dir):
-    media = open_media(samples_dir / FLV, sample_rate=16000)
+def test_flv_with_a_data_stream_decodes_on_one_clock(crema_flv):
+    media = open_media(crema_flv, sample_rate=16000)
     assert media.video is not None and media.audio is not None
     assert media.duration_ms == pytest.approx(2000, abs=300)
     frames = list(media.video)
@@ -62,10 +59,10 @@ def test_flv_with_a_data_stream_decodes_on_one_clock(samples_dir):
     assert stamps[-1] == pytest.approx(media.duration_ms, abs=80)
 
 
-def test_audio_offset_and_variable_frame_rate_line_up(samples_dir):
-    """The mp4 sample was cut from a CREMA-D clip: audio starts 0.5 s late, and every third frame
+def test_audio_offset_and_variable_frame_rate_line_up(vfr_offset_mp4):
+    """The mp4 is cut from a CREMA-D clip at test time (tests/media.py): audio starts 0.5 s late, and every third frame
     after frame 24 is missing. Timestamps come from the streams' own time bases."""
-    media = open_media(samples_dir / MP4, sample_rate=16000)
+    media = open_media(vfr_offset_mp4, sample_rate=16000)
     stamps = [f.timestamp_ms for f in media.video]
     assert len(stamps) == 40 and stamps[0] == 0
     gaps = np.diff(stamps)
@@ -79,10 +76,10 @@ def test_audio_offset_and_variable_frame_rate_line_up(samples_dir):
     assert chunks[-1].end_ms == pytest.approx(media.duration_ms, abs=60)
 
 
-def test_the_late_audio_track_is_in_sync_with_the_original(shared_data, samples_dir):
+def test_the_late_audio_track_is_in_sync_with_the_original(shared_data, vfr_offset_mp4):
     """The same speech, read from the original flv and from the re-timed mp4, lines up to 2 ms."""
     original, start0 = read_audio(shared_data / "crema-d" / "video" / "1001_DFA_NEU_XX.flv", 16000)
-    moved, start = read_audio(samples_dir / MP4, 16000)
+    moved, start = read_audio(vfr_offset_mp4, 16000)
     assert start0 == 0
     at = (start + 27) * 16  # the mp4's clock starts 27 ms into the original
     segment = moved[1600:9600]
@@ -106,14 +103,14 @@ def test_ravdess_mp4_decodes_with_stereo_48k_audio(shared_data):
     assert 0.001 < np.sqrt(np.mean(pcm**2)) < 0.5
 
 
-def test_max_fps_keeps_the_first_frame_of_each_interval(samples_dir):
-    every = [f.timestamp_ms for f in VideoFileSource(samples_dir / FLV)]
-    kept = [f.timestamp_ms for f in VideoFileSource(samples_dir / FLV, max_fps=10)]
+def test_max_fps_keeps_the_first_frame_of_each_interval(crema_flv):
+    every = [f.timestamp_ms for f in VideoFileSource(crema_flv)]
+    kept = [f.timestamp_ms for f in VideoFileSource(crema_flv, max_fps=10)]
     slots = [int((t - every[0]) // 100) for t in every]
     expected = [t for i, t in enumerate(every) if i == 0 or slots[i] != slots[i - 1]]
     assert kept == expected
     with pytest.raises(ValueError):
-        VideoFileSource(samples_dir / FLV, max_fps=0)
+        VideoFileSource(crema_flv, max_fps=0)
 
 
 def test_audio_file_source_resamples_mixes_down_and_chunks(tmp_path):
@@ -148,7 +145,7 @@ def test_read_audio_matches_the_wav_it_read(tmp_path):
 # --- errors --------------------------------------------------------------------------------------
 
 
-def test_missing_empty_and_corrupt_files_raise_media_error(tmp_path, samples_dir):
+def test_missing_empty_and_corrupt_files_raise_media_error(tmp_path, crema_flv):
     with pytest.raises(MediaError, match="no such file"):
         open_media(tmp_path / "nope.mp4")
     (tmp_path / "empty.mp4").write_bytes(b"")
@@ -160,7 +157,7 @@ def test_missing_empty_and_corrupt_files_raise_media_error(tmp_path, samples_dir
     with pytest.raises(MediaError):
         open_media(tmp_path)  # a directory
     # A clip cut short in the middle of its data: opens, and decodes what is there or fails clearly.
-    data = (samples_dir / FLV).read_bytes()
+    data = crema_flv.read_bytes()
     (tmp_path / "cut.flv").write_bytes(data[: len(data) // 3])
     try:
         media = open_media(tmp_path / "cut.flv")
@@ -194,9 +191,9 @@ def test_camera_that_does_not_exist_raises_device_error_naming_it():
         CameraSource(7)
 
 
-def test_camera_source_runs_its_loop_on_a_video_file(samples_dir):
-    expected = len(list(VideoFileSource(samples_dir / FLV)))
-    with CameraSource(str(samples_dir / FLV)) as camera:
+def test_camera_source_runs_its_loop_on_a_video_file(crema_flv):
+    expected = len(list(VideoFileSource(crema_flv)))
+    with CameraSource(str(crema_flv)) as camera:
         frames = list(camera)
     assert len(frames) == expected
     assert frames[0].image.shape == (360, 480, 3) and frames[0].image.dtype == np.uint8
@@ -204,7 +201,7 @@ def test_camera_source_runs_its_loop_on_a_video_file(samples_dir):
     assert camera.closed
     # RGB, not OpenCV's BGR: the same pixels as PyAV's decode of the first frame (codecs may
     # differ by a few levels).
-    first = next(iter(VideoFileSource(samples_dir / FLV))).image.astype(int)
+    first = next(iter(VideoFileSource(crema_flv))).image.astype(int)
     assert np.abs(frames[0].image.astype(int) - first).mean() < 3
     assert (
         np.abs(frames[0].image[..., ::-1].astype(int) - first).mean()

@@ -28,10 +28,10 @@ from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, Benc
 
 log = logging.getLogger(__name__)
 
-#: The clip ``bench`` runs end to end when no ``--clip`` is given: the CREMA-D sample shipped in the
-#: package (the quickstart's clip; 2.5 s, face and speech).
+#: The clip ``bench`` runs end to end when no ``--clip`` is given: the sample shipped in the package
+#: (the quickstart's clip; 3.0 s, a face and speech; ``edge_emotion/assets/README-sample.md``).
 DEFAULT_CLIP_CANDIDATES: tuple[Path, ...] = (
-    Path(__file__).resolve().parents[1] / "assets" / "sample_crema-d_1001_DFA_ANG_XX.flv",
+    Path(__file__).resolve().parents[1] / "assets" / "sample_astronaut.mp4",
 )
 
 

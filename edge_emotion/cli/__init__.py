@@ -30,7 +30,7 @@ def _root() -> None:
 
 
 # Modules under edge_emotion.cli; each defines ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES = ["info", "run", "export", "train", "eval", "bench"]
+COMMAND_MODULES = ["info", "devices", "run", "export", "train", "eval", "bench"]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}").register(app)

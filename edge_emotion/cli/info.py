@@ -11,11 +11,24 @@ import typer
 from ..info import collect_info
 
 
+def _bundle_licence(bundle: str | None) -> str | None:
+    """The licence of a bundle's weights, as its manifest's ``provenance.licence`` states it."""
+    if not bundle:
+        return None
+    try:
+        with open(f"{bundle}/manifest.json", encoding="utf-8") as f:
+            licence = json.load(f).get("provenance", {}).get("licence")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return licence if isinstance(licence, str) and licence.strip() else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def info(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
         """Show versions, which runtimes are importable with their devices, and the default bundle."""
         report = collect_info()
+        report["default_bundle_licence"] = _bundle_licence(report["default_bundle"])
         if as_json:
             typer.echo(json.dumps(report, indent=2))
             return
@@ -30,3 +43,5 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {name:<12} not installed  ({entry['install']})")
         default = report["default_bundle"]
         typer.echo(f"default model: {default if default else 'none shipped in this install'}")
+        if default:
+            typer.echo(f"  licence of its weights: {report['default_bundle_licence'] or 'not stated in its manifest'}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 from enum import Enum
@@ -22,12 +21,6 @@ class Output(str, Enum):
     jsonl = "jsonl"
 
 
-def _display_available() -> bool:
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def _printer(output: Output):
     lock = threading.Lock()
 
@@ -40,41 +33,51 @@ def _printer(output: Output):
     return emit
 
 
-def _draw(frame_rgb, result: EmotionResult | None):
-    import cv2
+def _open_window():
+    """The display window, or None (with a warning) when none can be opened here. Runs before
+    anything imports PyAV (see edge_emotion/display.py)."""
+    from ..display import Window
+    from ..errors import DeviceError
 
-    image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-    if result is not None:
-        if result.face is not None:
-            x, y, w, h = result.face.bbox
-            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), 2)
-        text = f"{result.label} {result.confidence:.2f} ({'+'.join(result.modalities) or '-'})"
-        cv2.putText(image, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 200, 0), 2)
-    return image
-
-
-def _show_until_done(session) -> None:
-    """Show the latest frame with the face box and current emotion until the session ends or the
-    user presses q / Esc. Runs in the main thread (OpenCV's GUI needs it)."""
-    import cv2
-
-    window = "edge-emotion"
-    cv2.namedWindow(window, cv2.WINDOW_NORMAL)
     try:
-        while session.running:
-            frame = session.latest_frame
-            if frame is not None:
-                cv2.imshow(window, _draw(frame.image, session.latest_result))
-            if cv2.waitKey(30) & 0xFF in (ord("q"), 27):
-                break
-    finally:
-        cv2.destroyWindow(window)
+        window = Window("edge-emotion")
+    except DeviceError as exc:
+        log.warning("no window: %s; running without one", exc)
+        return None
+    from ..overlay import splash
+
+    window.show(splash("starting..."))  # while the model loads
+    return window
+
+
+#: The highest camera index accepted (OpenCV takes a C int; V4L2 numbers devices far below this).
+MAX_CAMERA_INDEX = 1023
+
+
+def _camera(text: str) -> int | str:
+    """``--camera``: an index (digits), else a URL or a path, passed to OpenCV as it is."""
+    from . import fail
+
+    text = text.strip()
+    if text.isdigit():
+        index = int(text)
+        if index > MAX_CAMERA_INDEX:
+            raise fail(f"--camera {text}: no such camera index (see `edge-emotion devices`)")
+        return index
+    if "://" in text or Path(text).exists():
+        return text
+    raise fail(f"--camera {text!r}: not a camera index, a URL or an existing path (see `edge-emotion devices`)")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def run(
-        camera: int | None = typer.Option(None, "--camera", help="Camera index (OpenCV)."),
+        camera_arg: str | None = typer.Option(
+            None,
+            "--camera",
+            help="A camera index (see `edge-emotion devices`), a stream URL (rtsp://, http://), "
+            "a video device path (/dev/video0) or a video file read as a camera.",
+        ),
         video: Path | None = typer.Option(None, "--video", help="A media file (video and/or audio)."),
         mic: str | None = typer.Option(
             None,
@@ -93,8 +96,8 @@ def register(app: typer.Typer) -> None:
         display: bool | None = typer.Option(
             None,
             "--display/--no-display",
-            help="Show an OpenCV window with the face box and the emotion "
-            "(default: on for a camera when a display exists).",
+            help="Show a window with every face's box, its emotion and the scores "
+            "(default: on for a camera when a display exists); a file then plays at its own frame rate.",
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
@@ -110,12 +113,19 @@ def register(app: typer.Typer) -> None:
         from ..recognizer import Recognizer
         from . import fail
 
+        camera = _camera(camera_arg) if camera_arg is not None else None
         if camera is not None and video is not None:
             raise fail("give either --camera or --video, not both")
         if camera is None and video is None and mic is None:
             raise fail("nothing to run on: give --camera N, --video PATH and/or --mic NAME")
         if video is not None and not video.exists():
             raise fail(f"no such file: {video}")
+        window = None
+        if (camera is not None or video is not None) and (display or (display is None and camera is not None)):
+            from ..display import display_problem
+
+            if display or display_problem() is None:  # the default stays quiet without a display
+                window = _open_window()  # before the recognizer and PyAV load
         recognizer = Recognizer.from_bundle(
             model,
             backend=backend,
@@ -126,12 +136,8 @@ def register(app: typer.Typer) -> None:
             max_faces=max_faces,
         )
         emit = _printer(output)
-        want_display = display if display is not None else (camera is not None and _display_available())
-        if want_display and not _display_available():
-            log.warning("no display found: running without a window")
-            want_display = False
 
-        if video is not None and mic is None and not want_display:
+        if video is not None and mic is None and window is None:
             for result in recognizer.analyze(video):
                 emit(result)
             return
@@ -146,6 +152,10 @@ def register(app: typer.Typer) -> None:
                 audio_source = AudioFileSource(video, sample_rate=recognizer.preset.audio.sample_rate)
             if video_source is None and audio_source is None and mic is None:
                 raise fail(f"{video} has neither audio nor video")
+            if window is not None or mic is not None:  # shown, or beside a live microphone: at the file's own rate
+                from ..live import paced
+
+                video_source, audio_source = paced(video_source, audio_source)
         mic_device: int | str | None = None
         if mic is not None:
             mic_device = int(mic) if mic.isdigit() else mic
@@ -157,12 +167,19 @@ def register(app: typer.Typer) -> None:
             audio_source=audio_source,
             on_error=lambda exc: log.error("%s", exc),
         )
-        with session:
-            try:
-                if want_display and (camera is not None or video_source is not None):
-                    _show_until_done(session)
+        try:
+            with session:
+                if window is not None and (camera is not None or video_source is not None):
+                    from ..display import show_session
+
+                    show_session(session, window)
                 else:
+                    # a file's video with a live microphone: the run ends with the video
                     while not session.wait(0.5):
-                        pass
-            except KeyboardInterrupt:
-                pass
+                        if video_source is not None and mic is not None and "video" in session.stats().ended:
+                            break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if window is not None:
+                window.close()

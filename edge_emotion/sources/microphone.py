@@ -6,10 +6,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .._quiet import native_stderr_silenced
 from ..errors import DeviceError, MissingDependencyError
 from ..frontend.features import to_mono
 from ._av import MonoResampler
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Captured audio later than the sample count says by more than this is a gap (samples were lost).
 CLOCK_GAP_MS = 50.0
+#: At most one "ring buffer full" warning per this many seconds (it sums the samples dropped since the last).
+DROP_WARNING_INTERVAL_S = 5.0
 
 
 class _RingBuffer:
@@ -124,16 +128,21 @@ class MicrophoneSource:
         self._ring = _RingBuffer(max(1, int(buffer_s * self.sample_rate)))
         self._next_ms: float | None = None  # the count: timestamp of the next captured sample
         self._started_ms = 0.0
-        self._pa = pyaudio.PyAudio()
-        self._stream = None
-        try:
-            index, info = self._resolve(device)
-            self.device_name = str(info["name"])
-            self._stream = self._open(pyaudio, index, info)
-        except BaseException:
-            self._pa.terminate()
-            self._pa = None
-            raise
+        self._unreported_drops = 0
+        self._last_drop_warning_s: float | None = None
+        # PortAudio probes ALSA, JACK and OSS when it starts and prints ~100 lines about the ones that
+        # are missing; the DeviceError below says what went wrong.
+        with native_stderr_silenced():
+            self._pa = pyaudio.PyAudio()
+            self._stream = None
+            try:
+                index, info = self._resolve(device)
+                self.device_name = str(info["name"])
+                self._stream = self._open(pyaudio, index, info)
+            except BaseException:
+                self._pa.terminate()
+                self._pa = None
+                raise
         log.info("microphone %r (%s) opened at %d Hz", device, self.device_name, self.capture_rate)
 
     def _resolve(self, device: str | int) -> tuple[int, dict]:
@@ -207,9 +216,21 @@ class MicrophoneSource:
             self._ring.write(mono, self._next_ms)
             lost = self._ring.dropped - before
             if lost:
-                log.warning("microphone %r: ring buffer full, %d samples dropped", self.device, lost)
+                self._warn_dropped(lost, arrived_s)
             self._next_ms += 1000.0 * mono.size / self.sample_rate
         return None, 0  # paContinue
+
+    def _warn_dropped(self, lost: int, now_s: float) -> None:
+        """Log dropped samples at most once per :data:`DROP_WARNING_INTERVAL_S` (a full buffer
+        drops on every PortAudio callback, ten times a second)."""
+        self._unreported_drops += lost
+        if self._last_drop_warning_s is not None and now_s - self._last_drop_warning_s < DROP_WARNING_INTERVAL_S:
+            return
+        log.warning("microphone %r: ring buffer full (the consumer is behind), %d samples dropped%s", self.device,
+                    self._unreported_drops, "" if self._last_drop_warning_s is None else
+                    f" in the last {now_s - self._last_drop_warning_s:.0f} s")
+        self._last_drop_warning_s = now_s
+        self._unreported_drops = 0
 
     def __iter__(self) -> Iterator[AudioChunk]:
         n = max(1, round(self.sample_rate * self.chunk_ms / 1000))
@@ -233,6 +254,11 @@ class MicrophoneSource:
         """Samples lost because the ring buffer was full."""
         return self._ring.dropped
 
+    def wake(self) -> None:
+        """End the iteration once the audio already buffered is read (safe from any thread; a
+        live session calls it before it joins the reader, then :meth:`close`)."""
+        self._ring.close()
+
     def close(self) -> None:
         """Stop capturing; chunks already buffered can still be read."""
         if self._stream is not None:
@@ -242,7 +268,8 @@ class MicrophoneSource:
             finally:
                 self._stream = None
         if self._pa is not None:
-            self._pa.terminate()
+            with native_stderr_silenced():  # PortAudio's back ends may talk while they shut down
+                self._pa.terminate()
             self._pa = None
         self._ring.close()
 
@@ -254,3 +281,40 @@ class MicrophoneSource:
 
     def __repr__(self) -> str:
         return f"MicrophoneSource({self.device!r}, sample_rate={self.sample_rate}, chunk_ms={self.chunk_ms})"
+
+
+@dataclass(frozen=True)
+class MicrophoneInfo:
+    """An input device found by :func:`list_microphones`: ``index`` and ``name`` are what
+    ``--mic`` / ``MicrophoneSource`` take (a part of the name is enough); ``default`` marks the
+    device ``"default"`` opens."""
+
+    index: int
+    name: str
+    channels: int
+    default_sample_rate: int
+    default: bool = False
+
+
+def list_microphones() -> list[MicrophoneInfo]:
+    """The audio input devices PortAudio sees (its start-up noise on stderr hidden). Raises
+    :class:`MissingDependencyError` when PyAudio is not installed; an empty list means none."""
+    pyaudio = _pyaudio()
+    with native_stderr_silenced():
+        pa = pyaudio.PyAudio()
+        try:
+            try:
+                default_index = int(pa.get_default_input_device_info()["index"])
+            except (OSError, ValueError):
+                default_index = None
+            found = []
+            for i in range(pa.get_device_count()):
+                info = pa.get_device_info_by_index(i)
+                channels = int(info.get("maxInputChannels", 0))
+                if channels > 0:
+                    index = int(info["index"])
+                    rate = int(info.get("defaultSampleRate") or 0)
+                    found.append(MicrophoneInfo(index, str(info["name"]), channels, rate, index == default_index))
+        finally:
+            pa.terminate()
+    return found
