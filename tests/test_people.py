@@ -413,6 +413,32 @@ def test_stream_speaker_leaves_mid_clip(recognizers, composite_files):
     assert not any(r.speaking for r in results if r.person == stays)
 
 
+def test_a_live_session_keeps_every_person_s_latest_result_and_face(recognizers, composite_files):
+    """What a display draws from: the latest result of each person and every followed face."""
+    from edge_emotion.sources import AudioFileSource
+
+    clip = composite_files["left-speaks"]
+    seen = []
+    session = recognizers[2].live(
+        camera=None,
+        mic=None,
+        on_result=seen.append,
+        video_source=VideoFileSource(clip),
+        audio_source=AudioFileSource(clip, sample_rate=16000),
+    )
+    with session:
+        assert session.wait(300)
+    people = {r.person for r in seen if r.person is not None}
+    assert len(people) == 2
+    assert session.latest_result is seen[-1]
+    latest = session.latest_results
+    assert set(latest) - {None} == people
+    for person in people:  # each person's own last result, not the session's last one
+        assert latest[person] is [r for r in seen if r.person == person][-1]
+    t_ms, faces = session.latest_faces
+    assert set(faces) == people and session.latest_face == (t_ms, next(iter(faces.values())))
+
+
 def test_one_face_results_unchanged_by_the_people_path(recognizers, shared_data, composites, tmp_path):
     """Single-person clips (a real CREMA-D clip; actor 1001's three sentences in a row) through
     max_faces 1 and 2: the same face and id in every window; where the face speaks, the same scores
