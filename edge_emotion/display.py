@@ -127,20 +127,29 @@ class Window:
 
 def show_session(session: LiveSession, window: Window, refresh_ms: int = 15) -> None:
     """Show ``session``'s latest frame through :func:`edge_emotion.overlay.render` until the
-    session ends or the user closes the window. Runs in the calling (main) thread; Ctrl-C
-    (KeyboardInterrupt) passes through to the caller."""
+    session ends or the user closes the window: every followed face with its box and, with
+    several people, each one's own label (``latest_faces``, ``latest_results``). Runs in the
+    calling (main) thread; Ctrl-C (KeyboardInterrupt) passes through to the caller."""
     from .overlay import render
 
-    shown: tuple[Any, Any, Any] = (None, None, None)
+    shown: tuple[Any, ...] = (None,) * 5
     while session.running:
-        now = (session.latest_frame, session.latest_result, session.latest_face)
-        frame, result, face = now
+        now = (
+            session.latest_frame,
+            session.latest_result,
+            session.latest_face,
+            session.latest_faces,
+            session.latest_results,
+        )
+        frame, result, face, faces, results = now
         image = None
         if frame is not None and any(a is not b for a, b in zip(now, shown, strict=True)):
             shown = now
-            box, known = None, False
+            box, boxes, known = None, None, False
             if face is not None and frame.timestamp_ms - face[0] <= FACE_BOX_MAX_AGE_MS:
                 box, known = face[1], True
-            image = render(frame.image, result, box, face_known=known)
+            if faces is not None and frame.timestamp_ms - faces[0] <= FACE_BOX_MAX_AGE_MS:
+                boxes, known = faces[1], True
+            image = render(frame.image, result, box, face_known=known, faces=boxes, results=results)
         if not window.show(image, refresh_ms):
             return

@@ -28,6 +28,9 @@ QUEUE_CAPACITY = 256
 #: Audio this far (ms, on the audio clock) past the last video frame, with no frame for as long in
 #: real time, means the camera stalled: windows go on from audio alone until frames come back.
 VIDEO_STALL_MS = 5000
+#: ``LiveSession.latest_results`` forgets a person whose last result ended this long (ms, on the
+#: results' clock) before the newest result.
+PERSON_KEEP_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,11 @@ class LiveSession:
     :class:`~edge_emotion.sources.VideoFrame` the video source delivered (inference keeping up or
     not), ``latest_face`` ``(timestamp_ms, FaceInfo | None)`` the face detector's answer on the
     last frame it ran on, ``latest_result`` the last result, ``results_count`` how many so far.
+    With several people (``max_faces`` > 1): ``latest_faces`` ``(timestamp_ms, {track id:
+    FaceInfo})`` every face followed on that frame, and ``latest_results`` the last result of
+    each person (``{person: EmotionResult}``, the key None for a result without a face, e.g. an
+    off-screen voice), forgetting a person whose last result ended :data:`PERSON_KEEP_MS` before
+    the newest one. Both are replaced, never changed in place, so a reader may keep and iterate them.
     """
 
     def __init__(
@@ -270,6 +278,8 @@ class LiveSession:
         self.latest_frame: VideoFrame | None = None
         self.latest_result: EmotionResult | None = None
         self.latest_face: tuple[int, FaceInfo | None] | None = None
+        self.latest_faces: tuple[int, dict[int, FaceInfo]] | None = None
+        self.latest_results: dict[int | None, EmotionResult] = {}
         self.results_count = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -389,8 +399,12 @@ class LiveSession:
         for kind, thread in self._readers.items():
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                log.warning("the %s source did not return within %.1f s of stop(); its reader thread is "
-                            "abandoned and will close it if it ever returns", kind, timeout_s)
+                log.warning(
+                    "the %s source did not return within %.1f s of stop(); its reader thread is "
+                    "abandoned and will close it if it ever returns",
+                    kind,
+                    timeout_s,
+                )
             else:
                 self._close_sources([sources[kind]])
         self._abandon.set()
@@ -473,14 +487,18 @@ class LiveSession:
             while readers:
                 got = inbox.take(_POLL_S)
                 if (
-                    not stalled and "video" in readers and audio_ms is not None
+                    not stalled
+                    and "video" in readers
+                    and audio_ms is not None
                     and audio_ms - (first_audio_ms if last_video_ms is None else last_video_ms) > self._video_stall_ms
                     and time.monotonic() - last_video_wall > self._video_stall_ms / 1000.0
                 ):
                     stalled = True
                     self._stalls += 1
-                    log.warning("the video source delivered nothing for %.1f s: results go on from audio alone",
-                                self._video_stall_ms / 1000.0)
+                    log.warning(
+                        "the video source delivered nothing for %.1f s: results go on from audio alone",
+                        self._video_stall_ms / 1000.0,
+                    )
                     stream.end_input("video")
                     self._deliver(stream.poll())
                 if got is None:
@@ -509,6 +527,7 @@ class LiveSession:
                     if kind == "video":
                         stream.push_video(item.image, item.timestamp_ms)
                         self.latest_face = getattr(stream, "last_face", None)
+                        self.latest_faces = getattr(stream, "last_faces", None)
                     else:
                         stream.push_audio(item.pcm, item.sample_rate, item.timestamp_ms)
                 except ValueError as exc:  # e.g. a capture clock that stepped back: skip the item
@@ -526,12 +545,21 @@ class LiveSession:
 
     def _new_stream(self) -> Any:
         return self._recognizer.create_stream(
-            hop_ms=self._hop_ms, smoothing=self._smoothing,
-            audio=self._audio_source is not None, video=self._video_source is not None,
+            hop_ms=self._hop_ms,
+            smoothing=self._smoothing,
+            audio=self._audio_source is not None,
+            video=self._video_source is not None,
         )
 
     def _deliver(self, results: list[EmotionResult]) -> None:
         for result in results:
+            kept = {
+                person: r
+                for person, r in self.latest_results.items()
+                if person != result.person and r.t_end_ms >= result.t_end_ms - PERSON_KEEP_MS
+            }
+            kept[result.person] = result
+            self.latest_results = kept  # a new dict: readers in other threads keep a consistent one
             self.latest_result = result
             self.results_count += 1
             if self._on_result is not None:

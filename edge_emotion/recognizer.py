@@ -59,13 +59,16 @@ class RecognizerOptions:
     ``hop_ms``: distance between successive windows' starts (None: the model's); ``window_ms``: the
     window length, at most the model's (None: the model's); ``smoothing`` in ``[0, 1)``: the weight
     of the previous scores in an exponential moving average (0: none); ``face_select``: which face
-    a stream follows, ``"largest"`` or ``"stable"`` (see :class:`~edge_emotion.frontend.face.FaceTracker`).
+    a stream follows, ``"largest"`` or ``"stable"`` (see :class:`~edge_emotion.frontend.face.FaceTracker`);
+    ``max_faces``: how many people a stream follows at once, each with its own results (1: one
+    person, as the results have always been; see :mod:`edge_emotion.stream`).
     """
 
     hop_ms: int | None = None
     window_ms: int | None = None
     smoothing: float = 0.0
     face_select: str = "largest"
+    max_faces: int = 1
 
     def __post_init__(self) -> None:
         from .frontend.face import SELECTIONS
@@ -80,6 +83,8 @@ class RecognizerOptions:
             raise InputError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if self.face_select not in SELECTIONS:
             raise InputError(f"face_select must be one of {', '.join(SELECTIONS)}, got {self.face_select!r}")
+        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
+            raise InputError(f"max_faces must be a whole number of at least 1, got {self.max_faces!r}")
 
 
 class Recognizer:
@@ -99,6 +104,7 @@ class Recognizer:
         window_ms: int | None = None,
         smoothing: float | None = None,
         face_select: str | None = None,
+        max_faces: int | None = None,
     ):
         overrides = {
             k: v
@@ -107,6 +113,7 @@ class Recognizer:
                 ("window_ms", window_ms),
                 ("smoothing", smoothing),
                 ("face_select", face_select),
+                ("max_faces", max_faces),
             )
             if v is not None
         }
@@ -135,6 +142,10 @@ class Recognizer:
     def face_select(self) -> str:
         return self.options.face_select
 
+    @property
+    def max_faces(self) -> int:
+        return int(self.options.max_faces)
+
     @classmethod
     def from_bundle(
         cls,
@@ -149,6 +160,7 @@ class Recognizer:
         window_ms: int | None = None,
         smoothing: float | None = None,
         face_select: str | None = None,
+        max_faces: int | None = None,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
@@ -156,7 +168,13 @@ class Recognizer:
         ``options`` and the keywords after it: as for :class:`Recognizer`."""
         from .model.engine import BundleModel
 
-        fields = {"hop_ms": hop_ms, "window_ms": window_ms, "smoothing": smoothing, "face_select": face_select}
+        fields = {
+            "hop_ms": hop_ms,
+            "window_ms": window_ms,
+            "smoothing": smoothing,
+            "face_select": face_select,
+            "max_faces": max_faces,
+        }
         options = dataclasses.replace(
             options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
         )
@@ -186,9 +204,15 @@ class Recognizer:
 
     # -- streams -----------------------------------------------------------------------------
     def _face_detector(self, running_mode: str = "video"):
+        """One face: a ``FaceTracker``; several: a ``MultiFaceTracker`` whose tracks end after a
+        window unseen."""
         from .frontend.face import FaceTracker
+        from .frontend.tracks import MultiFaceTracker, TrackConfig
 
-        return FaceTracker(self.preset.visual, running_mode=running_mode, select=self.face_select)
+        if self.max_faces == 1:
+            return FaceTracker(self.preset.visual, running_mode=running_mode, select=self.face_select)
+        tracks = TrackConfig(max_faces=self.max_faces, max_gap_ms=self.window_ms)
+        return MultiFaceTracker(self.preset.visual, tracks, running_mode=running_mode, select=self.face_select)
 
     def create_stream(
         self,
@@ -209,6 +233,7 @@ class Recognizer:
             smoothing=self.smoothing if smoothing is None else float(smoothing),
             audio=audio,
             video=video,
+            max_faces=self.max_faces,
         )
         return EmotionStream(self.model, config, self._face_detector() if video else None)
 

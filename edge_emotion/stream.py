@@ -6,6 +6,15 @@ model's frame rate, the face is tracked and encoded **once per frame as it arriv
 embedding is cached by timestamp, so overlapping windows never recompute a frame (docs/DESIGN.md,
 principle 1). Audio is kept at its source rate and each window is resampled on its own, so the
 results do not depend on how the audio was chunked.
+
+Several people (``StreamConfig.max_faces`` > 1): every followed face has a track id
+(:mod:`edge_emotion.frontend.tracks`) and its own embeddings in the cache, and each window gives one
+result per person seen in it. The voice goes only to the face that speaks
+(:mod:`edge_emotion.frontend.speaker`: its mouth moves with the voice); the others get a face-only
+result with ``speaking`` false. When speech is heard and no visible face speaks, the window gets one
+more result for the voice alone (``person`` None, ``speaking`` true, audio only). With
+``max_faces=1`` (the default) the results are those of a one-person stream, as before: the voice is
+fused with the one face, and ``speaking`` only reports whether that face's mouth followed it.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from .frontend.align import (
     window_speech,
 )
 from .frontend.features import resample, to_mono, window_log_mel
+from .frontend.speaker import ActiveSpeaker
+from .frontend.tracks import FaceTracks, TrackConfig, TrackedFace
 from .results import UNKNOWN_LABEL, EmotionResult, FaceInfo
 from .sources.frames import VideoFrame
 
@@ -63,6 +74,9 @@ class FusionModel(Protocol):
 
 
 class FaceDetector(Protocol):
+    """A one-face detector (``FaceTracker``). A stream also takes a several-face tracker
+    (``edge_emotion.frontend.tracks.MultiFaceTracker``), recognised by its ``track`` method."""
+
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation: ...
 
 
@@ -76,6 +90,8 @@ class StreamConfig:
     ``audio`` / ``video``: which modalities this stream expects; a window is complete when every
     expected modality has reached its end, or once another modality has data ``max_lead_ms``
     past it (the wait for a late or absent modality is bounded, and so are the buffers).
+    ``max_faces``: how many people a window's results are about (see the module docstring); the
+    face detector must follow as many.
     """
 
     window_ms: int
@@ -84,6 +100,7 @@ class StreamConfig:
     audio: bool = True
     video: bool = True
     max_lead_ms: int = 60_000
+    max_faces: int = 1
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.hop_ms <= 0:
@@ -94,13 +111,14 @@ class StreamConfig:
             raise InputError("a stream needs audio, video or both")
         if self.max_lead_ms <= 0:
             raise InputError("max_lead_ms must be positive")
+        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
+            raise InputError(f"max_faces must be a whole number of at least 1, got {self.max_faces!r}")
 
 
 @dataclass
 class _Frame:
     timestamp_ms: int
-    embedding: np.ndarray | None  # None: no usable face in this frame
-    face: FaceInfo | None
+    people: dict[int, tuple[np.ndarray, FaceInfo]]  # track id -> (embedding, face); empty: no usable face
 
 
 class EmotionStream:
@@ -138,6 +156,9 @@ class EmotionStream:
         self._preset = preset
         self._config = config
         self._faces = face_detector
+        # a one-face detector's faces get their track ids here
+        self._tracks = None if hasattr(face_detector, "track") else FaceTracks(TrackConfig(1, config.window_ms))
+        self._speaker = ActiveSpeaker(preset) if config.audio and config.video else None
         self._frame_period_ms = frame_period_ms(preset)
         self._subsampler = FrameSubsampler(preset)
         self._labels = tuple(model.labels)
@@ -147,7 +168,7 @@ class EmotionStream:
         self._first_video_ms: int | None = None
         self._ended: set[str] = set()  # expected modalities whose input has ended (end_input)
         self._next_window = 0
-        self._smoothed: np.ndarray | None = None
+        self._smoothed: dict[int | None, np.ndarray] = {}  # person (None: the one-face stream's or the voice's)
         self._finished = False
         # video state
         self._frames: deque[_Frame] = deque()
@@ -191,11 +212,22 @@ class EmotionStream:
     @property
     def last_face(self) -> tuple[int, FaceInfo | None] | None:
         """``(timestamp_ms, face)`` of the last frame the face detector ran on (``face`` None: no
-        usable face in it); None before any. A display draws the current box from it."""
+        usable face in it; with several, the first followed one); None before any. A display draws
+        the current box from it."""
         if not self._frames:
             return None
         frame = self._frames[-1]
-        return frame.timestamp_ms, frame.face
+        first = next(iter(frame.people.values()), None)
+        return frame.timestamp_ms, None if first is None else first[1]
+
+    @property
+    def last_faces(self) -> tuple[int, dict[int, FaceInfo]] | None:
+        """``(timestamp_ms, {track id: face})``: every followed face of the last frame the face
+        detector ran on (empty: none); None before any. A display draws every person's box from it."""
+        if not self._frames:
+            return None
+        frame = self._frames[-1]
+        return frame.timestamp_ms, {tid: face for tid, (_, face) in frame.people.items()}
 
     # -- input -----------------------------------------------------------------------------
     def _active(self) -> list[str]:
@@ -251,19 +283,35 @@ class EmotionStream:
         self._last_video_ms = self._last_frame_ms = timestamp_ms
         self._video_end_ms = data_end_ms(None, timestamp_ms, self._preset)
         if not self._subsampler.keep(timestamp_ms):  # the model's frame rate, as in training
+            # Mouths move between the model's frames too: with several people the speaker is told
+            # from every frame. With one, the model's frames suffice to tell a face that speaks from
+            # an off-screen voice, and the frames the model drops are never converted or read.
+            if self._speaker is not None and self._config.max_faces > 1:
+                self._speaker.push_frame(_checked_frame(frame.image) if deferred else frame, timestamp_ms)
             return
         if deferred:
             frame = _checked_frame(frame.image)
-        observation = self._faces.detect(frame, timestamp_ms)
-        embedding, face = None, None
-        if observation.usable:
+        followed = self._follow(frame, timestamp_ms)
+        if self._speaker is not None:
+            self._speaker.push_frame(frame, timestamp_ms, {tf.track_id: tf.observation for tf in followed})
+        people: dict[int, tuple[np.ndarray, FaceInfo]] = {}
+        if followed:
             from .frontend.face import crop_face
 
-            crop = crop_face(frame, observation.bbox, self._preset.visual)
-            embedding = self._model.encode_faces(crop[None].astype(np.float32))[0]
-            face = FaceInfo(tuple(int(v) for v in observation.bbox), float(observation.score))
-        self._frames.append(_Frame(timestamp_ms, embedding, face))
+            crops = np.stack([crop_face(frame, tf.bbox, self._preset.visual) for tf in followed]).astype(np.float32)
+            embeddings = self._model.encode_faces(crops)
+            for tf, embedding in zip(followed, embeddings, strict=True):
+                face = FaceInfo(tuple(int(v) for v in tf.bbox), float(tf.observation.score))
+                people[tf.track_id] = (embedding, face)
+        self._frames.append(_Frame(timestamp_ms, people))
         self._bound_buffers()
+
+    def _follow(self, frame: np.ndarray, timestamp_ms: int) -> list[TrackedFace]:
+        """The usable faces of a frame with their track ids."""
+        if self._tracks is None:
+            followed, _ = self._faces.track(frame, timestamp_ms)
+            return followed[: self._config.max_faces]
+        return self._tracks.update([self._faces.detect(frame, timestamp_ms)], timestamp_ms)
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int, timestamp_ms: int) -> None:
         """PCM ``(S,)`` or ``(S, C)`` (float in [-1, 1] or int16) whose first sample is at
@@ -339,7 +387,7 @@ class EmotionStream:
         self._pending.extend(self._drain())
         self._origin_ms = self._first_audio_ms = self._first_video_ms = None
         self._next_window = 0
-        self._smoothed = None
+        self._smoothed = {}
         self._frames.clear()
         self._last_frame_ms = self._video_end_ms = None
         self._subsampler = FrameSubsampler(self._preset)
@@ -393,7 +441,8 @@ class EmotionStream:
         return True
 
     def poll(self) -> list[EmotionResult]:
-        """Results of the windows completed since the last call, oldest first."""
+        """Results of the windows completed since the last call, oldest first (with several
+        people, a window's results are in the order of their ``person``, the voice alone last)."""
         results, self._pending = self._pending, []
         return results + self._poll_ready()
 
@@ -404,7 +453,7 @@ class EmotionStream:
             end = start + self._config.window_ms
             if not self._ready(end):
                 break
-            results.append(self._emit(start, end))
+            results.extend(self._emit(start, end))
         return results
 
     def flush(self) -> list[EmotionResult]:
@@ -428,19 +477,21 @@ class EmotionStream:
             )
             if start >= data_end or not has_next_window(start, previous_end, data_end):
                 break
-            results.append(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
+            results.extend(self._emit(start, min(start + self._config.window_ms, math.ceil(data_end))))
         return results
 
-    def _emit(self, start: int, end: int) -> EmotionResult:
-        result = self._compute(start, end)
+    def _emit(self, start: int, end: int) -> list[EmotionResult]:
+        results = self._compute(start, end)
         self._next_window += 1
         self._evict(self._window_start(self._next_window))
-        return result
+        return results
 
     def _evict(self, next_start: int) -> None:
         keep_from = next_start - 2 * self._frame_period_ms
         while self._frames and self._frames[0].timestamp_ms < keep_from:
             self._frames.popleft()
+        if self._speaker is not None:
+            self._speaker.forget_before(next_start - self._speaker.config.evidence_ms)
         if self._audio_rate is not None:
             drop = int((next_start - self._audio_t0_ms) * self._audio_rate / 1000.0) - 2 * self._audio_rate // 10
             drop -= self._audio_offset
@@ -473,57 +524,131 @@ class EmotionStream:
         window[keep:] = 0.0
         return window
 
-    def _compute(self, start: int, end: int) -> EmotionResult:
-        """One window's result. Audio and frames reach the model's steps through
+    def _compute(self, start: int, end: int) -> list[EmotionResult]:
+        """One window's results. Audio and frames reach the model's steps through
         :mod:`edge_emotion.frontend.align`, the functions training's preprocessing uses."""
         preset, m = self._preset, self._preset.model
         length_ms = end - start
 
         audio_seq = np.zeros((1, preset.audio_steps, m.audio_dim), np.float32)
         speech = np.zeros(m.time_steps, bool)
+        speaker = None
         if self._audio_rate is not None:
             pcm = self._window_pcm(start, length_ms)
             speech = window_speech(pcm, preset, length_ms)
             if speech.any():
                 log_mel = window_log_mel(pcm, preset.audio)
                 audio_seq = self._model.encode_audio(log_mel[None, None].astype(np.float32))
+            if self._speaker is not None:
+                speaker = self._speaker.decide(pcm, start, length_ms, int(speech.sum())).speaker
 
-        tick_embeddings = np.zeros((1, preset.video_frames, m.visual_dim), np.float32)
-        tick_mask = np.zeros((1, preset.video_frames), bool)
-        face = None
+        # Each person's embeddings on the window's ticks and last face inside the window. With one
+        # face, every face is the window's one person, whatever its track id (as before tracks).
+        single = self._config.max_faces == 1
+        people: dict[int | None, _Person] = {}
         period = self._frame_period_ms
         frames = [f for f in self._frames if start - period <= f.timestamp_ms < end + period]
         if frames:
             index, ok = tick_frames(np.array([f.timestamp_ms for f in frames], np.float64), start, end, preset)
             for k in np.flatnonzero(ok):
-                embedding = frames[index[k]].embedding
-                if embedding is not None:
-                    tick_embeddings[0, k], tick_mask[0, k] = embedding, True
-            inside = [f for f in frames if start <= f.timestamp_ms < end and f.face is not None]
-            face = inside[-1].face if inside else None
-        audio, visual, audio_mask, visual_mask = align_encoded(
-            preset, audio_seq, tick_embeddings, tick_mask, speech[None]
-        )
-        audio_mask, visual_mask = audio_mask[0] > 0, visual_mask[0] > 0
+                for tid, (embedding, _) in frames[index[k]].people.items():
+                    person = people.setdefault(None if single else tid, _Person.empty(preset))
+                    person.ticks[k], person.mask[k] = embedding, True
+            for f in frames:
+                if start <= f.timestamp_ms < end:
+                    for tid, (_, face) in f.people.items():
+                        key = None if single else tid
+                        if key in people or single:  # with one face, a face on no tick still names it
+                            person = people.setdefault(key, _Person.empty(preset))
+                            person.face, person.track_id = face, tid
 
-        modalities = tuple(name for name, mask in (("audio", audio_mask), ("video", visual_mask)) if mask.any())
-        if not modalities:
-            self._smoothed = None  # after nobody was seen or heard, start afresh
-            uniform = {label: 1.0 / len(self._labels) for label in self._labels}
-            return EmotionResult(start, end, UNKNOWN_LABEL, uniform, (), face, uniform)
-
-        logits = self._model.fuse(
-            audio, visual, audio_mask[None].astype(np.float32), visual_mask[None].astype(np.float32)
-        )[0]
-        probs = _softmax(logits.astype(np.float64))
-        if self._smoothed is None or self._config.smoothing == 0.0:
-            self._smoothed = probs
+        # One row per result: (smoothing key, person, speaking, fused with the voice, _Person).
+        heard = bool(speech.any())
+        rows: list[tuple[int | None, int | None, bool, bool, _Person]] = []
+        if single:
+            one = people.get(None) or _Person.empty(preset)
+            speaking = heard and (one.track_id is None or speaker == one.track_id)
+            rows.append((None, one.track_id, speaking, True, one))
         else:
-            self._smoothed = self._config.smoothing * self._smoothed + (1 - self._config.smoothing) * probs
-        scores = {label: float(p) for label, p in zip(self._labels, self._smoothed, strict=True)}
+            for tid in sorted(people):
+                rows.append((tid, tid, tid == speaker, tid == speaker, people[tid]))
+            if (heard and speaker not in people) or not rows:  # the voice alone, or nothing at all
+                rows.append((None, None, heard, True, _Person.empty(preset)))
+
+        aligned = []
+        for _, _, _, voice, person in rows:
+            aligned.append(
+                align_encoded(
+                    preset,
+                    audio_seq if voice else np.zeros_like(audio_seq),
+                    person.ticks[None],
+                    person.mask[None],
+                    (speech if voice else np.zeros_like(speech))[None],
+                )
+            )
+        results: list[EmotionResult | None] = [None] * len(rows)
+        fused = []
+        for i, (key, track_id, speaking, _, person) in enumerate(rows):
+            audio_mask, visual_mask = aligned[i][2][0] > 0, aligned[i][3][0] > 0
+            modalities = tuple(name for name, mask in (("audio", audio_mask), ("video", visual_mask)) if mask.any())
+            if modalities:
+                fused.append((i, modalities))
+                continue
+            self._smoothed.pop(key, None)  # after nobody was seen or heard, start afresh
+            uniform = {label: 1.0 / len(self._labels) for label in self._labels}
+            results[i] = EmotionResult(start, end, UNKNOWN_LABEL, uniform, (), person.face, uniform, track_id, speaking)
+        if fused:  # every person's window in one call of the fusion head
+            audio, visual, audio_mask, visual_mask = (
+                np.concatenate([aligned[i][j] for i, _ in fused]) for j in range(4)
+            )
+            logits = self._model.fuse(audio, visual, audio_mask.astype(np.float32), visual_mask.astype(np.float32))
+            for (i, modalities), row_logits in zip(fused, logits, strict=True):
+                key, track_id, speaking, _, person = rows[i]
+                results[i] = self._result(start, end, key, row_logits, modalities, person.face, track_id, speaking)
+        if not single:  # forget the smoothing of people no longer in view
+            keys = {row[0] for row in rows}
+            self._smoothed = {k: v for k, v in self._smoothed.items() if k in keys}
+        return results
+
+    def _result(
+        self,
+        start: int,
+        end: int,
+        key: int | None,
+        logits: np.ndarray,
+        modalities: tuple[str, ...],
+        face: FaceInfo | None,
+        person: int | None,
+        speaking: bool,
+    ) -> EmotionResult:
+        probs = _softmax(np.asarray(logits, np.float64))
+        previous = self._smoothed.get(key)
+        if previous is None or self._config.smoothing == 0.0:
+            smoothed = probs
+        else:
+            smoothed = self._config.smoothing * previous + (1 - self._config.smoothing) * probs
+        self._smoothed[key] = smoothed
+        scores = {label: float(p) for label, p in zip(self._labels, smoothed, strict=True)}
         raw = {label: float(p) for label, p in zip(self._labels, probs, strict=True)}
-        label = self._labels[int(np.argmax(self._smoothed))]
-        return EmotionResult(start, end, label, scores, modalities, face, raw)
+        label = self._labels[int(np.argmax(smoothed))]
+        return EmotionResult(start, end, label, scores, modalities, face, raw, person, bool(speaking))
+
+
+@dataclass
+class _Person:
+    """One person's part of a window: tick embeddings ``(T_v, D_v)``, their mask ``(T_v,)``, the
+    last face seen inside the window and its track id."""
+
+    ticks: np.ndarray
+    mask: np.ndarray
+    face: FaceInfo | None = None
+    track_id: int | None = None
+
+    @classmethod
+    def empty(cls, preset: PresetConfig) -> _Person:
+        return cls(
+            np.zeros((preset.video_frames, preset.model.visual_dim), np.float32), np.zeros(preset.video_frames, bool)
+        )
 
 
 def _checked_frame(frame) -> np.ndarray:

@@ -55,7 +55,9 @@ def test_run_video_jsonl_lines_follow_the_schema(bundle):
     labels = None
     for line in lines:
         obj = json.loads(line)
-        assert set(obj) == {"t_start_ms", "t_end_ms", "label", "scores", "modalities", "face"}
+        assert set(obj) == {"t_start_ms", "t_end_ms", "label", "scores", "modalities", "face", "person", "speaking"}
+        assert isinstance(obj["speaking"], bool)
+        assert (obj["person"] is None) == (obj["face"] is None) and obj["person"] in (None, 0)  # one actor
         assert isinstance(obj["t_start_ms"], int) and isinstance(obj["t_end_ms"], int)
         assert obj["t_end_ms"] > obj["t_start_ms"] >= 0
         labels = labels or set(obj["scores"])
@@ -84,7 +86,9 @@ def test_run_text_output(bundle):
     assert "audio+video" in proc.stdout
 
 
-@pytest.mark.parametrize("content", [None, b"", b"\x1a\x45\xdf\xa3 not really a video" * 50], ids=["missing", "empty", "corrupt"])
+@pytest.mark.parametrize(
+    "content", [None, b"", b"\x1a\x45\xdf\xa3 not really a video" * 50], ids=["missing", "empty", "corrupt"]
+)
 def test_run_bad_file_is_one_line_and_exit_2(bundle, tmp_path, content):
     path = tmp_path / "clip.mp4"
     if content is not None:

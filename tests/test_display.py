@@ -61,6 +61,68 @@ def test_the_face_box_is_drawn_where_the_bbox_says():
     assert not _is(overlay.render(frame, _result(), None), overlay.FACE_BOX_BGR).any()
 
 
+def _box_drawn(box: np.ndarray, face: FaceInfo, scale: float) -> bool:
+    """All four sides of ``face``'s box carry the box colour along most of their length."""
+    x, y, w, h = (round(v * scale) for v in face.bbox)
+    mid_x, mid_y = slice(x + w // 4, x + 3 * w // 4), slice(y + h // 4, y + 3 * h // 4)
+    sides = (box[y, mid_x], box[y + h, mid_x], box[mid_y, x], box[mid_y, x + w])
+    return all(side.mean() > 0.9 for side in sides)
+
+
+def _person(label, person, face, speaking, modalities=("video",)) -> EmotionResult:
+    r = _result(label, modalities, face)
+    return EmotionResult(
+        r.t_start_ms, r.t_end_ms, r.label, r.scores, r.modalities, face, person=person, speaking=speaking
+    )
+
+
+def test_every_face_gets_its_box_and_tag_and_the_speaker_is_marked():
+    frame = _frame()
+    lay = overlay.layout_for(frame.shape)
+    left, right = FaceInfo((40, 150, 100, 100), 0.95), FaceInfo((300, 140, 110, 110), 0.93)
+    results = {3: _person("angry", 3, left, False), 7: _person("happy", 7, right, True, ("audio", "video"))}
+    image = overlay.render(frame, results[3], None, faces={3: left, 7: right}, results=results)
+    box = _is(image, overlay.FACE_BOX_BGR)
+    assert _box_drawn(box, left, lay.scale) and _box_drawn(box, right, lay.scale)
+    assert not box[: lay.banner[3]].any()  # both boxes lie below the banner: no stray box colour there
+
+    def near(face: FaceInfo) -> tuple[slice, slice]:  # the band above and below a box, its width
+        x, y, w, h = (round(v * lay.scale) for v in face.bbox)
+        return slice(max(y - 60, 0), y + h + 60), slice(max(x - 10, 0), x + w + 10)
+
+    speaking, plain = _is(image, overlay.SPEAKING_BGR), _is(image, overlay.PANEL_BGR)
+    assert speaking[near(right)].sum() > 1000 and not speaking[near(left)].any()  # the speaker's tag
+    assert plain[near(left)].sum() > 1000  # the other face's tag
+    for face in (left, right):  # white text on each tag
+        assert (image[near(face)].min(axis=-1) > 240).sum() > 50
+    # the bars follow the speaker (happy), not the result passed in (angry)
+    px, py, pw, ph = lay.panel
+    top = _is(image[py : py + ph, px : px + pw], overlay.TOP_BAR_BGR)
+    row_h = ph // len(LABELS)
+    assert top[LABELS.index("happy") * row_h : (LABELS.index("happy") + 1) * row_h].any()
+    assert not top[LABELS.index("angry") * row_h : (LABELS.index("angry") + 1) * row_h].any()
+
+
+def test_one_face_looks_as_before_and_an_off_screen_voice_is_noted():
+    frame = _frame()
+    face = FaceInfo((164, 100, 105, 105), 0.95)
+    one = _person("angry", 0, face, True, ("audio", "video"))
+    np.testing.assert_array_equal(
+        overlay.render(frame, one, face), overlay.render(frame, one, None, faces={0: face}, results={0: one})
+    )
+    # two faces in view, neither speaks, a voice is heard: noted under the banner
+    other = FaceInfo((330, 120, 100, 100), 0.9)
+    quiet = {0: _person("angry", 0, face, False), 1: _person("sad", 1, other, False)}
+    voice = _person("fearful", None, None, True, ("audio",))
+    lay = overlay.layout_for(frame.shape)
+    below = (slice(lay.banner[3], lay.banner[3] + round(0.07 * lay.height)), slice(0, lay.frame_w))
+    faces = {0: face, 1: other}
+    heard = overlay.render(frame, voice, None, faces=faces, results={**quiet, None: voice})
+    silent = overlay.render(frame, quiet[1], None, faces=faces, results=quiet)
+    assert _is(heard[below], overlay.STATUS_BGR).sum() > _is(silent[below], overlay.STATUS_BGR).sum() + 200
+    assert not _is(heard, overlay.SPEAKING_BGR).any()  # nobody visible is marked as speaking
+
+
 def test_the_label_banner_and_the_score_bars():
     frame = _frame()
     lay = overlay.layout_for(frame.shape)
@@ -142,8 +204,9 @@ def _sample(shared_data: Path) -> Path:
 def test_run_display_with_a_display_that_does_not_exist_warns_and_goes_on(shared_data):
     clip = _sample(shared_data)
     env = {**os.environ, "DISPLAY": ":4321"}
-    proc = subprocess.run([*CLI, "--video", str(clip), "--display"], capture_output=True, text=True, timeout=300,
-                          env=env)
+    proc = subprocess.run(
+        [*CLI, "--video", str(clip), "--display"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no window" in proc.stderr and "Traceback" not in proc.stderr
     assert re.search(r"^\s*0\.00-\s*\d+\.\d\ds\s+\w+", proc.stdout, flags=re.M), proc.stdout  # the results come
@@ -154,10 +217,22 @@ class _Screen:
     """Screenshots of an X display's root window through libX11 (ctypes, no extra package)."""
 
     class _XImage(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_int) for n in ("width", "height", "xoffset", "format")] + [
-            ("data", ctypes.c_void_p)] + [(n, ctypes.c_int) for n in (
-                "byte_order", "bitmap_unit", "bitmap_bit_order", "bitmap_pad", "depth", "bytes_per_line",
-                "bits_per_pixel")]
+        _fields_ = (
+            [(n, ctypes.c_int) for n in ("width", "height", "xoffset", "format")]
+            + [("data", ctypes.c_void_p)]
+            + [
+                (n, ctypes.c_int)
+                for n in (
+                    "byte_order",
+                    "bitmap_unit",
+                    "bitmap_bit_order",
+                    "bitmap_pad",
+                    "depth",
+                    "bytes_per_line",
+                    "bits_per_pixel",
+                )
+            ]
+        )
 
     def __init__(self, display: str):
         name = ctypes.util.find_library("X11")
@@ -167,8 +242,16 @@ class _Screen:
         x.XOpenDisplay.restype, x.XOpenDisplay.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
         x.XDefaultRootWindow.restype, x.XDefaultRootWindow.argtypes = ctypes.c_ulong, [ctypes.c_void_p]
         x.XGetImage.restype = ctypes.c_void_p
-        x.XGetImage.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int, ctypes.c_uint,
-                                ctypes.c_uint, ctypes.c_ulong, ctypes.c_int]
+        x.XGetImage.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_ulong,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_ulong,
+            ctypes.c_int,
+        ]
         x.XCloseDisplay.argtypes = [ctypes.c_void_p]
         self.display = x.XOpenDisplay(display.encode())
         assert self.display, f"cannot open {display}"
@@ -193,8 +276,12 @@ def xvfb():
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     with os.fdopen(read) as pipe:
         number = pipe.readline().strip()
@@ -218,8 +305,13 @@ def test_run_display_under_xvfb_shows_the_face_box_and_ctrl_c_ends_it(xvfb, shar
     duration_s = starts[-1] + (starts[1] - starts[0])
     screen = _Screen(xvfb)
     env = {**os.environ, "DISPLAY": xvfb}
-    proc = subprocess.Popen([*CLI, "--video", str(clip), "--display", "--output", "jsonl"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "--video", str(clip), "--display", "--output", "jsonl"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         box_pixels = 0
         deadline = time.monotonic() + 120

@@ -325,8 +325,9 @@ def test_a_file_source_is_never_dropped_from(recognizer):
     """A source that is not live (a file read as fast as it decodes) waits for the worker instead."""
     frames = list(open_media(SAMPLE).video)
     seen: list = []
-    session = recognizer.live(camera=None, mic=None, on_result=lambda r: (time.sleep(0.2), seen.append(r)),
-                              video_source=iter(frames))
+    session = recognizer.live(
+        camera=None, mic=None, on_result=lambda r: (time.sleep(0.2), seen.append(r)), video_source=iter(frames)
+    )
     with session:
         assert session.wait(120)
     stats = session.stats()
@@ -367,8 +368,16 @@ def test_a_blocked_camera_does_not_stop_audio_and_stop_is_bounded(recognizer, ca
         mic_open.wait(120)
 
     seen: list = []
-    session = live.LiveSession(recognizer, camera=None, mic=None, on_result=seen.append, hop_ms=HOP_MS,
-                               video_source=camera, audio_source=microphone(), video_stall_ms=500)
+    session = live.LiveSession(
+        recognizer,
+        camera=None,
+        mic=None,
+        on_result=seen.append,
+        hop_ms=HOP_MS,
+        video_source=camera,
+        audio_source=microphone(),
+        video_stall_ms=500,
+    )
     session.start()
     try:
         assert camera.inside.wait(30)
@@ -415,8 +424,16 @@ def test_a_camera_that_comes_back_after_a_stall_is_used_again(recognizer):
             time.sleep(0.01)
 
     seen: list = []
-    session = live.LiveSession(recognizer, camera=None, mic=None, on_result=seen.append, hop_ms=HOP_MS,
-                               video_source=LateCamera(), audio_source=audio(), video_stall_ms=300)
+    session = live.LiveSession(
+        recognizer,
+        camera=None,
+        mic=None,
+        on_result=seen.append,
+        hop_ms=HOP_MS,
+        video_source=LateCamera(),
+        audio_source=audio(),
+        video_stall_ms=300,
+    )
     with session:
         assert session.wait(120)
     assert session.stats().video_stalls == 1
@@ -445,7 +462,25 @@ def test_start_stop_a_file_backed_camera_twenty_times(tmp_path_factory):
     import sys
 
     bundle = make_onnx_bundle(tmp_path_factory.mktemp("startstop"), preset="edge", seed=0)
-    proc = subprocess.run([sys.executable, "-c", _START_STOP, str(bundle), str(SAMPLE)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _START_STOP, str(bundle), str(SAMPLE)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_latest_results_keeps_each_person_s_last_result_and_forgets_those_long_gone(recognizer):
+    from edge_emotion.results import EmotionResult
+
+    def result(start: int, person: int | None) -> EmotionResult:
+        return EmotionResult(start, start + 3000, "calm", {"calm": 1.0}, ("video",), person=person)
+
+    session = live.LiveSession(recognizer, camera=None, mic=None, on_result=None)
+    session._deliver([result(0, 1), result(0, 2), result(0, None)])
+    first = session.latest_results
+    session._deliver([result(500, 2)])
+    assert {p: r.t_start_ms for p, r in session.latest_results.items()} == {1: 0, 2: 500, None: 0}
+    assert session.latest_result.person == 2 and session.results_count == 4
+    assert {p: r.t_start_ms for p, r in first.items()} == {1: 0, 2: 0, None: 0}  # replaced, not changed
+    session._deliver([result(500 + live.PERSON_KEEP_MS + 1, 2)])  # the others ended too long before
+    assert set(session.latest_results) == {2}

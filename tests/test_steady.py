@@ -1,8 +1,11 @@
 """SteadyLabel on synthetic result sequences (dwell, margin, confirmation, "nobody"), and the kiosk
-example on real clips: its mood changes at most once per real change of emotion."""
+example on real clips: its mood changes at most once per real change of emotion; on two people side
+by side (composites of real clips made at test time by tools/make_composite.py) it greets each of
+them and says when the voice comes from nobody in view."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -20,8 +23,14 @@ HOP_MS = 500
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _r(k: int, label: str, score: float, second: str | None = None, second_score: float = 0.0,
-       modalities=("audio", "video")) -> EmotionResult:
+def _r(
+    k: int,
+    label: str,
+    score: float,
+    second: str | None = None,
+    second_score: float = 0.0,
+    modalities=("audio", "video"),
+) -> EmotionResult:
     """The k-th result of a 3 s window at a 500 ms hop: ``label`` at ``score``, optionally a runner-up."""
     rest = 1.0 - score - second_score
     others = [lb for lb in LABELS if lb not in (label, second)]
@@ -53,9 +62,7 @@ def test_a_flickering_label_never_switches():
     """Raw labels alternating every window, each clearly ahead in its own window: no change, since
     no new label is proposed twice in a row."""
     steady = SteadyLabel(SteadyOptions(min_dwell_ms=0))
-    seq = [_r(0, "angry", 0.8)] + [
-        _r(k, "sad" if k % 2 else "fearful", 0.6, "angry", 0.2) for k in range(1, 30)
-    ]
+    seq = [_r(0, "angry", 0.8)] + [_r(k, "sad" if k % 2 else "fearful", 0.6, "angry", 0.2) for k in range(1, 30)]
     moods = _moods(steady, seq)
     assert set(moods) == {"angry"}
     assert _changes([r.label for r in seq]) == 29  # the raw label changed every time
@@ -117,13 +124,23 @@ def test_options_are_validated_and_frozen():
 
 
 # -- the kiosk example on real clips --------------------------------------------------------------
-def _kiosk(clip: Path) -> list[str]:
+def _kiosk_says(clip: Path) -> str:
+    """What examples/kiosk.py prints for ``clip``."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, str(REPO / "examples" / "kiosk.py"), "--video", str(clip)],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "kiosk.py"), "--video", str(clip)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "stopped after" in proc.stdout
-    return re.findall(r"^\[kiosk\] mood: (\w+)", proc.stdout, flags=re.M)
+    return proc.stdout
+
+
+def _kiosk(clip: Path) -> list[str]:
+    return re.findall(r"^\[kiosk\] mood: (\w+)", _kiosk_says(clip), flags=re.M)
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +167,44 @@ def test_kiosk_on_one_emotion_never_flips(clips):
 def test_kiosk_changes_at_most_once_for_one_real_change(clips):
     moods = _kiosk(clips["angry_then_happy"])
     assert 1 <= len(moods) <= 2, moods  # the arrival's mood and at most one change
+
+
+# -- the kiosk example with two people in view ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_people(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """tools/make_composite.py's layouts as MP4: ``left-speaks`` (CREMA-D actor 1001 with his voice on
+    the left, a muted RAVDESS actor on the right) and ``off-screen`` (both muted, another actor's
+    voice)."""
+    spec = importlib.util.spec_from_file_location("make_composite", REPO / "tools" / "make_composite.py")
+    composite = importlib.util.module_from_spec(spec)
+    sys.modules["make_composite"] = composite  # dataclasses look their module up
+    spec.loader.exec_module(composite)
+    for rel in (*composite.CREMA_1001, *composite.RAVDESS_AV, *composite.CREMA_1002_AUDIO):
+        if not (shared_data / rel).is_file():
+            pytest.skip(f"real clip absent: {shared_data / rel}")
+    out = tmp_path_factory.mktemp("two_people")
+    return {
+        layout: composite.write_mp4(composite.make_layout(layout, shared_data), out / f"{layout}.mp4")
+        for layout in ("left-speaks", "off-screen")
+    }
+
+
+def _greeted(said: str) -> list[int]:
+    return [int(p) for p in re.findall(r"^\[kiosk\] hello, person (\d+)!", said, flags=re.M)]
+
+
+def test_kiosk_greets_each_of_two_people(two_people):
+    said = _kiosk_says(two_people["left-speaks"])
+    greeted = _greeted(said)
+    assert len(greeted) == 2 and len(set(greeted)) == 2, said  # both, once each: their ids hold
+    assert "can't see" not in said, said  # the voice is the left face's
+    assert "goodbye" not in said and "idle" not in said  # both stay in view to the end
+    ending = said.strip().splitlines()[-1]
+    assert all(f"person {p}:" in ending for p in greeted), ending
+
+
+def test_kiosk_says_when_the_voice_is_off_screen(two_people):
+    said = _kiosk_says(two_people["off-screen"])
+    assert len(set(_greeted(said))) == 2, said
+    # the voice of nobody in view, said once while it goes on
+    assert len(re.findall(r"^\[kiosk\] I can hear someone I can't see", said, flags=re.M)) == 1, said

@@ -66,6 +66,30 @@ def _summary(parity: dict, graph: str | None = None) -> dict:
     return found
 
 
+def ir_files(bundle, key: str, folder: Path) -> dict:
+    """The OpenVINO IR graphs of format ``key`` as ``{graph: .xml path}`` with each ``.bin`` beside
+    its ``.xml`` (a bundle's formats may share one ``.bin``: :meth:`Bundle.load_options`), copied
+    into ``folder`` where they are shared."""
+    import shutil
+
+    from edge_emotion.model.formats import GRAPHS
+
+    files = {}
+    for graph in GRAPHS:
+        xml = bundle.graph_path(key, graph)
+        weights = bundle.load_options(key, graph, "openvino").get("weights_path")
+        if weights is None:
+            files[graph] = xml
+            continue
+        target = folder / key / xml.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(xml, target)
+        shutil.copyfile(weights, target.with_suffix(".bin"))
+        files[graph] = target
+    return files
+
+
+
 def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     """Parity with the SDK's explicit f32, and with the precision the CPU plugin picks by itself
     (read from the plugin: ``INFERENCE_PRECISION_HINT`` of the device before any compile)."""
@@ -73,13 +97,13 @@ def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     import openvino as ov
     from edge_emotion.export.parity import measure_parity
 
-    from edge_emotion.model.formats import GRAPHS
 
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
     sdk_options = runtimes.format_options
     result: dict = {"cpu plugin default": plugin_default}
+    work = tempfile.TemporaryDirectory(prefix="ir-")
     for key in ("openvino", "openvino-int8"):
-        files = {g: bundle.graph_path(key, g) for g in GRAPHS}
+        files = ir_files(bundle, key, Path(work.name))
         precision = bundle.format_info(key)["precision"]
         for mode, options in (
             ("sdk", sdk_options),
@@ -120,11 +144,7 @@ def nncf_variants(bundle, reference, calibration, sets: dict, threads: int) -> d
             quantized = nncf.quantize(ir, nncf.Dataset(items), subset_size=len(items), **options)
             target = Path(work) / str(i) / "visual_encoder.xml"
             ov.save_model(quantized, str(target), compress_to_fp16=False)
-            files = {
-                "visual_encoder": target,
-                "audio_encoder": bundle.graph_path("openvino-int8", "audio_encoder"),
-                "fusion_head": bundle.graph_path("openvino-int8", "fusion_head"),
-            }
+            files = {**ir_files(bundle, "openvino-int8", Path(work) / "shared"), "visual_encoder": target}
             for set_name, windows in sets.items():
                 found = measure_parity(reference, files, "openvino", windows, threads=threads, precision="int8")
                 result[f"{name}, {set_name}"] = _summary(found, "visual_encoder")

@@ -137,12 +137,18 @@ def register(app: typer.Typer) -> None:
         display: bool | None = typer.Option(
             None,
             "--display/--no-display",
-            help="Show a window with the face box, the emotion and the scores "
+            help="Show a window with every face's box, its emotion and the scores "
             "(default: on for a camera when a display exists); a file then plays at its own frame rate.",
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
         threads: int | None = typer.Option(None, "--threads", help="CPU threads for the runtime."),
+        max_faces: int = typer.Option(
+            1,
+            "--max-faces",
+            help="Follow up to N people at once: one result per person per window, with "
+            "'person' (its track id) and 'speaking'; the voice goes to the face that speaks.",
+        ),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
@@ -163,7 +169,13 @@ def register(app: typer.Typer) -> None:
             if display or display_problem() is None:  # the default stays quiet without a display
                 window = _open_window()  # before the recognizer and PyAV load
         recognizer = Recognizer.from_bundle(
-            model, backend=backend, threads=threads, format=format_key, hop_ms=hop_ms, smoothing=smoothing
+            model,
+            backend=backend,
+            threads=threads,
+            format=format_key,
+            hop_ms=hop_ms,
+            smoothing=smoothing,
+            max_faces=max_faces,
         )
         emit = _Printer(output)
 

@@ -42,6 +42,9 @@ LIVE_STREAM_TIMEOUT_S = 2.0
 MAX_DETECTOR_SIDE = 8192
 
 Box = tuple[int, int, int, int]
+Point = tuple[float, float]
+#: The order of BlazeFace's six keypoints in ``FaceObservation.keypoints``.
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class FaceObservation:
     or "out_of_frame" (less than half of the face box lies inside the frame). ``bbox`` ``(x, y, w,
     h)`` is the primary face in source-frame pixels, clipped to the frame (None when no face);
     ``score`` its detection score (0 when none); ``at_border`` whether the unclipped box touches or
-    crosses the frame's edge.
+    crosses the frame's edge. ``keypoints``: the detector's six points (:data:`KEYPOINTS` order)
+    as ``(x, y)`` in source-frame pixels, unclipped; empty when the detector gave none.
     """
 
     timestamp_ms: int
@@ -62,6 +66,7 @@ class FaceObservation:
     score: float = 0.0
     n_faces: int = 0
     at_border: bool = False
+    keypoints: tuple[Point, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -72,6 +77,11 @@ class FaceObservation:
     @property
     def usable(self) -> bool:
         return self.status == "ok"
+
+    def keypoint(self, name: str) -> Point | None:
+        """The keypoint ``name`` (one of :data:`KEYPOINTS`) in source pixels, or None."""
+        index = KEYPOINTS.index(name)
+        return self.keypoints[index] if index < len(self.keypoints) else None
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -84,17 +94,16 @@ def _iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _boxes(detections: list[Any]) -> list[tuple[Box, float]]:
-    """MediaPipe detections (or boxes already converted) -> ``[((x, y, w, h), score), ...]``."""
-    boxes: list[tuple[Box, float]] = []
+def _converted(detections: list[Any], width: int, height: int) -> list[_Detection]:
+    """MediaPipe detections on an image of ``width`` x ``height`` -> ``[(box, score, keypoints)]``
+    in that image's pixels."""
+    found: list[_Detection] = []
     for det in detections:
-        if isinstance(det, tuple):
-            boxes.append(det)
-            continue
         b = det.bounding_box
         score = float(det.categories[0].score) if det.categories else 0.0
-        boxes.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score))
-    return boxes
+        points = tuple((float(k.x) * width, float(k.y) * height) for k in (det.keypoints or ()))
+        found.append(((int(b.origin_x), int(b.origin_y), int(b.width), int(b.height)), score, points))
+    return found
 
 
 def _clip(box: Box, width: int, height: int) -> Box:
@@ -105,7 +114,14 @@ def _clip(box: Box, width: int, height: int) -> Box:
 
 
 def observe(
-    timestamp_ms: int, raw_bbox: Box, score: float, n_faces: int, width: int, height: int, visual: VisualConfig
+    timestamp_ms: int,
+    raw_bbox: Box,
+    score: float,
+    n_faces: int,
+    width: int,
+    height: int,
+    visual: VisualConfig,
+    keypoints: tuple[Point, ...] = (),
 ) -> FaceObservation:
     """The observation of a primary face whose unclipped box is ``raw_bbox`` in a ``width`` x
     ``height`` frame: clipped box, ``at_border``, and status "out_of_frame" (under
@@ -121,7 +137,7 @@ def observe(
         status = "too_small"
     else:
         status = "ok"
-    return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border)
+    return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border, tuple(keypoints))
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
@@ -143,6 +159,9 @@ def _aligned(frame: np.ndarray, alignment: int = 64) -> np.ndarray:
     out = buffer[offset : offset + frame.nbytes].view(frame.dtype).reshape(frame.shape)
     out[...] = frame
     return out
+
+
+_Detection = tuple[Box, float, tuple[Point, ...]]  # unclipped box, score, keypoints in pixels
 
 
 class FaceTracker:
@@ -202,16 +221,18 @@ class FaceTracker:
             self._results[int(timestamp_ms)] = result
             self._result_ready.notify_all()
 
-    def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[Any] | None:
+    def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[_Detection] | None:
+        """The detector on one frame: its detections in the frame's pixels (None: no answer)."""
         import mediapipe as mp
 
         if max(frame_rgb.shape[:2]) > MAX_DETECTOR_SIDE:
             return self._run_shrunk(frame_rgb, timestamp_ms)
+        height, width = frame_rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame_rgb))
         if self.running_mode == "image":
-            return self._detector.detect(image).detections
+            return _converted(self._detector.detect(image).detections, width, height)
         if self.running_mode == "video":
-            return self._detector.detect_for_video(image, timestamp_ms).detections
+            return _converted(self._detector.detect_for_video(image, timestamp_ms).detections, width, height)
         self._detector.detect_async(image, timestamp_ms)
         with self._result_ready:
             if not self._result_ready.wait_for(lambda: timestamp_ms in self._results, LIVE_STREAM_TIMEOUT_S):
@@ -219,11 +240,11 @@ class FaceTracker:
                 return None
             result = self._results.pop(timestamp_ms)
             self._results.clear()
-            return result.detections
+            return _converted(result.detections, width, height)
 
-    def _run_shrunk(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[tuple[Box, float]] | None:
+    def _run_shrunk(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[_Detection] | None:
         """:meth:`_run` on the frame shrunk to a longer side of :data:`MAX_DETECTOR_SIDE`, with
-        the boxes scaled back to the frame's pixels."""
+        the boxes and keypoints scaled back to the frame's pixels."""
         import cv2
 
         height, width = frame_rgb.shape[:2]
@@ -234,13 +255,17 @@ class FaceTracker:
         if detections is None:
             return None
         sx, sy = width / size[0], height / size[1]
-        boxes = []
-        for (x, y, w, h), score in _boxes(detections):
-            boxes.append(((round(x * sx), round(y * sy), round(w * sx), round(h * sy)), score))
-        return boxes
+        return [
+            (
+                (round(x * sx), round(y * sy), round(w * sx), round(h * sy)),
+                score,
+                tuple((px * sx, py * sy) for px, py in points),
+            )
+            for (x, y, w, h), score, points in detections
+        ]
 
-    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation:
-        """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> the primary face."""
+    def _detections(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[_Detection]:
+        """Check the frame and the clock, run the detector: every detection above the score."""
         if self._detector is None:
             raise RuntimeError("the FaceTracker is closed")
         frame = np.asarray(frame_rgb)
@@ -260,20 +285,39 @@ class FaceTracker:
             self._first_run = False
         else:
             detections = self._run(frame, timestamp_ms) or []
-        height, width = frame.shape[:2]
-        boxes = _boxes(detections)
-        if not boxes:  # the previous primary face is kept: "stable" follows it after a miss
-            return FaceObservation(timestamp_ms, "no_face")
-        raw, score = self._choose(boxes)
-        self._previous = raw
-        return observe(timestamp_ms, raw, score, len(boxes), width, height, self.visual)
+        return list(detections)
 
-    def _choose(self, boxes: list[tuple[Box, float]]) -> tuple[Box, float]:
-        def area(item: tuple[Box, float]) -> int:
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> FaceObservation:
+        """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> the primary face."""
+        timestamp_ms = int(timestamp_ms)
+        found = self._detections(frame_rgb, timestamp_ms)
+        if not found:  # the previous primary face is kept: "stable" follows it after a miss
+            return FaceObservation(timestamp_ms, "no_face")
+        raw, score, points = self._choose(found)
+        self._previous = raw
+        height, width = np.asarray(frame_rgb).shape[:2]
+        return observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points)
+
+    def detect_all(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[FaceObservation]:
+        """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> every detected face,
+        largest first, each with its own status (usable or not) and ``n_faces`` the number found.
+        Frames and timestamps follow the rules of :meth:`detect`; the two may be mixed on one clock,
+        but ``select="stable"`` follows only what :meth:`detect` chose."""
+        timestamp_ms = int(timestamp_ms)
+        found = self._detections(frame_rgb, timestamp_ms)
+        height, width = np.asarray(frame_rgb).shape[:2]
+        found.sort(key=lambda item: -item[0][2] * item[0][3])
+        return [
+            observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points)
+            for raw, score, points in found
+        ]
+
+    def _choose(self, boxes: list[_Detection]) -> _Detection:
+        def area(item: _Detection) -> int:
             return item[0][2] * item[0][3]
 
         if self.select == "stable" and self._previous is not None:
-            overlaps = [_iou(box, self._previous) for box, _ in boxes]
+            overlaps = [_iou(box, self._previous) for box, _, _ in boxes]
             best = int(np.argmax(overlaps))
             if overlaps[best] > 0:
                 return boxes[best]
@@ -369,6 +413,7 @@ def face_image_to_input(image: np.ndarray, visual: VisualConfig) -> np.ndarray:
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
+    "KEYPOINTS",
     "STATUSES",
     "FaceObservation",
     "FaceTracker",
