@@ -34,6 +34,4 @@ class MissingDependencyError(BackendError, ImportError):
         self.package = package
         self.extra = extra
         purpose = f" (needed for {what})" if what else ""
-        super().__init__(
-            f"{package} is not installed{purpose}; install it with: pip install 'edge-emotion[{extra}]'"
-        )
+        super().__init__(f"{package} is not installed{purpose}; install it with: pip install 'edge-emotion[{extra}]'")

@@ -139,6 +139,8 @@ def _materialise_references(root: Path, manifest: dict[str, Any], folder: str) -
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         entry["file"] = target.relative_to(root).as_posix()
+
+
 def training_provenance(splits: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The provenance fields saying what trained a model, from the saved splits (``split.json``
     contents) of every stage that trained it: ``training_speakers`` (``{corpus: [speaker id, ...]}``,

@@ -41,8 +41,11 @@ def concat_clips(paths: list[Path], out: Path, fps: int = 30) -> list[float]:
             for k in range(round(span_s * fps)):  # resample the clip's frames onto the output's grid
                 t_ms = 1000.0 * k / fps
                 src = min(frames, key=lambda f: abs(f.timestamp_ms - t_ms)).image
-                image = cv2.resize(src, (video.width, video.height)) if src.shape[:2] != (video.height, video.width) \
+                image = (
+                    cv2.resize(src, (video.width, video.height))
+                    if src.shape[:2] != (video.height, video.width)
                     else src
+                )
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
                 vf.pts = frame_index
                 vf.time_base = Fraction(1, fps)

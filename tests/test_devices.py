@@ -25,8 +25,9 @@ SAMPLE = SAMPLE_CLIP  # the package's sample clip (a face and speech), made by t
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_emotion", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_emotion", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -39,10 +40,12 @@ def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
 
 # -- edge-emotion devices ----------------------------------------------------------------------------
 def test_devices_lists_what_is_there_with_the_names_run_accepts(monkeypatch):
-    monkeypatch.setattr(camera_mod, "list_cameras", lambda: [camera_mod.CameraInfo(0, "Integrated Camera",
-                                                                                     "/dev/video0")])
-    monkeypatch.setattr(mic_mod, "list_microphones", lambda: [
-        mic_mod.MicrophoneInfo(3, "USB Audio: Mic (hw:1,0)", 1, 48000, True)])
+    monkeypatch.setattr(
+        camera_mod, "list_cameras", lambda: [camera_mod.CameraInfo(0, "Integrated Camera", "/dev/video0")]
+    )
+    monkeypatch.setattr(
+        mic_mod, "list_microphones", lambda: [mic_mod.MicrophoneInfo(3, "USB Audio: Mic (hw:1,0)", 1, 48000, True)]
+    )
     result = CliRunner().invoke(app, ["devices"])
     assert result.exit_code == 0, result.output
     assert "0   Integrated Camera  (/dev/video0)" in result.output
@@ -82,8 +85,12 @@ def test_list_cameras_keeps_the_v4l2_capture_nodes_only(monkeypatch):
     under the index --camera takes."""
     if not sys.platform.startswith("linux"):
         pytest.skip("V4L2 nodes exist on Linux only")
-    nodes = {"/dev/video0": (True, "HD Webcam"), "/dev/video1": (False, "HD Webcam"),
-             "/dev/video10": (True, None), "/dev/video-codec": (True, "x")}
+    nodes = {
+        "/dev/video0": (True, "HD Webcam"),
+        "/dev/video1": (False, "HD Webcam"),
+        "/dev/video10": (True, None),
+        "/dev/video-codec": (True, "x"),
+    }
     monkeypatch.setattr(camera_mod.glob, "glob", lambda pattern: sorted(nodes))
     monkeypatch.setattr(camera_mod, "_v4l2_capture", lambda path: nodes[path])
     cameras = camera_mod.list_cameras()
@@ -200,4 +207,3 @@ def test_info_shows_the_shipped_model_licence():
     assert proc.returncode == 0, proc.stderr
     assert licence in proc.stdout
     assert json.loads(cli("info", "--json").stdout)["default_bundle_licence"] == licence
-

@@ -227,8 +227,11 @@ def test_a_checkpoint_run_split_tells_which_speakers_it_trained_on(shared_data, 
     import shutil
 
     root = tmp_path / "ravdess"
-    names = ("Actor_01/03-01-05-01-01-01-01.flac", "Actor_01/03-01-03-01-01-01-01.flac",
-             "Actor_06/03-01-05-01-01-01-06.flac")
+    names = (
+        "Actor_01/03-01-05-01-01-01-01.flac",
+        "Actor_01/03-01-03-01-01-01-01.flac",
+        "Actor_06/03-01-05-01-01-01-06.flac",
+    )
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(shared_data / "ravdess/audio16k" / name, root / name)
@@ -236,12 +239,28 @@ def test_a_checkpoint_run_split_tells_which_speakers_it_trained_on(shared_data, 
     run.mkdir()
     shutil.copy(checkpoint, run / "best.pt")
     # a split.json as older runs wrote it (no train_speakers): speakers found through the index
-    split = {"protocol": "actor-kfold", "fold": 0, "folds": 5, "seed": 0, "val": [], "test": [],
-             "train": ["ravdess-audio/03-01-03-01-01-01-01"], "test_speakers": ["ravdess-06"]}
+    split = {
+        "protocol": "actor-kfold",
+        "fold": 0,
+        "folds": 5,
+        "seed": 0,
+        "val": [],
+        "test": [],
+        "train": ["ravdess-audio/03-01-03-01-01-01-01"],
+        "test_speakers": ["ravdess-06"],
+    }
     (run / "split.json").write_text(json.dumps(split))
     report_path = tmp_path / "r.json"
-    argv = ["--model", str(run / "best.pt"), "--dataset", "ravdess-audio", "--root", str(root),
-            "--json", str(report_path)]
+    argv = [
+        "--model",
+        str(run / "best.pt"),
+        "--dataset",
+        "ravdess-audio",
+        "--root",
+        str(root),
+        "--json",
+        str(report_path),
+    ]
     assert _eval(argv) == 0
     overlap = json.loads(report_path.read_text())["training_overlap"]
     assert overlap == {"n": 3, "n_seen_in_training": 2, "speakers": ["ravdess-01"], "source": "split"}

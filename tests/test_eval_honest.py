@@ -30,8 +30,13 @@ def _shipped_manifest() -> dict:
 
 
 def _ravdess(actor: int, key: str = "x") -> Sample:
-    return Sample(key=f"ravdess-audio/{key}{actor}", dataset="ravdess-audio", label="sad",
-                  speaker=f"ravdess-{actor:02d}", audio_path=Path("a.flac"))
+    return Sample(
+        key=f"ravdess-audio/{key}{actor}",
+        dataset="ravdess-audio",
+        label="sad",
+        speaker=f"ravdess-{actor:02d}",
+        audio_path=Path("a.flac"),
+    )
 
 
 def test_training_speakers_of_an_older_manifest_are_derived_from_its_split_protocol():
@@ -51,16 +56,20 @@ def test_training_speakers_of_an_older_manifest_are_derived_from_its_split_proto
 
 
 def test_the_manifest_field_wins_and_a_manifest_saying_nothing_gives_none():
-    manifest = {"provenance": {
-        "training_speakers": {"ravdess": ["ravdess-02"], "savee": ["savee-JE"]},
-        "training_images": {"fer2013": {"subsets": ["train"]}},
-        "split_protocol": {"ravdess": "test actors ['ravdess-01']"},
-        "training_data": {"speech": "RAVDESS speech actors 1-20"},
-    }}
+    manifest = {
+        "provenance": {
+            "training_speakers": {"ravdess": ["ravdess-02"], "savee": ["savee-JE"]},
+            "training_images": {"fer2013": {"subsets": ["train"]}},
+            "split_protocol": {"ravdess": "test actors ['ravdess-01']"},
+            "training_data": {"speech": "RAVDESS speech actors 1-20"},
+        }
+    }
     ids = training_ids(manifest)
     assert ids.source == "manifest" and ids.all_speakers() == {"ravdess-02", "savee-JE"}
-    faces = [Sample(key=f"fer2013/{z}/sad/1.jpg", dataset="fer2013", label="sad", image_path=Path(z), member="m",
-                    subset=s) for z, s in (("train.zip", "train"), ("public_test.zip", "test"))]
+    faces = [
+        Sample(key=f"fer2013/{z}/sad/1.jpg", dataset="fer2013", label="sad", image_path=Path(z), member="m", subset=s)
+        for z, s in (("train.zip", "train"), ("public_test.zip", "test"))
+    ]
     samples = [_ravdess(1), _ravdess(2), *faces]
     overlap = training_overlap(samples, ids)
     assert overlap.n_seen == 2 and overlap.speakers == ("ravdess-02",)
@@ -70,13 +79,20 @@ def test_the_manifest_field_wins_and_a_manifest_saying_nothing_gives_none():
 
 def test_training_ids_from_saved_splits_cover_train_and_validation():
     splits = [
-        {"train": ["ravdess-audio/a"], "val": ["ravdess-audio/b"], "test": ["ravdess-audio/c"],
-         "train_speakers": ["ravdess-01"], "val_speakers": ["ravdess-02"], "test_speakers": ["ravdess-03"]},
+        {
+            "train": ["ravdess-audio/a"],
+            "val": ["ravdess-audio/b"],
+            "test": ["ravdess-audio/c"],
+            "train_speakers": ["ravdess-01"],
+            "val_speakers": ["ravdess-02"],
+            "test_speakers": ["ravdess-03"],
+        },
         {"train": ["fer2013/train.zip/sad/Training_1.jpg"], "val": [], "test": ["fer2013/public_test.zip/sad/1.jpg"]},
         {"train": ["crema-d/1002_X"], "val": [], "test": []},  # an old split: speakers through the index
     ]
-    crema = Sample(key="crema-d/1002_X", dataset="crema-d", label="sad", speaker="crema-d-1002",
-                   video_path=Path("v.flv"))
+    crema = Sample(
+        key="crema-d/1002_X", dataset="crema-d", label="sad", speaker="crema-d-1002", video_path=Path("v.flv")
+    )
     ids = training_ids_from_splits(splits, [crema])
     assert ids.to_provenance() == {
         "training_speakers": {"crema-d": ["crema-d-1002"], "ravdess": ["ravdess-01", "ravdess-02"]},
@@ -98,13 +114,15 @@ def test_ferplus_majority_accuracy_counts_what_it_leaves_out():
         "e": _votes(contempt=8, neutral=2),  # contempt: not one of ours
         "f": _votes(fear=6, surprise=4),  # fearful
     }
-    predictions = {"a": LABELS.index("happy"), "b": 0, "c": 4, "d": 4, "e": 0, "f": LABELS.index("surprised"),
-                   "g": 0}
+    predictions = {"a": LABELS.index("happy"), "b": 0, "c": 4, "d": 4, "e": 0, "f": LABELS.index("surprised"), "g": 0}
     report = majority_accuracy(predictions, LABELS, votes)
     assert report["n"] == 2 and report["accuracy"] == 0.5
     assert report["excluded"] == {
-        "FER+ unknown / not a face": 1, "doubtful join": 1, "majority contempt not in the model's labels": 1,
-        "no FER+ row": 1, "tie": 1,
+        "FER+ unknown / not a face": 1,
+        "doubtful join": 1,
+        "majority contempt not in the model's labels": 1,
+        "no FER+ row": 1,
+        "tie": 1,
     }
     assert _votes(fear=6, surprise=4).soft_target(LABELS)[LABELS.index("fearful")] == pytest.approx(0.6)
 
@@ -143,16 +161,30 @@ def test_eval_of_the_shipped_bundle_warns_about_actors_it_trained_on(shared_data
 def test_fer2013_eval_adds_the_ferplus_majority_vote(shared_data, tmp_path, capsys):
     _shipped_manifest()
     report = tmp_path / "r.json"
-    code = _eval(["--dataset", "fer2013", "--root", str(shared_data / "fer2013"), "--limit", "12",
-                  "--json", str(report)])
+    code = _eval(
+        ["--dataset", "fer2013", "--root", str(shared_data / "fer2013"), "--limit", "12", "--json", str(report)]
+    )
     assert code == 0
     data = json.loads(report.read_text())
     ferplus = data["ferplus"]
     assert ferplus["n"] + sum(ferplus["excluded"].values()) == data["n"] == 12
     assert 0.0 <= ferplus["accuracy"] <= 1.0
     assert "FER+ majority vote" in capsys.readouterr().out
-    assert _eval(["--dataset", "fer2013", "--root", str(shared_data / "fer2013"), "--limit", "2",
-                  "--ferplus", str(tmp_path / "absent.csv")]) == 2
+    assert (
+        _eval(
+            [
+                "--dataset",
+                "fer2013",
+                "--root",
+                str(shared_data / "fer2013"),
+                "--limit",
+                "2",
+                "--ferplus",
+                str(tmp_path / "absent.csv"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_shifted_windows_at_whole_hops_are_the_clips_own_windows(shared_data):

@@ -70,8 +70,12 @@ class _FakeSteps:
             (out / "best.pt").write_text("weights")
             (out / "results.json").write_text("{}")
         elif args[0] == "eval":
-            report = {"dataset": args[args.index("--dataset") + 1], "n": 4, "weighted_accuracy": 0.5,
-                      "unweighted_accuracy": 0.25}
+            report = {
+                "dataset": args[args.index("--dataset") + 1],
+                "n": 4,
+                "weighted_accuracy": 0.5,
+                "unweighted_accuracy": 0.25,
+            }
             Path(args[args.index("--json") + 1]).write_text(json.dumps(report))
         elif args[0] == "export":
             out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +87,8 @@ def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps) -> None:
     monkeypatch.setattr(recipe, "merge_encoders", lambda visual, audio, out: out)
     monkeypatch.setattr(recipe, "calibration_dir", lambda data, split, out: out / "calib")
     monkeypatch.setattr(
-        recipe, "measure_window_shift",
+        recipe,
+        "measure_window_shift",
         lambda bundle, data, report, log: report.write_text(json.dumps({"sets": {"av-clips": {"consistency": 0.5}}})),
     )
     data = tmp_path / "data"
@@ -108,7 +113,10 @@ def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp
     # finished steps are not repeated; the cut-off one runs again with --resume (it continues its last.pt)
     assert trained == [str(out / "fold1/audio")]
     assert [c[c.index("--out") + 1] for c in first.calls if c[0] == "train"] == [
-        str(out / "visual"), str(out / "fold0/audio"), str(out / "fold0/fusion"), str(out / "fold1/audio")
+        str(out / "visual"),
+        str(out / "fold0/audio"),
+        str(out / "fold0/fusion"),
+        str(out / "fold1/audio"),
     ]
     assert (out / "export.done").exists()
     held_out = [c[c.index("--model") + 1] for c in first.calls + second.calls if c[0] == "eval" and "savee" in c]

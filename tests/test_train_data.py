@@ -82,7 +82,7 @@ def _fer_root(shared_data: Path, root: Path, n_train: int = 24, n_test: int = 8)
     disagree with the FER2013 label in a known way."""
     root.mkdir(parents=True)
     with zipfile.ZipFile(shared_data / "fer2013/public_test.zip") as zf:
-        names = sorted(n for n in zf.namelist() if n.endswith(".jpg"))[:: 97][: n_train + n_test]
+        names = sorted(n for n in zf.namelist() if n.endswith(".jpg"))[::97][: n_train + n_test]
         data = {n: zf.read(n) for n in names}
     rows = []
     train_zip, test_zip = zipfile.ZipFile(root / "train.zip", "w"), zipfile.ZipFile(root / "public_test.zip", "w")

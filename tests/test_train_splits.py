@@ -113,8 +113,13 @@ def test_variants_of_one_corpus_keep_each_speaker_in_one_part():
         for a in (1001,)
     ]
     audio = [
-        Sample(key=f"crema-d-audio/{a}-{i}", dataset="crema-d-audio", label="sad", speaker=f"crema-d-{a}",
-               audio_path="a.wav")
+        Sample(
+            key=f"crema-d-audio/{a}-{i}",
+            dataset="crema-d-audio",
+            label="sad",
+            speaker=f"crema-d-{a}",
+            audio_path="a.wav",
+        )
         for a in (1001, 1002, 1003)
         for i in range(2)
     ]

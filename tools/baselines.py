@@ -803,7 +803,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--inner-folds", type=int, default=4, help="grouped inner CV folds over the non-test actors")
     ap.add_argument(
-        "--audio-corpora", nargs="+", default=["ravdess-audio"], choices=list(AUDIO_CORPORA),
+        "--audio-corpora",
+        nargs="+",
+        default=["ravdess-audio"],
+        choices=list(AUDIO_CORPORA),
         help="corpora of the classical audio baseline (report key 'audio' for RAVDESS, 'audio-NAME' for the others)",
     )
     ap.add_argument(

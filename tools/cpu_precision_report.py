@@ -89,14 +89,12 @@ def ir_files(bundle, key: str, folder: Path) -> dict:
     return files
 
 
-
 def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     """Parity with the SDK's explicit f32, and with the precision the CPU plugin picks by itself
     (read from the plugin: ``INFERENCE_PRECISION_HINT`` of the device before any compile)."""
     import edge_emotion.runtimes as runtimes
     import openvino as ov
     from edge_emotion.export.parity import measure_parity
-
 
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
     sdk_options = runtimes.format_options
@@ -275,8 +273,11 @@ def main() -> None:
     wanted = args.only or list(MEASUREMENTS)
     bundle = Bundle.load(args.bundle)
     reference = GraphReference(
-        bundle.preset, {g: bundle.graph_path("onnx", g) for g in GRAPHS}, "onnx fp32 on onnxruntime",
-        threads=args.threads, short_name="onnx fp32",
+        bundle.preset,
+        {g: bundle.graph_path("onnx", g) for g in GRAPHS},
+        "onnx fp32 on onnxruntime",
+        threads=args.threads,
+        short_name="onnx fp32",
     )
     speech, left_out = requantize.training_actors(args.data, args.config, 0)
     with tempfile.TemporaryDirectory(prefix="calib-") as work:

@@ -31,14 +31,18 @@ def main() -> None:
     print("| model | WA % | UA % | UA per fold % |")
     print("|---|---:|---:|---|")
     per_fold = " / ".join(pct(f["unweighted_accuracy"]) for f in cv["folds"])
-    print(f"| **edge-emotion** (audio encoder + fusion head, video masked) | **{pct(cv['weighted_accuracy_mean'])}** ± "
-          f"{pct(cv['weighted_accuracy_std'])} | **{pct(cv['unweighted_accuracy_mean'])}** ± "
-          f"{pct(cv['unweighted_accuracy_std'])} | {per_fold} |")
+    print(
+        f"| **edge-emotion** (audio encoder + fusion head, video masked) | **{pct(cv['weighted_accuracy_mean'])}** ± "
+        f"{pct(cv['weighted_accuracy_std'])} | **{pct(cv['unweighted_accuracy_mean'])}** ± "
+        f"{pct(cv['unweighted_accuracy_std'])} | {per_fold} |"
+    )
     summary = base["audio"]["summary"]
     for name in ("selected by inner CV", "mfcc / rbf-svm", "mfcc / logreg"):
         row = summary[name]
-        print(f"| classical: {name} | {pct(row['wa']['mean'])} ± {pct(row['wa']['std'])} | {pct(row['ua']['mean'])} ± "
-              f"{pct(row['ua']['std'])} | {' / '.join(pct(x) for x in row['ua_per_fold'])} |")
+        print(
+            f"| classical: {name} | {pct(row['wa']['mean'])} ± {pct(row['wa']['std'])} | {pct(row['ua']['mean'])} ± "
+            f"{pct(row['ua']['std'])} | {' / '.join(pct(x) for x in row['ua_per_fold'])} |"
+        )
     print()
 
     shipped = metrics["shipped_model"]
@@ -53,16 +57,20 @@ def main() -> None:
         peer_ours = peer.get("ours")
     size = f"{peer_ours['visual_encoder_size_bytes'] / 1000:.0f} KB (encoder)" if peer_ours else "–"
     lat = f"{peer_ours['latency_visual_encoder']['median_ms']:.2f} (encoder)" if peer_ours else "–"
-    print(f"| **edge-emotion** visual encoder + fusion head (audio masked), shipped bundle | "
-          f"**{pct(fer['weighted_accuracy'])}** | {pct(fer['unweighted_accuracy'])} | {size} | {lat} |")
+    print(
+        f"| **edge-emotion** visual encoder + fusion head (audio masked), shipped bundle | "
+        f"**{pct(fer['weighted_accuracy'])}** | {pct(fer['unweighted_accuracy'])} | {size} | {lat} |"
+    )
     for name in ("pixels+hog / logreg", "hog / logreg"):
         row = face[name]
         print(f"| classical: {name} | {pct(row['wa'])} | {pct(row['ua'])} | | |")
     if args.peer:
         f = peer["fer"]
         lat = f"{f['latency_per_face']['median_ms']:.2f}"
-        print(f"| peer: `fer` mini-Xception (tflite on OpenVINO) | {pct(f['wa'])} | {pct(f['ua'])} | "
-              f"{f['size_bytes'] / 1000:.0f} KB | {lat} |")
+        print(
+            f"| peer: `fer` mini-Xception (tflite on OpenVINO) | {pct(f['wa'])} | {pct(f['ua'])} | "
+            f"{f['size_bytes'] / 1000:.0f} KB | {lat} |"
+        )
     print()
 
     print("### Audio-visual, the real AV clips in ../shared/data (a handful: anecdotes, not statistics)\n")
@@ -70,8 +78,10 @@ def main() -> None:
     print("|---|---:|---:|---|")
     for name in ("crema_d_av_clips", "ravdess_av_clips", "ravdess_audio_unseen_actors"):
         r = shipped[name]
-        print(f"| {name} | {r.get('n')} | {pct(r.get('weighted_accuracy'))} | "
-              f"{'yes' if r.get('speaker_seen_in_training') else 'no'} |")
+        print(
+            f"| {name} | {r.get('n')} | {pct(r.get('weighted_accuracy'))} | "
+            f"{'yes' if r.get('speaker_seen_in_training') else 'no'} |"
+        )
 
 
 if __name__ == "__main__":

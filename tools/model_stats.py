@@ -65,8 +65,11 @@ def module_stats() -> list[dict]:
                 "preset": name,
                 "module": "per window, all frames encoded",
                 "parameters": count_parameters(model),
-                "gflops_per_call": sum(r["gflops_per_call"] * (frames if r["module"] == "visual_encoder" else 1)
-                                       for r in rows if r["preset"] == name),
+                "gflops_per_call": sum(
+                    r["gflops_per_call"] * (frames if r["module"] == "visual_encoder" else 1)
+                    for r in rows
+                    if r["preset"] == name
+                ),
                 "note": f"{frames} face frames + 1 audio window + fusion",
             }
         )
@@ -96,7 +99,9 @@ def _tucker_worker(variant: str, shape: dict, repeats: int, threads: int, queue)
             fn()
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"variant": variant, "median_ms": 1000 * statistics.median(times), "peak_rss_growth_mb": (peak - before) / 1024})
+    queue.put(
+        {"variant": variant, "median_ms": 1000 * statistics.median(times), "peak_rss_growth_mb": (peak - before) / 1024}
+    )
 
 
 ALL_VARIANTS = ("factored", "materialised A1+A2 (vectorised)", "literal A1+A2 (loops)")
@@ -126,8 +131,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     stats = module_stats()
-    print(f"machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads"
+    )
     print(f"\n{'preset':<7} {'module':<32} {'params':>12} {'GFLOPs':>9}  note")
     for r in stats:
         print(f"{r['preset']:<7} {r['module']:<32} {r['parameters']:>12,} {r['gflops_per_call']:>9.3f}  {r['note']}")
@@ -145,8 +152,10 @@ def main() -> None:
         print(f"\nTucker fusion, batch {shape['batch']}, T={shape['T']}, D_a=D_v={d}, ranks {tuple(shape['ranks'])}:")
         print(f"{'variant':<34} {'median ms':>10} {'peak RSS +MB':>13} {'time ratio':>11}")
         for r in rows:
-            print(f"{r['variant']:<34} {r['median_ms']:>10.3f} {r['peak_rss_growth_mb']:>13.1f} "
-                  f"{r['time_ratio_vs_factored']:>10.1f}x")
+            print(
+                f"{r['variant']:<34} {r['median_ms']:>10.3f} {r['peak_rss_growth_mb']:>13.1f} "
+                f"{r['time_ratio_vs_factored']:>10.1f}x"
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

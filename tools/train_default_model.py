@@ -223,8 +223,16 @@ def measure_window_shift(bundle: Path, data: Path, report: Path, log: Path) -> N
     """``tools/window_shift.py`` on the bundle (unseen RAVDESS actors, the AV clips) -> ``report``."""
     import os
 
-    command = [sys.executable, str(Path(__file__).with_name("window_shift.py")), "--model", str(bundle),
-               "--data", str(data), "--json", str(report)]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("window_shift.py")),
+        "--model",
+        str(bundle),
+        "--data",
+        str(data),
+        "--json",
+        str(report),
+    ]
     print(f"\n$ {shlex.join(command)}", flush=True)
     repo = str(Path(__file__).resolve().parents[1])  # this checkout's edge_emotion, as `python -m` finds it
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
@@ -244,20 +252,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ship-fold", type=int, default=0)
     parser.add_argument(
-        "--audio-corpora", nargs="+", default=list(AUDIO_CORPORA), choices=list(AUDIO_CORPORA),
+        "--audio-corpora",
+        nargs="+",
+        default=list(AUDIO_CORPORA),
+        choices=list(AUDIO_CORPORA),
         help="corpora of the audio stage (those whose folder under --data is absent are left out)",
     )
     parser.add_argument("--audio-epochs", type=int, default=30)
     parser.add_argument("--visual-epochs", type=int, default=24)
     parser.add_argument("--fusion-epochs", type=int, default=8)
     parser.add_argument(
-        "--cv-fusion", action="store_true",
+        "--cv-fusion",
+        action="store_true",
         help="also run the fusion stage on every fold (default: only on the shipped fold; the other folds are "
         "scored after the audio stage, whose audio encoder + fusion head is the same audio-only path)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
-        "--jobs", type=int, default=1,
+        "--jobs",
+        type=int,
+        default=1,
         help="train the visual stage and the folds' audio stages N at a time (each process with cpu_count/N "
         "threads; 2 on a 2-core CPU; keep 1 on a single GPU)",
     )
@@ -278,17 +292,42 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
 
     visual = out / "visual"
-    visual_args = ["train", "--stage", "visual", *fer, "--epochs", args.visual_epochs, "--out", visual, "--resume",
-                   *common]
+    visual_args = [
+        "train",
+        "--stage",
+        "visual",
+        *fer,
+        "--epochs",
+        args.visual_epochs,
+        "--out",
+        visual,
+        "--resume",
+        *common,
+    ]
 
     def audio_args(k: int) -> list:
-        return ["train", "--stage", "audio", *speech, "--fold", k, "--epochs", args.audio_epochs,
-                "--out", out / f"fold{k}" / "audio", "--resume", *common]
+        return [
+            "train",
+            "--stage",
+            "audio",
+            *speech,
+            "--fold",
+            k,
+            "--epochs",
+            args.audio_epochs,
+            "--out",
+            out / f"fold{k}" / "audio",
+            "--resume",
+            *common,
+        ]
 
     if args.jobs > 1:  # the stages that do not depend on each other, side by side
         steps = [("visual", visual_args)] if not (visual / "results.json").exists() else []
-        steps += [(f"fold{k}-audio", audio_args(k)) for k in range(args.folds)
-                  if not (out / f"fold{k}" / "audio" / "results.json").exists()]
+        steps += [
+            (f"fold{k}-audio", audio_args(k))
+            for k in range(args.folds)
+            if not (out / f"fold{k}" / "audio" / "results.json").exists()
+        ]
         edge_emotion_parallel(steps, args.jobs, out / "logs")
     if not (visual / "results.json").exists():
         edge_emotion(*visual_args, log=log)
@@ -304,18 +343,48 @@ def main(argv: list[str] | None = None) -> None:
             if not (fusion / "results.json").exists():
                 start = merge_encoders(visual / "best.pt", audio / "best.pt", fold / "init.pt")
                 # the audio stage's corpora too: the head must not forget the voices the encoder learnt
-                extra = [a for i in range(0, len(speech), 4) if speech[i + 1] != "ravdess-audio"
-                         for a in speech[i:i + 4]]
-                edge_emotion("train", "--stage", "fusion", *ravdess, *extra, *fer, *crema, "--fold", k,
-                             "--init", start, "--epochs", args.fusion_epochs, "--out", fusion, "--resume",
-                             *common, log=log)
+                extra = [
+                    a for i in range(0, len(speech), 4) if speech[i + 1] != "ravdess-audio" for a in speech[i : i + 4]
+                ]
+                edge_emotion(
+                    "train",
+                    "--stage",
+                    "fusion",
+                    *ravdess,
+                    *extra,
+                    *fer,
+                    *crema,
+                    "--fold",
+                    k,
+                    "--init",
+                    start,
+                    "--epochs",
+                    args.fusion_epochs,
+                    "--out",
+                    fusion,
+                    "--resume",
+                    *common,
+                    log=log,
+                )
             scored = fusion
         for run in {audio, scored}:
             report = fold / f"eval-ravdess-audio-{run.name}.json"
             if not report.exists():
-                edge_emotion("eval", "--model", run / "best.pt", "--dataset", "ravdess-audio", "--root",
-                             data / "ravdess", "--split", run / "split.json", "--json", report, "--no-progress",
-                             log=log)
+                edge_emotion(
+                    "eval",
+                    "--model",
+                    run / "best.pt",
+                    "--dataset",
+                    "ravdess-audio",
+                    "--root",
+                    data / "ravdess",
+                    "--split",
+                    run / "split.json",
+                    "--json",
+                    report,
+                    "--no-progress",
+                    log=log,
+                )
         split = read_json(audio / "split.json")
         held_out = {}
         for corpus in HELD_OUT_CORPORA:
@@ -323,28 +392,56 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             report = fold / f"eval-{corpus}-audio.json"
             if not report.exists():
-                edge_emotion("eval", "--model", audio / "best.pt", "--dataset", corpus, "--root",
-                             data / AUDIO_CORPORA[corpus], "--split", audio / "split.json", "--json", report,
-                             "--no-progress", log=log)
+                edge_emotion(
+                    "eval",
+                    "--model",
+                    audio / "best.pt",
+                    "--dataset",
+                    corpus,
+                    "--root",
+                    data / AUDIO_CORPORA[corpus],
+                    "--split",
+                    audio / "split.json",
+                    "--json",
+                    report,
+                    "--no-progress",
+                    log=log,
+                )
             held_out[corpus] = summary(read_json(report))
         after_audio = read_json(fold / "eval-ravdess-audio-audio.json")
         final = read_json(fold / f"eval-ravdess-audio-{scored.name}.json")
-        folds.append({
-            "fold": k,
-            "test_speakers": split.get("test_speakers"),
-            "scored_after": scored.name,
-            **summary(final),
-            "after_audio_stage": summary(after_audio),
-            **held_out,
-        })
+        folds.append(
+            {
+                "fold": k,
+                "test_speakers": split.get("test_speakers"),
+                "scored_after": scored.name,
+                **summary(final),
+                "after_audio_stage": summary(after_audio),
+                **held_out,
+            }
+        )
 
     ship = out / f"fold{args.ship_fold}" / "fusion"
     bundle = out / "bundle"
     exported = out / "export.done"  # the bundle's manifest is written first, so it alone proves nothing
     if not exported.exists():
         calib = calibration_dir(data, ship / "split.json", out)
-        edge_emotion("export", "--checkpoint", ship / "best.pt", "--format", "onnx", "--format", "openvino",
-                     "--int8", "--calib", calib, "--out", bundle, "--overwrite", log=log)
+        edge_emotion(
+            "export",
+            "--checkpoint",
+            ship / "best.pt",
+            "--format",
+            "onnx",
+            "--format",
+            "openvino",
+            "--int8",
+            "--calib",
+            calib,
+            "--out",
+            bundle,
+            "--overwrite",
+            log=log,
+        )
         exported.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     ship_split = read_json(ship / "split.json")
@@ -357,8 +454,14 @@ def main(argv: list[str] | None = None) -> None:
     evaluations = {}
     for name, extra in {
         "fer2013_public_test": ["--dataset", "fer2013", "--root", data / "fer2013", "--split", visual / "split.json"],
-        "ravdess_audio_unseen_actors": ["--dataset", "ravdess-audio", "--root", data / "ravdess", "--split",
-                                        ship / "split.json"],
+        "ravdess_audio_unseen_actors": [
+            "--dataset",
+            "ravdess-audio",
+            "--root",
+            data / "ravdess",
+            "--split",
+            ship / "split.json",
+        ],
         "crema_d_av_clips": ["--dataset", "crema-d", "--root", data / "crema-d" / "video"],
         "ravdess_av_clips": ["--dataset", "ravdess", "--root", data / "ravdess" / "av"],
     }.items():
@@ -370,8 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     shift_report = out / "window-shift.json"
     if not shift_report.exists():
         measure_window_shift(bundle, data, shift_report, log)
-    window_shift = {name: {k: v for k, v in r.items() if k != "clips"}
-                    for name, r in read_json(shift_report)["sets"].items()}
+    window_shift = {
+        name: {k: v for k, v in r.items() if k != "clips"} for name, r in read_json(shift_report)["sets"].items()
+    }
 
     was = [f["weighted_accuracy"] for f in folds]
     uas = [f["unweighted_accuracy"] for f in folds]
@@ -383,18 +487,24 @@ def main(argv: list[str] | None = None) -> None:
             "unweighted_accuracy_mean": statistics.mean(uas),
             "unweighted_accuracy_std": statistics.pstdev(uas),
             "note": "each fold's model on its 4 unseen actors, audio only (video masked): after the fusion stage "
-                    "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
-                    "on audio-only windows)",
+            "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
+            "on audio-only windows)",
         },
-        **{f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus) for corpus in HELD_OUT_CORPORA
-           if leave_speakers_out(folds, corpus)},
+        **{
+            f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus)
+            for corpus in HELD_OUT_CORPORA
+            if leave_speakers_out(folds, corpus)
+        },
         "window_shift_consistency": window_shift,
         "shipped_model": {
             name: {
                 **summary(r),
                 "speaker_seen_in_training": seen.get(name, False),
-                **({"caution": "this speaker was in the shipped model's training set: not a held-out result"}
-                   if seen.get(name) else {}),
+                **(
+                    {"caution": "this speaker was in the shipped model's training set: not a held-out result"}
+                    if seen.get(name)
+                    else {}
+                ),
             }
             for name, r in evaluations.items()
         },
@@ -411,8 +521,8 @@ def main(argv: list[str] | None = None) -> None:
         "training_data": {
             "faces": "FER2013 train.zip (28,709 48x48 grey faces; 10% held out for validation)",
             "speech": "RAVDESS speech actors 1-20, 16 kHz FLAC (1,200 clips)"
-                      + "".join(f" + {name}" for name in audio_corpora if name != "ravdess-audio")
-                      + " (the fold's training and validation speakers)",
+            + "".join(f" + {name}" for name in audio_corpora if name != "ravdess-audio")
+            + " (the fold's training and validation speakers)",
             "audio_visual": (
                 f"CREMA-D 1001_DFA_{{ANG,HAP,NEU}}_XX.flv: {len(crema_trained)} of 3 real AV clips in the fusion "
                 "stage's training/validation data (speaker 1001 is a test speaker of the shipped fold when 0); the "
@@ -422,7 +532,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "split_protocol": {
             "ravdess": f"speaker-independent actor {args.folds}-fold; shipped model = fold {args.ship_fold} "
-                       f"(test actors {read_json(ship / 'split.json').get('test_speakers')}, never trained on)",
+            f"(test actors {read_json(ship / 'split.json').get('test_speakers')}, never trained on)",
             "fer2013": "train.zip for training (90%) and validation (10%); public_test.zip for testing only",
         },
         **training_provenance([visual / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]),
@@ -431,20 +541,29 @@ def main(argv: list[str] | None = None) -> None:
         "compute": {
             "epoch_seconds_sum": round(epoch_seconds(out)),
             "note": "the summed wall duration of every training epoch of every run, without preprocessing, "
-                    "evaluation and export; runs that shared the CPU (--jobs) each count their own wall time, so "
-                    "with N runs at once on a CPU this sum overstates the CPU time up to N times",
+            "evaluation and export; runs that shared the CPU (--jobs) each count their own wall time, so "
+            "with N runs at once on a CPU this sum overstates the CPU time up to N times",
             "this_invocation_seconds": round(time.time() - started),
             "wall_seconds_since_first_stage": round(time.time() - first_stage_started),
             "wall_note": "from the first training stage's start (its split.json) to the end of this invocation: the "
-                         "recipe's wall time when it ran in one go, longer when it was resumed later",
+            "recipe's wall time when it ran in one go, longer when it was resumed later",
         },
     }
     with open(manifest_path, "w") as fh:
         json.dump(manifest, fh, indent=2)
     with open(out / "metrics.json", "w") as fh:
         json.dump(metrics, fh, indent=2)
-    print(json.dumps({"ravdess_audio_only": {k: v for k, v in metrics["ravdess_audio_only_actor_kfold"].items()
-                                             if k != "folds"}, **metrics["shipped_model"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "ravdess_audio_only": {
+                    k: v for k, v in metrics["ravdess_audio_only_actor_kfold"].items() if k != "folds"
+                },
+                **metrics["shipped_model"],
+            },
+            indent=2,
+        )
+    )
     if args.install:
         if args.install.exists():
             shutil.rmtree(args.install)

@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 
 #: The clip ``bench`` runs end to end when no ``--clip`` is given: the sample shipped in the package
 #: (the quickstart's clip; 3.0 s, a face and speech; ``edge_emotion/assets/README-sample.md``).
-DEFAULT_CLIP_CANDIDATES: tuple[Path, ...] = (
-    Path(__file__).resolve().parents[1] / "assets" / "sample_astronaut.mp4",
-)
+DEFAULT_CLIP_CANDIDATES: tuple[Path, ...] = (Path(__file__).resolve().parents[1] / "assets" / "sample_astronaut.mp4",)
 
 
 def default_clip() -> Path | None:

@@ -24,7 +24,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """On-device audio-visual emotion recognition: camera + microphone in, emotions out."""

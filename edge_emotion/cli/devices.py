@@ -23,12 +23,25 @@ def register(app: typer.Typer) -> None:
         except MissingDependencyError as exc:
             mics, mic_problem = [], str(exc)
         if as_json:
-            typer.echo(json.dumps({
-                "cameras": [{"index": c.index, "name": c.name, "path": c.path} for c in cameras],
-                "microphones": [{"index": m.index, "name": m.name, "channels": m.channels,
-                                 "default_sample_rate": m.default_sample_rate, "default": m.default} for m in mics],
-                "microphones_unavailable": mic_problem,
-            }, indent=2))
+            typer.echo(
+                json.dumps(
+                    {
+                        "cameras": [{"index": c.index, "name": c.name, "path": c.path} for c in cameras],
+                        "microphones": [
+                            {
+                                "index": m.index,
+                                "name": m.name,
+                                "channels": m.channels,
+                                "default_sample_rate": m.default_sample_rate,
+                                "default": m.default,
+                            }
+                            for m in mics
+                        ],
+                        "microphones_unavailable": mic_problem,
+                    },
+                    indent=2,
+                )
+            )
             return
         typer.echo("cameras (--camera INDEX; a stream URL, a video file or a device path also works):")
         if not cameras:

@@ -163,10 +163,7 @@ class Overlap:
             return None
         shown = ", ".join(self.speakers[:4]) + (f" and {len(self.speakers) - 4} more" if len(self.speakers) > 4 else "")
         who = f" ({len(self.speakers)} speakers it trained or validated on: {shown})" if self.speakers else ""
-        return (
-            f"warning: {self.n_seen} of {self.n} evaluated samples were seen in training{who}: "
-            "not a held-out result"
-        )
+        return f"warning: {self.n_seen} of {self.n} evaluated samples were seen in training{who}: not a held-out result"
 
 
 def training_overlap(samples: Iterable[Sample], ids: TrainingIds) -> Overlap:

@@ -226,9 +226,12 @@ class MicrophoneSource:
         self._unreported_drops += lost
         if self._last_drop_warning_s is not None and now_s - self._last_drop_warning_s < DROP_WARNING_INTERVAL_S:
             return
-        log.warning("microphone %r: ring buffer full (the consumer is behind), %d samples dropped%s", self.device,
-                    self._unreported_drops, "" if self._last_drop_warning_s is None else
-                    f" in the last {now_s - self._last_drop_warning_s:.0f} s")
+        log.warning(
+            "microphone %r: ring buffer full (the consumer is behind), %d samples dropped%s",
+            self.device,
+            self._unreported_drops,
+            "" if self._last_drop_warning_s is None else f" in the last {now_s - self._last_drop_warning_s:.0f} s",
+        )
         self._last_drop_warning_s = now_s
         self._unreported_drops = 0
 
