@@ -225,3 +225,26 @@ def test_the_reader_stops_when_the_caller_stops(recognizer, tmp_path):
     assert first.t_start_ms == 0 and _readers()  # 20 s of input: the reader is still at work
     results.close()  # the caller stops early: the reader thread ends and the file is closed
     assert not _readers()
+
+
+def test_threads_reading_one_frame_convert_it_once(crema_flv, monkeypatch):
+    """A display and the stream's worker may read the same frame at once: one converts, the other
+    waits and gets the same array (PyAV's conversion of one frame by two threads at once can hang)."""
+    convert = _Counting(files.video_frame_to_rgb)
+    monkeypatch.setattr(files, "video_frame_to_rgb", convert)
+    frames = list(VideoFileSource(crema_flv))[:20]
+    barrier = threading.Barrier(4)
+    seen: list[list[int]] = [[] for _ in range(4)]
+
+    def read(k: int) -> None:
+        barrier.wait()
+        seen[k] = [id(frame.image) for frame in frames]
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert convert.calls == len(frames)
+    assert all(ids == seen[0] for ids in seen)  # every thread got the one converted array

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,17 +73,20 @@ class DecodedVideoFrame(VideoFrame):
         object.__setattr__(self, "_decoded", decoded)
         object.__setattr__(self, "_rgb", None)
         object.__setattr__(self, "_size", (int(decoded.width), int(decoded.height)))
+        # One conversion at a time: the stream's worker and a display may read the same frame, and a
+        # PyAV frame converted by two threads at once can hang in swscale.
+        object.__setattr__(self, "_convert_lock", threading.Lock())
 
     @property
     def image(self) -> np.ndarray:  # type: ignore[override]
         rgb = self._rgb
         if rgb is None:
-            decoded = self._decoded
-            if decoded is None:  # another thread converted it between the two reads
-                return self._rgb
-            rgb = video_frame_to_rgb(decoded)
-            object.__setattr__(self, "_rgb", rgb)  # set before the picture is released (see above)
-            object.__setattr__(self, "_decoded", None)
+            with self._convert_lock:
+                rgb = self._rgb
+                if rgb is None:  # not converted by another thread while this one waited
+                    rgb = video_frame_to_rgb(self._decoded)
+                    object.__setattr__(self, "_rgb", rgb)
+                    object.__setattr__(self, "_decoded", None)
         return rgb
 
     @property
