@@ -117,7 +117,11 @@ def test_run_camera_takes_a_url_and_says_when_it_does_not_open():
 
 # -- the microphone path -----------------------------------------------------------------------------
 def test_a_missing_microphone_is_one_line_without_portaudio_noise():
-    if any(m.default for m in mic_mod.list_microphones()):
+    try:
+        microphones = mic_mod.list_microphones()
+    except MissingDependencyError:  # no PyAudio (the device install): that too is one line
+        microphones = []
+    if any(m.default for m in microphones):
         pytest.skip("this machine has a default microphone")
     _one_line_error(cli("run", "--mic", "default"), "microphone")
 
