@@ -389,6 +389,8 @@ class EmotionStream:
         self._next_window = 0
         self._smoothed = {}
         self._frames.clear()
+        if self._speaker is not None:  # nobody keeps the turn across a gap
+            self._speaker = ActiveSpeaker(self._preset)
         self._last_frame_ms = self._video_end_ms = None
         self._subsampler = FrameSubsampler(self._preset)
         self._audio_rate = self._audio_t0_ms = None
