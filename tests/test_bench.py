@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clitools
 import pytest
+from clitools import assert_one_line_error
 from edge_emotion.runtimes import is_available
 from media import SAMPLE_CLIP
 
@@ -69,18 +71,7 @@ TAMPERED_PARITY = {
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_emotion", "bench", *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
+    return clitools.cli("bench", *args, timeout=timeout)
 
 
 def _junk_graphs(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
+from clitools import assert_one_line_error, cli
 from media import SAMPLE_CLIP
 from typer.testing import CliRunner
 
@@ -22,20 +22,6 @@ from edge_emotion.sources import camera as camera_mod
 from edge_emotion.sources import microphone as mic_mod
 
 SAMPLE = SAMPLE_CLIP  # the package's sample clip (a face and speech), made by the project
-
-
-def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "edge_emotion", *args], capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # -- edge-emotion devices ----------------------------------------------------------------------------
@@ -101,7 +87,7 @@ def test_list_cameras_keeps_the_v4l2_capture_nodes_only(monkeypatch):
 # -- --camera: an index, a URL or a path --------------------------------------------------------------
 @pytest.mark.parametrize("value", ["-1", "2147483648", "no-such-camera"])
 def test_run_camera_refuses_what_is_not_an_index_url_or_path(value):
-    _one_line_error(cli("run", f"--camera={value}", "--no-display"), "--camera")
+    assert_one_line_error(cli("run", f"--camera={value}", "--no-display"), "--camera")
 
 
 def test_run_camera_takes_a_video_file_path():
@@ -112,7 +98,7 @@ def test_run_camera_takes_a_video_file_path():
 
 
 def test_run_camera_takes_a_url_and_says_when_it_does_not_open():
-    _one_line_error(cli("run", "--camera", "rtsp://127.0.0.1:9/none", "--no-display"), "rtsp://127.0.0.1:9/none")
+    assert_one_line_error(cli("run", "--camera", "rtsp://127.0.0.1:9/none", "--no-display"), "rtsp://127.0.0.1:9/none")
 
 
 # -- the microphone path -----------------------------------------------------------------------------
@@ -123,7 +109,7 @@ def test_a_missing_microphone_is_one_line_without_portaudio_noise():
         microphones = []
     if any(m.default for m in microphones):
         pytest.skip("this machine has a default microphone")
-    _one_line_error(cli("run", "--mic", "default"), "microphone")
+    assert_one_line_error(cli("run", "--mic", "default"), "microphone")
 
 
 def _fake_microphone() -> mic_mod.MicrophoneSource:

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import clitools
 import numpy as np
 import pytest
 from media import SAMPLE_CLIP
@@ -31,24 +32,12 @@ def run_python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def cli(*args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
-    kwargs.setdefault("stdout", subprocess.PIPE)
-    return subprocess.run(
-        [sys.executable, "-m", "edge_emotion", *args],
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        **kwargs,
-    )
+    return clitools.cli(*args, timeout=timeout, cwd=REPO_ROOT, **kwargs)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("edge-emotion: error:"), lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
+    clitools.assert_one_line_error(proc, *words)
+    assert proc.stderr.strip().startswith("edge-emotion: error:"), proc.stderr
 
 
 @pytest.fixture(scope="module")
