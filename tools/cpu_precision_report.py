@@ -99,21 +99,27 @@ def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
     sdk_options = runtimes.format_options
     result: dict = {"cpu plugin default": plugin_default}
-    work = tempfile.TemporaryDirectory(prefix="ir-")
-    for key in ("openvino", "openvino-int8"):
-        files = ir_files(bundle, key, Path(work.name))
-        precision = bundle.format_info(key)["precision"]
-        for mode, options in (
-            ("sdk", sdk_options),
-            ("plugin default", lambda runtime, p: {**sdk_options(runtime, p), "inference_precision": plugin_default}),
-        ):
-            runtimes.format_options = options  # measure_parity's backends take their options from here
-            try:
-                for name, windows in sets.items():
-                    found = measure_parity(reference, files, "openvino", windows, threads=threads, precision=precision)
-                    result[f"{key}, {mode}, {name}"] = _summary(found, "visual_encoder")
-            finally:
-                runtimes.format_options = sdk_options
+
+    def plugin_default_options(runtime: str, precision: str) -> dict:
+        return {**sdk_options(runtime, precision), "inference_precision": plugin_default}
+
+    with tempfile.TemporaryDirectory(prefix="ir-") as work:  # formats sharing a .bin, copied apart
+        for key in ("openvino", "openvino-int8"):
+            files = ir_files(bundle, key, Path(work))
+            precision = bundle.format_info(key)["precision"]
+            for mode, options in (
+                ("sdk", sdk_options),
+                ("plugin default", plugin_default_options),
+            ):
+                runtimes.format_options = options  # measure_parity's backends take their options from here
+                try:
+                    for name, windows in sets.items():
+                        found = measure_parity(
+                            reference, files, "openvino", windows, threads=threads, precision=precision
+                        )
+                        result[f"{key}, {mode}, {name}"] = _summary(found, "visual_encoder")
+                finally:
+                    runtimes.format_options = sdk_options
     return result
 
 
