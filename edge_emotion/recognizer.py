@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import BundleError, InputError
+from .frontend.face import DEFAULT_DETECT_EVERY
 from .model.bundle import Bundle
 from .results import EmotionResult
 from .stream import EmotionStream, FusionModel, StreamConfig
@@ -61,7 +62,12 @@ class RecognizerOptions:
     of the previous scores in an exponential moving average (0: none); ``face_select``: which face
     a stream follows, ``"largest"`` or ``"stable"`` (see :class:`~edge_emotion.frontend.face.FaceTracker`);
     ``max_faces``: how many people a stream follows at once, each with its own results (1: one
-    person, as the results have always been; see :mod:`edge_emotion.stream`).
+    person, as the results have always been; see :mod:`edge_emotion.stream`). ``detect_every``:
+    the face detector runs on one of the model's frames in N while it finds faces, and the faces
+    it found are followed on the frames between (see :class:`~edge_emotion.frontend.face.FaceTracker`;
+    1, the default: every frame, as training preprocessed its clips; 3 detects every 300 ms at the
+    edge preset's 10 fps, for files processed faster at the cost of some changed labels, which
+    BENCHMARKS.md measures).
     """
 
     hop_ms: int | None = None
@@ -69,9 +75,10 @@ class RecognizerOptions:
     smoothing: float = 0.0
     face_select: str = "largest"
     max_faces: int = 1
+    detect_every: int = DEFAULT_DETECT_EVERY
 
     def __post_init__(self) -> None:
-        from .frontend.face import SELECTIONS
+        from .frontend.face import SELECTIONS, check_detect_every
 
         for name in ("hop_ms", "window_ms"):
             value = getattr(self, name)
@@ -85,6 +92,7 @@ class RecognizerOptions:
             raise InputError(f"face_select must be one of {', '.join(SELECTIONS)}, got {self.face_select!r}")
         if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
             raise InputError(f"max_faces must be a whole number of at least 1, got {self.max_faces!r}")
+        check_detect_every(self.detect_every)
 
 
 class Recognizer:
@@ -105,6 +113,7 @@ class Recognizer:
         smoothing: float | None = None,
         face_select: str | None = None,
         max_faces: int | None = None,
+        detect_every: int | None = None,
     ):
         overrides = {
             k: v
@@ -114,6 +123,7 @@ class Recognizer:
                 ("smoothing", smoothing),
                 ("face_select", face_select),
                 ("max_faces", max_faces),
+                ("detect_every", detect_every),
             )
             if v is not None
         }
@@ -146,6 +156,10 @@ class Recognizer:
     def max_faces(self) -> int:
         return int(self.options.max_faces)
 
+    @property
+    def detect_every(self) -> int:
+        return int(self.options.detect_every)
+
     @classmethod
     def from_bundle(
         cls,
@@ -161,6 +175,7 @@ class Recognizer:
         smoothing: float | None = None,
         face_select: str | None = None,
         max_faces: int | None = None,
+        detect_every: int | None = None,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
@@ -174,6 +189,7 @@ class Recognizer:
             "smoothing": smoothing,
             "face_select": face_select,
             "max_faces": max_faces,
+            "detect_every": detect_every,
         }
         options = dataclasses.replace(
             options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
@@ -209,10 +225,15 @@ class Recognizer:
         from .frontend.face import FaceTracker
         from .frontend.tracks import MultiFaceTracker, TrackConfig
 
+        every = self.detect_every
         if self.max_faces == 1:
-            return FaceTracker(self.preset.visual, running_mode=running_mode, select=self.face_select)
+            return FaceTracker(
+                self.preset.visual, running_mode=running_mode, select=self.face_select, detect_every=every
+            )
         tracks = TrackConfig(max_faces=self.max_faces, max_gap_ms=self.window_ms)
-        return MultiFaceTracker(self.preset.visual, tracks, running_mode=running_mode, select=self.face_select)
+        return MultiFaceTracker(
+            self.preset.visual, tracks, running_mode=running_mode, select=self.face_select, detect_every=every
+        )
 
     def create_stream(
         self,

@@ -64,6 +64,23 @@ def test_run_format_forces_one_format_of_the_bundle(bundle):
     )
 
 
+def test_run_detect_every_follows_the_face_between_detections(bundle):
+    every = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--output", "jsonl", "--detect-every", "1")
+    third = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--output", "jsonl", "--detect-every", "3")
+    default = cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--output", "jsonl")
+    assert every.returncode == third.returncode == default.returncode == 0, third.stderr
+    assert default.stdout == every.stdout  # every frame is the default
+    a, b = ([json.loads(line) for line in p.stdout.splitlines()] for p in (every, third))
+    assert [r["t_start_ms"] for r in a] == [r["t_start_ms"] for r in b]
+    assert all(r["face"] is not None and r["modalities"] == ["audio", "video"] for r in a + b)
+    # the astronaut sits still: carried boxes stay within a few pixels of the detected ones
+    pairs = zip(a, b, strict=True)
+    assert all(abs(u - v) <= 6 for x, y in pairs for u, v in zip(x["face"]["bbox"], y["face"]["bbox"], strict=True))
+    assert_one_line_error(
+        cli("run", "--video", str(SAMPLE), "--model", str(bundle), "--detect-every", "0"), "detect_every"
+    )
+
+
 def test_run_text_output(bundle):
     proc = cli("run", "--video", str(SAMPLE), "--model", str(bundle))
     assert proc.returncode == 0, proc.stderr

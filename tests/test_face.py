@@ -172,6 +172,60 @@ def test_live_stream_mode_returns_each_frames_result(frames):
     assert all(r.usable for r in results)
 
 
+class _CountingTracker(FaceTracker):
+    """A FaceTracker that counts the frames its detector really ran on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runs = 0
+
+    def _detect_now(self, frame, timestamp_ms):
+        self.runs += 1
+        return super()._detect_now(frame, timestamp_ms)
+
+
+def test_detect_every_runs_the_detector_on_one_frame_in_n_and_carries_the_faces_between(frames):
+    kept = frames[::3][:12]  # about 10 fps, as a stream keeps them
+    with _CountingTracker(EDGE.visual) as every:
+        reference = [every.detect(f.image, f.timestamp_ms) for f in kept]
+    with _CountingTracker(EDGE.visual, detect_every=3) as third:
+        carried = [third.detect(f.image, f.timestamp_ms) for f in kept]
+    assert every.runs == 12 and third.runs == 4
+    for i, (ref, obs) in enumerate(zip(reference, carried, strict=True)):
+        assert obs.timestamp_ms == kept[i].timestamp_ms  # each frame keeps its own time
+        source = reference[i - i % 3]  # the frame the detector ran on
+        assert (obs.bbox, obs.score, obs.keypoints, obs.status) == (
+            source.bbox,
+            source.score,
+            source.keypoints,
+            source.status,
+        )
+        if i % 3 == 0:
+            assert obs == ref
+    # the carried box is close to the true one on a seated speaker
+    pairs = zip(carried, reference, strict=True)
+    assert max(abs(a - b) for o, r in pairs for a, b in zip(o.bbox, r.bbox, strict=True)) < 12
+
+
+def test_detect_every_detects_again_at_once_after_no_face_and_on_a_new_frame_size(frames):
+    blank = np.full(frames[0].image.shape, 90, np.uint8)
+    with _CountingTracker(EDGE.visual, detect_every=5) as tracker:
+        assert tracker.detect(blank, 0).status == "no_face"
+        full = tracker.detect(frames[0].image, 100)
+        assert full.usable and tracker.runs == 2  # found on the next frame, not 5 later
+        assert tracker.detect(blank, 200).bbox == full.bbox  # carried: the face left, the detector has not run
+        assert tracker.runs == 2
+        small = np.ascontiguousarray(frames[0].image[::2, ::2])
+        half = tracker.detect_all(small, 300)
+        assert tracker.runs == 3 and half[0].bbox[2] < 0.7 * full.bbox[2]  # another size: detected, its own box
+        assert tracker.detect(frames[0].image, 400).bbox[2] > 0.9 * full.bbox[2]
+        assert tracker.runs == 4  # and back: detected again
+    with pytest.raises(ValueError, match="detect_every"):
+        FaceTracker(EDGE.visual, detect_every=0)
+    with pytest.raises(ValueError, match="detect_every"):
+        FaceTracker(EDGE.visual, detect_every=True)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         FaceTracker(EDGE.visual, running_mode="batch")

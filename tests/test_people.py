@@ -94,6 +94,27 @@ def test_centre_matching_when_boxes_no_longer_overlap_much():
     assert tracks.update([face((200, 100, 100, 100))], 200)[0].track_id != tid
 
 
+def test_a_face_detected_again_after_carried_frames_may_have_moved_further():
+    """With detect_every=3 the detector finds a moving face every 300 ms and carries it between:
+    the next detection may lie three steps' worth of shift away and still be the same person;
+    detected on every frame, the same jump within 100 ms is someone else."""
+    from dataclasses import replace
+
+    carried = FaceTracks(TrackConfig(max_faces=1, min_iou=0.9))
+    tid = carried.update([face((100, 100, 100, 100), t=0)], 0)[0].track_id
+    for t in (100, 200):  # the face found at 0 ms, carried
+        assert carried.update([replace(face((100, 100, 100, 100), t=t), detected_ms=0)], t)[0].track_id == tid
+    moved = face((230, 100, 100, 100), t=300)  # 1.3 face sizes in 300 ms
+    assert carried.update([moved], 300)[0].track_id == tid
+    far = face((230 + 520, 100, 100, 100), t=600)  # 5.2 sizes in 300 ms: too far, whatever the steps
+    assert carried.update([far], 600)[0].track_id != tid
+
+    every = FaceTracks(TrackConfig(max_faces=1, min_iou=0.9))
+    tid = every.update([face((100, 100, 100, 100), t=0)], 0)[0].track_id
+    every.update([face((100, 100, 100, 100), t=200)], 200)
+    assert every.update([face((230, 100, 100, 100), t=300)], 300)[0].track_id != tid
+
+
 # -- speaker: pieces -------------------------------------------------------------------------
 def test_synchrony_follows_the_envelope_not_its_scale():
     cfg = SpeakerConfig()

@@ -4,7 +4,8 @@ A real clip is pushed through ``Recognizer.create_stream`` in uneven chunks; eve
 stream is recorded. Window by window, the recorded inputs (log-mel, face crops, the aligned steps
 and masks given to the fusion head) must equal what :func:`edge_emotion.frontend.preprocess.preprocess_clip`
 (the function training's cache and evaluation call) gives for the same window, and the window's
-scores must equal the PyTorch model's on those inputs.
+scores must equal the PyTorch model's on those inputs. The stream runs its face detector on every
+frame (``detect_every=1``, the default), as training's preprocessing does.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def test_stream_feeds_the_graphs_what_training_preprocessing_produces(shared_dat
     model_t = fresh_model("edge", 0)
     preset = model_t.preset
     recorder = RecordingModel(BundleModel.from_bundle(make_bundle(tmp_path), backend="onnxruntime", threads=1))
-    stream = Recognizer(recorder).create_stream(hop_ms=preset.hop_ms)
+    stream = Recognizer(recorder, detect_every=1).create_stream(hop_ms=preset.hop_ms)
     results = push_unevenly(stream, path, preset, seed=len(clip))
     clip_features = preprocess_clip(preset, video_path=path, audio_in_video=True)
 

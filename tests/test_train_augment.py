@@ -62,6 +62,31 @@ def test_face_augment_keeps_shape_and_shares_one_transform_per_sample():
     assert torch.allclose(out[:, 0], out[:, 3])
 
 
+def test_face_erasing_blanks_one_rectangle_of_the_drawn_size_in_every_frame_of_a_picked_sample():
+    from edge_emotion.train.augment import FaceAugmentConfig
+
+    torch.manual_seed(0)
+    aug = FaceAugment(FaceAugmentConfig(erase_prob=0.5))
+    masks = aug.erase_mask(400, 64, 64, "cpu")
+    erased = masks.flatten(1).sum(1).float()
+    picked = erased > 0
+    assert 150 < int(picked.sum()) < 250  # about half of the samples
+    share = erased[picked] / (64 * 64)
+    assert float(share.min()) >= 0.015 and float(share.max()) <= 0.21  # 2-20 % of the area, up to rounding
+    for m in masks[picked][:20]:  # one solid rectangle: its bounding box is all erased
+        rows, cols = torch.nonzero(m, as_tuple=True)
+        box = m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert bool(box.all())
+    # applied: every frame of an erased sample has the same zeroed rectangle
+    only_erase = FaceAugment(FaceAugmentConfig(flip_prob=0.0, max_rotation_deg=0.0, min_crop_scale=1.0, erase_prob=1.0))
+    faces = (torch.rand(2, 1, 3, 64, 64) + 1).expand(2, 4, 3, 64, 64).contiguous()
+    out = only_erase(faces)
+    zero = out == 0
+    assert bool(zero.any(dim=(1, 2, 3, 4)).all())
+    assert torch.equal(zero[:, 0], zero[:, 3]) and torch.equal(zero[:, :, 0], zero[:, :, 2])
+    assert torch.allclose(out[~zero], faces[~zero], atol=1e-5)
+
+
 def test_modality_dropout_only_touches_samples_with_both_modalities():
     torch.manual_seed(0)
     audio = torch.ones(200, 30)

@@ -29,8 +29,11 @@ Mixup (Zhang et al. 2018, :func:`mixup`): two samples' inputs are blended with a
 ``Beta(alpha, alpha)`` and their target distributions likewise; masks become the union.
 
 Faces (``(..., 3, S, S)`` normalised crops): horizontal flip, small rotation and a random crop
-(zoom in to a random sub-square and resize back), combined into one affine resampling per sample;
-all frames of one sample share one transform so that a window stays temporally consistent.
+(zoom in to a random sub-square and resize back), combined into one affine resampling per sample,
+then random erasing (Zhong et al. 2020: a rectangle of 2–20 % of the crop, any aspect ratio between
+1:3 and 3:1, set to the normalised mean, 0), so that no single region (an eye, the mouth) decides a
+label alone; all frames of one sample share one transform so that a window stays temporally
+consistent.
 
 Modality dropout: a sample that has both modalities loses one of them (audio or video, 50/50)
 with probability ``p``; the fusion head learns to work from either alone (docs/DESIGN.md, principle 4).
@@ -80,6 +83,9 @@ class FaceAugmentConfig:
     flip_prob: float = 0.5
     max_rotation_deg: float = 10.0
     min_crop_scale: float = 0.85  # side of the random crop as a fraction of the image side
+    erase_prob: float = 0.5
+    erase_area: tuple[float, float] = (0.02, 0.2)  # of the crop's area
+    erase_aspect: tuple[float, float] = (1 / 3, 3.0)
 
 
 def _mel_band_hz(config: AudioConfig) -> np.ndarray:
@@ -226,8 +232,8 @@ class AudioAugment:
 
 
 class FaceAugment:
-    """``__call__(faces (N, ..., 3, S, S)) -> same shape``: flip, rotation and random crop, one
-    random transform per sample shared by all its frames."""
+    """``__call__(faces (N, ..., 3, S, S)) -> same shape``: flip, rotation, random crop and random
+    erasing, one random transform per sample shared by all its frames."""
 
     def __init__(self, config: FaceAugmentConfig | None = None):
         self.config = config or FaceAugmentConfig()
@@ -247,7 +253,32 @@ class FaceAugment:
         )  # (N, 2, 3): output coords -> input coords
         grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
         out = F.grid_sample(flat, grid, align_corners=False, padding_mode="border")
+        if c.erase_prob > 0:
+            out = out * ~self.erase_mask(n, out.shape[-2], out.shape[-1], dev)[:, None]
         return out.reshape(faces.shape)
+
+    def erase_mask(self, n: int, height: int, width: int, device) -> Tensor:
+        """``(N, H, W) bool``: for each sample picked with ``erase_prob``, one rectangle of a random
+        share of the area (``erase_area``) and aspect ratio (``erase_aspect``, drawn log-uniform)
+        at a random place; all False for the others."""
+        c = self.config
+        area = (c.erase_area[0] + torch.rand(n, device=device) * (c.erase_area[1] - c.erase_area[0])) * height * width
+        lo, hi = math.log(c.erase_aspect[0]), math.log(c.erase_aspect[1])
+        aspect = torch.exp(lo + torch.rand(n, device=device) * (hi - lo))
+        h = torch.sqrt(area * aspect).round().clamp(1, height)
+        w = torch.sqrt(area / aspect).round().clamp(1, width)
+        top = (torch.rand(n, device=device) * (height - h + 1)).floor()
+        left = (torch.rand(n, device=device) * (width - w + 1)).floor()
+        rows = torch.arange(height, device=device, dtype=torch.float32)[None, :, None]
+        cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
+        inside = (
+            (rows >= top[:, None, None])
+            & (rows < (top + h)[:, None, None])
+            & (cols >= left[:, None, None])
+            & (cols < (left + w)[:, None, None])
+        )
+        picked = torch.rand(n, device=device) < c.erase_prob
+        return inside & picked[:, None, None]
 
 
 MIX_INPUTS = ("log_mel", "face", "faces")

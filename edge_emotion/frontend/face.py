@@ -41,6 +41,12 @@ LIVE_STREAM_TIMEOUT_S = 2.0
 #: of 32767 px or more, and its detector sees 128 x 128 px whatever the frame's size.
 MAX_DETECTOR_SIDE = 8192
 
+#: A stream's face detector runs on one of the model's frames in this many while it finds faces
+#: (``detect_every`` of :class:`FaceTracker`, ``RecognizerOptions``, ``run --detect-every``). 1, every
+#: frame, as training preprocessed its clips: larger values save CPU on files but change face-only
+#: labels (BENCHMARKS.md measures both), and live, detection at 10 fps costs a few % of one core.
+DEFAULT_DETECT_EVERY = 1
+
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]
 #: The order of BlazeFace's six keypoints in ``FaceObservation.keypoints``.
@@ -58,6 +64,9 @@ class FaceObservation:
     ``score`` its detection score (0 when none); ``at_border`` whether the unclipped box touches or
     crosses the frame's edge. ``keypoints``: the detector's six points (:data:`KEYPOINTS` order)
     as ``(x, y)`` in source-frame pixels, unclipped; empty when the detector gave none.
+    ``detected_ms``: the timestamp of the frame the detector found this face in — earlier than
+    ``timestamp_ms`` when the face was carried from an earlier detection (``FaceTracker``'s
+    ``detect_every``); None means the same frame.
     """
 
     timestamp_ms: int
@@ -67,6 +76,7 @@ class FaceObservation:
     n_faces: int = 0
     at_border: bool = False
     keypoints: tuple[Point, ...] = ()
+    detected_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -77,6 +87,11 @@ class FaceObservation:
     @property
     def usable(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def found_ms(self) -> int:
+        """When the detector found this face: ``detected_ms``, or ``timestamp_ms`` when that is None."""
+        return self.timestamp_ms if self.detected_ms is None else self.detected_ms
 
     def keypoint(self, name: str) -> Point | None:
         """The keypoint ``name`` (one of :data:`KEYPOINTS`) in source pixels, or None."""
@@ -122,6 +137,7 @@ def observe(
     height: int,
     visual: VisualConfig,
     keypoints: tuple[Point, ...] = (),
+    detected_ms: int | None = None,
 ) -> FaceObservation:
     """The observation of a primary face whose unclipped box is ``raw_bbox`` in a ``width`` x
     ``height`` frame: clipped box, ``at_border``, and status "out_of_frame" (under
@@ -137,7 +153,8 @@ def observe(
         status = "too_small"
     else:
         status = "ok"
-    return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border, tuple(keypoints))
+    found = None if detected_ms is None or detected_ms == timestamp_ms else int(detected_ms)
+    return FaceObservation(timestamp_ms, status, clipped, float(score), n_faces, at_border, tuple(keypoints), found)
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
@@ -164,6 +181,13 @@ def _aligned(frame: np.ndarray, alignment: int = 64) -> np.ndarray:
 _Detection = tuple[Box, float, tuple[Point, ...]]  # unclipped box, score, keypoints in pixels
 
 
+def check_detect_every(value) -> int:
+    """``detect_every`` must be a whole number >= 1 (:class:`~edge_emotion.errors.InputError`)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"detect_every must be a whole number of at least 1, got {value!r}")
+    return value
+
+
 class FaceTracker:
     """Finds the primary face in each frame and follows it.
 
@@ -178,6 +202,13 @@ class FaceTracker:
     ``model_path`` defaults to the carried short-range BlazeFace model. No face, several faces, a
     face at the border and a tiny face are statuses of the returned :class:`FaceObservation`,
     never exceptions.
+
+    ``detect_every`` N > 1 runs the detector on one frame in N while it finds faces: the N - 1
+    frames after a detection get that detection's faces (boxes, scores, keypoints) again, under
+    their own timestamps, so a face is followed with at most N - 1 frames of lag. A frame after a
+    detection that found no face, or of another size, is always detected, so a face that comes into
+    view is found on the next frame. The detector is MediaPipe's largest cost per frame; at a
+    stream's 10 fps, ``detect_every=3`` detects every 300 ms (see BENCHMARKS.md for what it changes).
     """
 
     def __init__(
@@ -186,11 +217,13 @@ class FaceTracker:
         running_mode: str = "video",
         select: str = "largest",
         model_path: str | os.PathLike | None = None,
+        detect_every: int = 1,
     ):
         if running_mode not in RUNNING_MODES:
             raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {running_mode!r}")
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+        check_detect_every(detect_every)
         with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
             from mediapipe.tasks.python.core.base_options import BaseOptions
             from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
@@ -201,6 +234,10 @@ class FaceTracker:
         self.visual = visual
         self.running_mode = running_mode
         self.select = select
+        self.detect_every = int(detect_every)
+        self._carried: tuple[tuple[int, int], list[_Detection]] | None = None  # (frame size, faces) to reuse
+        self._detected_ms: int | None = None  # the frame the detector last ran on
+        self._carries = 0  # frames given the carried faces since the last detection
         self._previous: Box | None = None
         self._last_ms: int | None = None
         self._results: dict[int, Any] = {}
@@ -279,6 +316,17 @@ class FaceTracker:
                 f"timestamp_ms must strictly increase in {self.running_mode} mode: {timestamp_ms} after {self._last_ms}"
             )
         self._last_ms = timestamp_ms
+        size = (frame.shape[0], frame.shape[1])
+        if self._carried is not None and self._carried[0] == size and self._carries < self.detect_every - 1:
+            self._carries += 1
+            return list(self._carried[1])
+        detections = self._detect_now(frame, timestamp_ms)
+        self._detected_ms = timestamp_ms
+        self._carried = (size, detections) if detections and self.detect_every > 1 else None
+        self._carries = 0
+        return list(detections)
+
+    def _detect_now(self, frame: np.ndarray, timestamp_ms: int) -> list[_Detection]:
         if self._first_run:  # LiteRT logs its delegate and memory alignment on the first run
             with native_stderr_silenced():
                 detections = self._run(frame, timestamp_ms) or []
@@ -296,7 +344,7 @@ class FaceTracker:
         raw, score, points = self._choose(found)
         self._previous = raw
         height, width = np.asarray(frame_rgb).shape[:2]
-        return observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points)
+        return observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points, self._detected_ms)
 
     def detect_all(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[FaceObservation]:
         """``frame_rgb`` ``(H, W, 3) uint8`` taken at ``timestamp_ms`` -> every detected face,
@@ -308,7 +356,7 @@ class FaceTracker:
         height, width = np.asarray(frame_rgb).shape[:2]
         found.sort(key=lambda item: -item[0][2] * item[0][3])
         return [
-            observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points)
+            observe(timestamp_ms, raw, score, len(found), width, height, self.visual, points, self._detected_ms)
             for raw, score, points in found
         ]
 

@@ -26,8 +26,13 @@ from .face import Box, FaceObservation, FaceTracker, _iou
 #: A face whose box overlaps a track's last box by at least this IoU is that track's face.
 MIN_IOU = 0.3
 #: Failing that, a face whose centre lies within this many face sizes (the longer side of the
-#: track's last box) of the track's last centre is that track's face.
+#: track's last box) of the track's last centre is that track's face — per :data:`SHIFT_STEP_MS`
+#: between the two detections compared (a stream's frames at 10 fps), up to :data:`MAX_SHIFT_STEPS`
+#: steps: a face detected again 300 ms after its last detection (``detect_every=3``) may have moved
+#: three times as far as one detected 100 ms after.
 MAX_CENTRE_SHIFT = 0.5
+SHIFT_STEP_MS = 100
+MAX_SHIFT_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class _Track:
     track_id: int
     bbox: Box
     last_ms: int
+    found_ms: int  # when the detector last found its face (earlier than last_ms on carried frames)
 
 
 def _centre_distance(a: Box, b: Box) -> float:
@@ -118,10 +124,11 @@ class FaceTracks:
             for fi, face in enumerate(usable):
                 iou = _iou(face.bbox, track.bbox)
                 shift = _centre_distance(face.bbox, track.bbox) / size
+                steps = min(MAX_SHIFT_STEPS, max(1.0, (face.found_ms - track.found_ms) / SHIFT_STEP_MS))
                 if iou >= cfg.min_iou:
                     candidates.append((0, -iou, ti, fi))
-                elif shift <= cfg.max_centre_shift:
-                    candidates.append((1, shift, ti, fi))
+                elif shift <= cfg.max_centre_shift * steps:
+                    candidates.append((1, shift / steps, ti, fi))
         for _, _, ti, fi in sorted(candidates):
             if ti in taken or fi in pairs:
                 continue
@@ -137,10 +144,10 @@ class FaceTracks:
             face = usable[fi]
             track = pairs.get(fi)
             if track is None:
-                track = _Track(self._next_id, face.bbox, timestamp_ms)
+                track = _Track(self._next_id, face.bbox, timestamp_ms, face.found_ms)
                 self._next_id += 1
                 self._tracks.append(track)
-            track.bbox, track.last_ms = face.bbox, timestamp_ms
+            track.bbox, track.last_ms, track.found_ms = face.bbox, timestamp_ms, face.found_ms
             followed.append(TrackedFace(track.track_id, face))
         followed.sort(key=lambda tf: -tf.bbox[2] * tf.bbox[3])
         return followed
@@ -154,7 +161,8 @@ class MultiFaceTracker:
     largest first) and a primary observation with its status, for callers that report why no face
     was usable. With ``max_faces=1`` the primary is what :meth:`FaceTracker.detect` returns
     (largest, or ``select="stable"``) and the followed face is that primary face when it is usable,
-    else none; with more, the primary is the largest face found.
+    else none; with more, the primary is the largest face found. ``detect_every``: as for
+    :class:`~edge_emotion.frontend.face.FaceTracker` (faces carried between detections keep their tracks).
     """
 
     def __init__(
@@ -164,9 +172,12 @@ class MultiFaceTracker:
         running_mode: str = "video",
         select: str = "largest",
         model_path: str | os.PathLike | None = None,
+        detect_every: int = 1,
     ):
         self.config = config or TrackConfig()
-        self.detector = FaceTracker(visual, running_mode=running_mode, select=select, model_path=model_path)
+        self.detector = FaceTracker(
+            visual, running_mode=running_mode, select=select, model_path=model_path, detect_every=detect_every
+        )
         self.tracks = FaceTracks(self.config)
 
     def track(self, frame_rgb: np.ndarray, timestamp_ms: int) -> tuple[list[TrackedFace], FaceObservation]:
@@ -189,4 +200,13 @@ class MultiFaceTracker:
         self.close()
 
 
-__all__ = ["MIN_IOU", "MAX_CENTRE_SHIFT", "TrackConfig", "TrackedFace", "FaceTracks", "MultiFaceTracker"]
+__all__ = [
+    "MIN_IOU",
+    "MAX_CENTRE_SHIFT",
+    "SHIFT_STEP_MS",
+    "MAX_SHIFT_STEPS",
+    "TrackConfig",
+    "TrackedFace",
+    "FaceTracks",
+    "MultiFaceTracker",
+]
