@@ -92,10 +92,13 @@ class SpeakerConfig:
             raise ValueError("evidence_ms must be positive")
 
 
-def _grey(frame_rgb: np.ndarray) -> np.ndarray:
+def _grey(frame: np.ndarray) -> np.ndarray:
+    """An RGB frame -> its ITU-R 601 luma; a grey ``(H, W)`` frame as it is."""
     import cv2
 
-    return cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+    if frame.ndim == 2:
+        return frame
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
 def mouth_region(face: FaceObservation, config: SpeakerConfig) -> tuple[int, int, int, int] | None:
@@ -145,15 +148,17 @@ class MouthMotion:
         self._refs: dict[int, tuple[np.ndarray, int]] = {}
 
     def update(
-        self, frame_rgb: np.ndarray, faces: dict[int, FaceObservation], timestamp_ms: int
+        self, frame: np.ndarray, faces: dict[int, FaceObservation], timestamp_ms: int
     ) -> dict[int, tuple[int, float]]:
-        """``frame_rgb`` ``(H, W, 3) uint8`` at ``timestamp_ms`` -> ``{track_id: (start_ms, motion)}``."""
+        """``frame`` ``(H, W, 3) uint8`` RGB, or its ``(H, W) uint8`` grey (luma), at ``timestamp_ms``
+        -> ``{track_id: (start_ms, motion)}``. Give one kind of frame per stream: the motion
+        compares each frame with an earlier one."""
         cfg = self.config
         timestamp_ms = int(timestamp_ms)
         self._refs = {tid: ref for tid, ref in self._refs.items() if tid in faces}
         if not faces:
             return {}
-        grey = _grey(frame_rgb)
+        grey = _grey(frame)
         motion = {}
         for track_id, face in faces.items():
             ref = self._refs.get(track_id)
@@ -270,12 +275,10 @@ class ActiveSpeaker:
         # track -> rows of (start_ms, end_ms, motion, level_db or NaN)
         self._samples: dict[int, list[list[float]]] = {}
 
-    def push_frame(
-        self, frame_rgb: np.ndarray, timestamp_ms: int, faces: dict[int, FaceObservation] | None = None
-    ) -> None:
+    def push_frame(self, frame: np.ndarray, timestamp_ms: int, faces: dict[int, FaceObservation] | None = None) -> None:
         if faces is not None:
             self._faces = dict(faces)
-        for tid, (start_ms, value) in self._motion.update(frame_rgb, self._faces, timestamp_ms).items():
+        for tid, (start_ms, value) in self._motion.update(frame, self._faces, timestamp_ms).items():
             self._samples.setdefault(tid, []).append([float(start_ms), float(timestamp_ms), value, np.nan])
 
     def decide(self, pcm_window: np.ndarray, start_ms: int, length_ms: int, speech_steps: int) -> SpeakerDecision:

@@ -78,6 +78,32 @@ def video_frame_to_rgb(frame: Any) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+#: 8-bit pixel formats whose first plane is the luma (Y) at full resolution.
+LUMA_FORMATS = frozenset(
+    {"yuv420p", "yuv422p", "yuv444p", "yuv411p", "yuv410p", "yuv440p", "nv12", "nv21", "gray"}
+    | {"yuvj420p", "yuvj422p", "yuvj444p", "yuvj411p", "yuvj440p"}
+)
+#: Limited ("TV", MPEG) range luma 16..235 -> grey 0..255, rounded and saturated.
+_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * (255 / 219)), 0, 255).astype(np.uint8)
+_AVCOL_RANGE_JPEG = 2  # FFmpeg's AVColorRange for full range
+
+
+def video_frame_luma(frame: Any) -> np.ndarray | None:
+    """A decoded PyAV video frame -> its luma as ``(H, W) uint8`` grey (0 black, 255 white), read
+    from the picture's Y plane with no colour conversion; None for a pixel format without one
+    (RGB, paletted, more than 8 bits). Limited-range luma (16..235, most video) is stretched to
+    0..255, so the result is ITU-R 601 luma of the RGB picture that swscale would give (within
+    rounding; ``0.299 R + 0.587 G + 0.114 B`` is what the Y plane holds)."""
+    name = frame.format.name
+    if name not in LUMA_FORMATS:
+        return None
+    plane = frame.planes[0]
+    height, width = int(frame.height), int(frame.width)
+    y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+    full = name == "gray" or name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == _AVCOL_RANGE_JPEG
+    return y.copy() if full else _LIMITED_TO_FULL[y]
+
+
 def audio_frame_to_mono(frame: Any) -> np.ndarray:
     """A decoded PyAV audio frame (planar or packed, any sample format) -> ``(S,) float32`` mono
     (the mean of the channels, integer formats scaled to [-1, 1])."""

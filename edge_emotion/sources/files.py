@@ -29,6 +29,7 @@ from ._av import (
     duration_ms,
     frame_seconds,
     open_container,
+    video_frame_luma,
     video_frame_to_rgb,
 )
 from .frames import AudioChunk, VideoFrame
@@ -63,8 +64,10 @@ class DecodedVideoFrame(VideoFrame):
     Colour conversion costs more than decoding, and a consumer often uses a fraction of the
     frames (an :class:`~edge_emotion.stream.EmotionStream` keeps the model's frame rate, 10 of a
     clip's 30 per second at the edge preset): frames whose ``image`` is never read are never
-    converted. Until then the frame holds the decoded picture (for YUV 4:2:0, half the size of
-    the RGB one). ``width`` / ``height`` and ``timestamp_ms`` do not convert.
+    converted. The frame holds the decoded picture (for YUV 4:2:0, half the size of the RGB one)
+    as long as it lives. ``width`` / ``height`` and ``timestamp_ms`` do not convert, and
+    :meth:`grey` reads a YUV picture's luma plane (no conversion; the same grey whether or not
+    ``image`` was read, so that frames compared with each other are alike).
     """
 
     def __init__(self, decoded: Any, timestamp_ms: int):
@@ -72,6 +75,7 @@ class DecodedVideoFrame(VideoFrame):
         object.__setattr__(self, "timestamp_ms", int(timestamp_ms))
         object.__setattr__(self, "_decoded", decoded)
         object.__setattr__(self, "_rgb", None)
+        object.__setattr__(self, "_grey", None)
         object.__setattr__(self, "_size", (int(decoded.width), int(decoded.height)))
         # One conversion at a time: the stream's worker and a display may read the same frame, and a
         # PyAV frame converted by two threads at once can hang in swscale.
@@ -86,8 +90,23 @@ class DecodedVideoFrame(VideoFrame):
                 if rgb is None:  # not converted by another thread while this one waited
                     rgb = video_frame_to_rgb(self._decoded)
                     object.__setattr__(self, "_rgb", rgb)
-                    object.__setattr__(self, "_decoded", None)
         return rgb
+
+    def grey(self) -> np.ndarray:
+        grey = self._grey
+        if grey is None:
+            with self._convert_lock:
+                grey = self._grey
+                if grey is None:
+                    grey = video_frame_luma(self._decoded)
+                    if grey is None:  # RGB or paletted video: from the RGB picture
+                        import cv2
+
+                        if self._rgb is None:
+                            object.__setattr__(self, "_rgb", video_frame_to_rgb(self._decoded))
+                        grey = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
+                    object.__setattr__(self, "_grey", grey)
+        return grey
 
     @property
     def converted(self) -> bool:

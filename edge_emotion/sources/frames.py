@@ -26,6 +26,13 @@ class VideoFrame:
     def width(self) -> int:
         return int(self.image.shape[1])
 
+    def grey(self) -> np.ndarray:
+        """``(H, W) uint8`` ITU-R 601 luma of the picture (a decoded frame reads it from its Y
+        plane without converting to RGB)."""
+        import cv2
+
+        return cv2.cvtColor(self.image, cv2.COLOR_RGB2GRAY)
+
 
 @dataclass(frozen=True)
 class AudioChunk:
