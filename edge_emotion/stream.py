@@ -287,14 +287,14 @@ class EmotionStream:
             # from every frame. With one, the model's frames suffice to tell a face that speaks from
             # an off-screen voice, and the frames the model drops are never converted or read.
             if self._speaker is not None and self._config.max_faces > 1:
-                self._speaker.push_frame(frame.grey() if deferred else frame, timestamp_ms)
+                self._speaker.push_frame(frame.luma() if deferred else frame, timestamp_ms)
             return
-        grey = frame.grey() if deferred and self._speaker is not None else None  # a decoded frame's luma plane
+        luma = frame.luma() if deferred and self._speaker is not None else None  # a decoded frame's Y plane
         if deferred:
             frame = _checked_frame(frame.image)
         followed = self._follow(frame, timestamp_ms)
         if self._speaker is not None:
-            picture = frame if grey is None else grey
+            picture = frame if luma is None else luma
             self._speaker.push_frame(picture, timestamp_ms, {tf.track_id: tf.observation for tf in followed})
         people: dict[int, tuple[np.ndarray, FaceInfo]] = {}
         if followed:

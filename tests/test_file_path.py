@@ -1,7 +1,7 @@
 """The file path of ``Recognizer.analyze``, made cheaper without changing what it computes: a
 decoded frame becomes RGB only when its ``image`` is first read and the stream reads only the
 frames it keeps (the results are exactly those of converting every frame), and a frame watched only
-for mouth motion is read as grey from its luma plane, never converted; decoding on FFmpeg's
+for mouth motion is read from its luma plane, never converted; decoding on FFmpeg's
 threads gives the frames of single-threaded decoding; audio is mixed down from the decoded planes
 and resampled in blocks with the samples of frame-by-frame resampling; the file is read on a
 reader thread whose errors reach the caller and which stops when the caller stops."""
@@ -251,7 +251,7 @@ def test_threads_reading_one_frame_convert_it_once(crema_flv, monkeypatch):
     assert all(ids == seen[0] for ids in seen)  # every thread got the one converted array
 
 
-# -- grey from the luma plane ----------------------------------------------------------------------
+# -- luma from the Y plane --------------------------------------------------------------------------
 
 
 def _rgb_clip(path: Path, frames: int = 6) -> Path:
@@ -270,40 +270,40 @@ def _rgb_clip(path: Path, frames: int = 6) -> Path:
     return path
 
 
-def test_grey_is_read_from_the_luma_plane_without_conversion_and_matches_the_rgb_luma(clip, monkeypatch):
+def test_luma_is_read_from_the_y_plane_without_conversion_and_is_the_pictures_luma(clip, monkeypatch):
     import cv2
 
     convert = _Counting(files.video_frame_to_rgb)
     monkeypatch.setattr(files, "video_frame_to_rgb", convert)
     frames = list(VideoFileSource(clip))[:30]
-    greys = [f.grey() for f in frames]
+    lumas = [f.luma() for f in frames]
     assert convert.calls == 0 and not any(f.converted for f in frames)
-    assert all(g.shape == (f.height, f.width) and g.dtype == np.uint8 for f, g in zip(frames, greys, strict=True))
-    assert frames[0].grey() is greys[0]  # read once
-    for frame, grey in zip(frames[::10], greys[::10], strict=True):
-        luma = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY).astype(np.float64)
-        diff = np.abs(grey - luma)
-        # the same picture: swscale's RGB is rounded down (about a grey level) and clips saturated
-        # colours, the luma plane is neither
-        assert np.corrcoef(grey.ravel(), luma.ravel())[0, 1] > 0.999
+    assert all(y.shape == (f.height, f.width) and y.dtype == np.uint8 for f, y in zip(frames, lumas, strict=True))
+    assert frames[0].luma() is lumas[0]  # read once
+    for frame, y in zip(frames[::10], lumas[::10], strict=True):
+        rgb_luma = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        # limited-range video codes luma on 16..235; swscale's RGB is rounded down (about a grey
+        # level) and clips saturated colours, the Y plane is neither
+        diff = np.abs(y - (16 + rgb_luma * 219 / 255))
+        assert np.corrcoef(y.ravel(), rgb_luma.ravel())[0, 1] > 0.999
         assert diff.mean() < 2.0 and np.percentile(diff, 99) <= 6, (diff.mean(), np.percentile(diff, 99))
-        assert frame.grey() is grey  # unchanged once the RGB picture exists
+        assert frame.luma() is y  # unchanged once the RGB picture exists
 
 
-def test_grey_of_a_video_without_a_luma_plane_comes_from_its_rgb(tmp_path):
+def test_luma_of_a_video_without_a_luma_plane_comes_from_its_rgb(tmp_path):
     import cv2
 
     frames = list(VideoFileSource(_rgb_clip(tmp_path / "rgb.mov")))
     assert frames
     for frame in frames:
-        np.testing.assert_array_equal(frame.grey(), cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY))
+        np.testing.assert_array_equal(frame.luma(), cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY))
     plain = VideoFrame(frames[0].image.copy(), 0)  # an app's own frame
-    np.testing.assert_array_equal(plain.grey(), frames[0].grey())
+    np.testing.assert_array_equal(plain.luma(), frames[0].luma())
 
 
-def test_several_people_read_the_dropped_frames_grey_not_rgb(crema_flv, monkeypatch):
+def test_several_people_read_the_dropped_frames_luma_not_rgb(crema_flv, monkeypatch):
     """With max_faces > 1 mouths are watched on every frame: the frames the model drops are read
-    as grey from their luma plane, never converted to RGB."""
+    from their luma plane, never converted to RGB."""
     try:
         two = Recognizer.from_bundle(backend="onnxruntime", max_faces=2)
     except BundleError as exc:

@@ -93,7 +93,7 @@ class SpeakerConfig:
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
-    """An RGB frame -> its ITU-R 601 luma; a grey ``(H, W)`` frame as it is."""
+    """An RGB frame -> its ITU-R 601 luma; a luma ``(H, W)`` frame as it is."""
     import cv2
 
     if frame.ndim == 2:
@@ -150,9 +150,10 @@ class MouthMotion:
     def update(
         self, frame: np.ndarray, faces: dict[int, FaceObservation], timestamp_ms: int
     ) -> dict[int, tuple[int, float]]:
-        """``frame`` ``(H, W, 3) uint8`` RGB, or its ``(H, W) uint8`` grey (luma), at ``timestamp_ms``
-        -> ``{track_id: (start_ms, motion)}``. Give one kind of frame per stream: the motion
-        compares each frame with an earlier one."""
+        """``frame`` ``(H, W, 3) uint8`` RGB, or its ``(H, W) uint8`` luma (``VideoFrame.luma``), at
+        ``timestamp_ms`` -> ``{track_id: (start_ms, motion)}``. Give one kind of frame per stream:
+        the motion compares each frame with an earlier one (its scale does not matter: the speaker
+        is told by synchrony, a correlation)."""
         cfg = self.config
         timestamp_ms = int(timestamp_ms)
         self._refs = {tid: ref for tid, ref in self._refs.items() if tid in faces}

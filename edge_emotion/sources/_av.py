@@ -83,25 +83,18 @@ LUMA_FORMATS = frozenset(
     {"yuv420p", "yuv422p", "yuv444p", "yuv411p", "yuv410p", "yuv440p", "nv12", "nv21", "gray"}
     | {"yuvj420p", "yuvj422p", "yuvj444p", "yuvj411p", "yuvj440p"}
 )
-#: Limited ("TV", MPEG) range luma 16..235 -> grey 0..255, rounded and saturated.
-_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * (255 / 219)), 0, 255).astype(np.uint8)
-_AVCOL_RANGE_JPEG = 2  # FFmpeg's AVColorRange for full range
 
 
 def video_frame_luma(frame: Any) -> np.ndarray | None:
-    """A decoded PyAV video frame -> its luma as ``(H, W) uint8`` grey (0 black, 255 white), read
-    from the picture's Y plane with no colour conversion; None for a pixel format without one
-    (RGB, paletted, more than 8 bits). Limited-range luma (16..235, most video) is stretched to
-    0..255, so the result is ITU-R 601 luma of the RGB picture that swscale would give (within
-    rounding; ``0.299 R + 0.587 G + 0.114 B`` is what the Y plane holds)."""
-    name = frame.format.name
-    if name not in LUMA_FORMATS:
+    """A decoded PyAV video frame -> a copy of its luma (Y) plane, ``(H, W) uint8``, with no colour
+    conversion; None for a pixel format without one (RGB, paletted, more than 8 bits). The values
+    are as coded: ITU-R 601 luma of the picture, on 16..235 for limited-range ("TV") video (most
+    video) and on 0..255 for full-range video."""
+    if frame.format.name not in LUMA_FORMATS:
         return None
     plane = frame.planes[0]
     height, width = int(frame.height), int(frame.width)
-    y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
-    full = name == "gray" or name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == _AVCOL_RANGE_JPEG
-    return y.copy() if full else _LIMITED_TO_FULL[y]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy()
 
 
 def audio_frame_to_mono(frame: Any) -> np.ndarray:

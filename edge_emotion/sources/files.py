@@ -66,7 +66,7 @@ class DecodedVideoFrame(VideoFrame):
     clip's 30 per second at the edge preset): frames whose ``image`` is never read are never
     converted. The frame holds the decoded picture (for YUV 4:2:0, half the size of the RGB one)
     as long as it lives. ``width`` / ``height`` and ``timestamp_ms`` do not convert, and
-    :meth:`grey` reads a YUV picture's luma plane (no conversion; the same grey whether or not
+    :meth:`luma` reads a YUV picture's luma plane (no conversion; the same values whether or not
     ``image`` was read, so that frames compared with each other are alike).
     """
 
@@ -75,7 +75,7 @@ class DecodedVideoFrame(VideoFrame):
         object.__setattr__(self, "timestamp_ms", int(timestamp_ms))
         object.__setattr__(self, "_decoded", decoded)
         object.__setattr__(self, "_rgb", None)
-        object.__setattr__(self, "_grey", None)
+        object.__setattr__(self, "_luma", None)
         object.__setattr__(self, "_size", (int(decoded.width), int(decoded.height)))
         # One conversion at a time: the stream's worker and a display may read the same frame, and a
         # PyAV frame converted by two threads at once can hang in swscale.
@@ -92,21 +92,21 @@ class DecodedVideoFrame(VideoFrame):
                     object.__setattr__(self, "_rgb", rgb)
         return rgb
 
-    def grey(self) -> np.ndarray:
-        grey = self._grey
-        if grey is None:
+    def luma(self) -> np.ndarray:
+        luma = self._luma
+        if luma is None:
             with self._convert_lock:
-                grey = self._grey
-                if grey is None:
-                    grey = video_frame_luma(self._decoded)
-                    if grey is None:  # RGB or paletted video: from the RGB picture
+                luma = self._luma
+                if luma is None:
+                    luma = video_frame_luma(self._decoded)
+                    if luma is None:  # RGB or paletted video: from the RGB picture
                         import cv2
 
                         if self._rgb is None:
                             object.__setattr__(self, "_rgb", video_frame_to_rgb(self._decoded))
-                        grey = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
-                    object.__setattr__(self, "_grey", grey)
-        return grey
+                        luma = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
+                    object.__setattr__(self, "_luma", luma)
+        return luma
 
     @property
     def converted(self) -> bool:

@@ -26,9 +26,10 @@ class VideoFrame:
     def width(self) -> int:
         return int(self.image.shape[1])
 
-    def grey(self) -> np.ndarray:
-        """``(H, W) uint8`` ITU-R 601 luma of the picture (a decoded frame reads it from its Y
-        plane without converting to RGB)."""
+    def luma(self) -> np.ndarray:
+        """``(H, W) uint8`` brightness of the picture, for comparing frames of one source with each
+        other (mouth motion): the ITU-R 601 luma of ``image``. A decoded frame gives its Y plane
+        as coded instead, without converting to RGB (limited-range video then spans 16..235)."""
         import cv2
 
         return cv2.cvtColor(self.image, cv2.COLOR_RGB2GRAY)
