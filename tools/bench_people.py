@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the real data folder")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case; the fastest is reported")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
+    parser.add_argument("--detect-every", type=int, default=1, help="the face detector on one kept frame in N")
     args = parser.parse_args(argv)
 
     from edge_emotion.recognizer import Recognizer
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(f"{'faces':>5} {'media s':>8} {'results':>7} {'RTF wall':>9} {'CPU s/s':>8}")
         for faces, path in cases.items():
-            with Recognizer.from_bundle(max_faces=faces, threads=args.threads) as recognizer:
+            with Recognizer.from_bundle(
+                max_faces=faces, threads=args.threads, detect_every=args.detect_every
+            ) as recognizer:
                 list(recognizer.analyze(path))  # warm-up: model load, detector, caches
                 best = None
                 for _ in range(args.repeats):

@@ -85,8 +85,10 @@ def _timed_child(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def end_to_end(clip: Path, model: str | None, threads: int | None, repeats: int) -> dict[str, Any]:
-    cli = ["-c", _CLI, "run", "--video", str(clip), "--output", "jsonl"]
+def end_to_end(
+    clip: Path, model: str | None, threads: int | None, repeats: int, detect_every: int = 1
+) -> dict[str, Any]:
+    cli = ["-c", _CLI, "run", "--video", str(clip), "--output", "jsonl", "--detect-every", str(detect_every)]
     if model:
         cli += ["--model", model]
     if threads:
@@ -129,7 +131,9 @@ def _recording(fn: Callable, record: list, copy: bool = True) -> Callable:
     return recorded
 
 
-def in_process_run(clip: Path, model: str | None, threads: int | None, eager: bool) -> dict[str, Any]:
+def in_process_run(
+    clip: Path, model: str | None, threads: int | None, eager: bool, detect_every: int = 1
+) -> dict[str, Any]:
     """One ``Recognizer.analyze`` of the clip in this process (start-up excluded), recording what
     each stage received so that the stages can be replayed one at a time."""
     import edge_emotion.stream as stream_module
@@ -137,7 +141,7 @@ def in_process_run(clip: Path, model: str | None, threads: int | None, eager: bo
     from edge_emotion.recognizer import Recognizer
     from edge_emotion.sources import VideoFileSource, VideoFrame
 
-    rec = Recognizer.from_bundle(model, threads=threads)
+    rec = Recognizer.from_bundle(model, threads=threads, detect_every=detect_every)
     rec._face_detector().close()  # MediaPipe imported and loaded once: start-up, measured on its own
     recorded: dict[str, list] = {k: [] for k in ("encode_faces", "encode_audio", "fuse", "log_mel", "vad", "kept")}
     for method in ("encode_faces", "encode_audio", "fuse"):
@@ -300,21 +304,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs (median; default 3)")
     parser.add_argument("--eager", action="store_true", help="in-process run: convert every frame (the old source)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--detect-every", type=int, default=1, help="the face detector on one kept frame in N (run --detect-every)"
+    )
     args = parser.parse_args(argv)
     # as the CLI does (edge_emotion/cli/__init__.py), before numpy loads
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sys.path.insert(0, str(REPO_ROOT))
     clip = args.clip.resolve()
-    data: dict[str, Any] = {"clip": str(args.clip), "cpu": cpu_flags(), "threads": args.threads, "eager": args.eager}
+    data: dict[str, Any] = {
+        "clip": str(args.clip),
+        "cpu": cpu_flags(),
+        "threads": args.threads,
+        "eager": args.eager,
+        "detect_every": args.detect_every,
+    }
     data["clip_s"] = clip_seconds(clip)
     data["load_before"] = os.getloadavg()
     nan = [float("nan")]
     data["end_to_end"] = (
-        end_to_end(clip, args.model, args.threads, args.repeats)
+        end_to_end(clip, args.model, args.threads, args.repeats, args.detect_every)
         if args.repeats
         else {"run_wall_s": nan, "run_cpu_s": nan, "startup_wall_s": nan, "startup_cpu_s": nan}
     )
-    run = in_process_run(clip, args.model, args.threads, args.eager)
+    run = in_process_run(clip, args.model, args.threads, args.eager, args.detect_every)
     data["model"] = repr(run["recognizer"].model)
     data["stages"] = isolated_stages(clip, run)
     data["in_process"] = {k: run[k] for k in ("windows", "wall_s", "cpu_s")}

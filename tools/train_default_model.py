@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         help="corpora of the audio stage (those whose folder under --data is absent are left out)",
     )
     parser.add_argument("--audio-epochs", type=int, default=30)
-    parser.add_argument("--visual-epochs", type=int, default=24)
+    parser.add_argument("--visual-epochs", type=int, default=60)
     parser.add_argument("--fusion-epochs", type=int, default=8)
     parser.add_argument(
         "--cv-fusion",
