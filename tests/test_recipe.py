@@ -82,7 +82,7 @@ class _FakeSteps:
             (out / "manifest.json").write_text(json.dumps({"provenance": {"checkpoint": "best.pt"}}))
 
 
-def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps) -> None:
+def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str) -> None:
     monkeypatch.setattr(recipe, "edge_emotion", steps)
     monkeypatch.setattr(recipe, "merge_encoders", lambda visual, audio, out: out)
     monkeypatch.setattr(recipe, "calibration_dir", lambda data, split, out: out / "calib")
@@ -94,7 +94,7 @@ def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps) -> None:
     data = tmp_path / "data"
     for sub in ("ravdess", "savee", "emodb", "crema-d", "fer2013"):
         (data / sub).mkdir(parents=True, exist_ok=True)
-    recipe.main(["--data", str(data), "--out", str(tmp_path / "out"), "--folds", "2"])
+    recipe.main(["--data", str(data), "--out", str(tmp_path / "out"), "--folds", "2", *more])
 
 
 def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp_path):
@@ -134,3 +134,23 @@ def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp
     third = _FakeSteps()
     _run_recipe(recipe, monkeypatch, tmp_path, third)
     assert [c[0] for c in third.calls] == ["export"]
+
+
+def test_corpora_left_out_of_training_are_scored_cross_corpus_on_the_shipped_fold(recipe, monkeypatch, tmp_path):
+    steps = _FakeSteps()
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--audio-corpora", "ravdess-audio")
+    audio = [c for c in steps.calls if c[0] == "train" and "audio" in c]
+    assert [a for c in audio for i, a in enumerate(c) if i and c[i - 1] == "--dataset"] == ["ravdess-audio"] * 2
+    out = tmp_path / "out"
+    cross = [c for c in steps.calls if c[0] == "eval" and ("savee" in c or "emodb" in c)]
+    # the shipped fold's audio stage on every speaker (no --split), once per corpus
+    assert [(c[c.index("--dataset") + 1], c[c.index("--model") + 1]) for c in cross] == [
+        ("savee", str(out / "fold0/audio/best.pt")),
+        ("emodb", str(out / "fold0/audio/best.pt")),
+    ]
+    assert all("--split" not in c for c in cross)
+    metrics = json.loads((out / "bundle/manifest.json").read_text())["provenance"]["metrics"]
+    assert metrics["savee_cross_corpus"]["unweighted_accuracy"] == 0.25 and "emodb_cross_corpus" in metrics
+    assert "savee_leave_speakers_out" not in metrics
+    kfold = metrics["ravdess_audio_only_actor_kfold"]
+    assert kfold["folds_run"] == 2 and len(kfold["folds"]) == 2
