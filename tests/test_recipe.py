@@ -97,17 +97,20 @@ def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str) ->
     recipe.main(["--data", str(data), "--out", str(tmp_path / "out"), "--folds", "2", *more])
 
 
+ALL_CORPORA = ("--audio-corpora", "ravdess-audio", "savee", "emodb", "crema-d-audio")
+
+
 def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp_path):
     first = _FakeSteps(interrupt="fold1/audio")
     with pytest.raises(SystemExit, match="interrupted"):
-        _run_recipe(recipe, monkeypatch, tmp_path, first)
+        _run_recipe(recipe, monkeypatch, tmp_path, first, *ALL_CORPORA)
     assert all("--resume" in call for call in first.calls if call[0] == "train")
     audio = [c for c in first.calls if c[0] == "train" and "audio" in c]
     corpora = [audio[0][i + 1] for i, a in enumerate(audio[0]) if a == "--dataset"]
     assert corpora == ["ravdess-audio", "savee", "emodb", "crema-d-audio"]
 
     second = _FakeSteps()
-    _run_recipe(recipe, monkeypatch, tmp_path, second)
+    _run_recipe(recipe, monkeypatch, tmp_path, second, *ALL_CORPORA)
     trained = [c[c.index("--out") + 1] for c in second.calls if c[0] == "train"]
     out = tmp_path / "out"
     # finished steps are not repeated; the cut-off one runs again with --resume (it continues its last.pt)
@@ -132,13 +135,13 @@ def test_an_interrupted_recipe_resumes_where_it_stopped(recipe, monkeypatch, tmp
 
     (out / "export.done").unlink()  # an export cut off before it finished is redone, nothing else
     third = _FakeSteps()
-    _run_recipe(recipe, monkeypatch, tmp_path, third)
+    _run_recipe(recipe, monkeypatch, tmp_path, third, *ALL_CORPORA)
     assert [c[0] for c in third.calls] == ["export"]
 
 
 def test_corpora_left_out_of_training_are_scored_cross_corpus_on_the_shipped_fold(recipe, monkeypatch, tmp_path):
     steps = _FakeSteps()
-    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--audio-corpora", "ravdess-audio")
+    _run_recipe(recipe, monkeypatch, tmp_path, steps)  # the default: RAVDESS speech alone
     audio = [c for c in steps.calls if c[0] == "train" and "audio" in c]
     assert [a for c in audio for i, a in enumerate(c) if i and c[i - 1] == "--dataset"] == ["ravdess-audio"] * 2
     out = tmp_path / "out"
