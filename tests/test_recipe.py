@@ -86,11 +86,14 @@ def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str) ->
     monkeypatch.setattr(recipe, "edge_emotion", steps)
     monkeypatch.setattr(recipe, "merge_encoders", lambda visual, audio, out: out)
     monkeypatch.setattr(recipe, "calibration_dir", lambda data, split, out: out / "calib")
-    monkeypatch.setattr(
-        recipe,
-        "measure_window_shift",
-        lambda bundle, data, report, log: report.write_text(json.dumps({"sets": {"av-clips": {"consistency": 0.5}}})),
-    )
+
+    def measure_window_shift(bundle, data, report, log) -> None:
+        # it scores only the actors that did not train the bundle: its manifest must name them already
+        provenance = json.loads((bundle / "manifest.json").read_text())["provenance"]
+        assert provenance["training_speakers"]["ravdess"]
+        report.write_text(json.dumps({"sets": {"av-clips": {"consistency": 0.5}}}))
+
+    monkeypatch.setattr(recipe, "measure_window_shift", measure_window_shift)
     data = tmp_path / "data"
     for sub in ("ravdess", "savee", "emodb", "crema-d", "fer2013"):
         (data / sub).mkdir(parents=True, exist_ok=True)

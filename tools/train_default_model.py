@@ -497,6 +497,16 @@ def main(argv: list[str] | None = None) -> None:
             edge_emotion("eval", "--model", bundle, *extra, "--json", report, "--no-progress", log=log)
         evaluations[name] = read_json(report)
 
+    # The speakers that trained the bundle go into its manifest before the window-shift measurement,
+    # which reads them there to score only the unseen actors.
+    provenance_ids = training_provenance(
+        [visual / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]
+    )
+    manifest_path = bundle / "manifest.json"
+    manifest = read_json(manifest_path)
+    manifest["provenance"] = {**manifest.get("provenance", {}), **provenance_ids}
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh, indent=2)
     shift_report = out / "window-shift.json"
     if not shift_report.exists():
         measure_window_shift(bundle, data, shift_report, log)
@@ -542,7 +552,6 @@ def main(argv: list[str] | None = None) -> None:
     }
     command = "python tools/train_default_model.py " + shlex.join(sys.argv[1:])
     first_stage_started = min(p.stat().st_mtime for p in out.rglob("split.json"))  # each run writes it first
-    manifest_path = bundle / "manifest.json"
     manifest = read_json(manifest_path)
     manifest["name"] = "edge-emotion-default-edge"
     manifest["provenance"] = {
@@ -565,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(test actors {read_json(ship / 'split.json').get('test_speakers')}, never trained on)",
             "fer2013": "train.zip for training (90%) and validation (10%); public_test.zip for testing only",
         },
-        **training_provenance([visual / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]),
+        **provenance_ids,
         "metrics": metrics,
         "licence": licence_note(audio_corpora),
         "compute": {
