@@ -83,6 +83,30 @@ def edge_emotion(*args: str, log: Path) -> None:
         sys.exit(f"step failed with exit code {proc.returncode}; see {log}")
 
 
+def evaluate_checkpoint(
+    model: Path, dataset: str, root: Path, report: Path, log: Path, split: Path | None = None
+) -> dict:
+    """``edge-emotion eval`` of a training checkpoint on ``dataset`` — the test part of ``split``, or
+    every sample without one — into ``report``, unless an earlier run left it there; the report."""
+    if not report.exists():
+        chosen = ["--split", split] if split is not None else []
+        edge_emotion(
+            "eval",
+            "--model",
+            model,
+            "--dataset",
+            dataset,
+            "--root",
+            root,
+            *chosen,
+            "--json",
+            report,
+            "--no-progress",
+            log=log,
+        )
+    return read_json(report)
+
+
 def edge_emotion_parallel(steps: list[tuple[str, list]], jobs: int, log_dir: Path) -> None:
     """Run independent ``edge-emotion`` steps ``(name, args)``, at most ``jobs`` at once, each
     process with ``cpu_count // jobs`` threads (several 1-thread processes use a small CPU better
@@ -374,65 +398,23 @@ def main(argv: list[str] | None = None) -> None:
             scored = fusion
         for run in {audio, scored}:
             report = fold / f"eval-ravdess-audio-{run.name}.json"
-            if not report.exists():
-                edge_emotion(
-                    "eval",
-                    "--model",
-                    run / "best.pt",
-                    "--dataset",
-                    "ravdess-audio",
-                    "--root",
-                    data / "ravdess",
-                    "--split",
-                    run / "split.json",
-                    "--json",
-                    report,
-                    "--no-progress",
-                    log=log,
-                )
+            evaluate_checkpoint(run / "best.pt", "ravdess-audio", data / "ravdess", report, log, run / "split.json")
         split = read_json(audio / "split.json")
         held_out = {}
         for corpus in HELD_OUT_CORPORA:
             if corpus not in audio_corpora or not any(s.startswith(f"{corpus}-") for s in split["test_speakers"]):
                 continue
             report = fold / f"eval-{corpus}-audio.json"
-            if not report.exists():
-                edge_emotion(
-                    "eval",
-                    "--model",
-                    audio / "best.pt",
-                    "--dataset",
-                    corpus,
-                    "--root",
-                    data / AUDIO_CORPORA[corpus],
-                    "--split",
-                    audio / "split.json",
-                    "--json",
-                    report,
-                    "--no-progress",
-                    log=log,
-                )
-            held_out[corpus] = summary(read_json(report))
+            root = data / AUDIO_CORPORA[corpus]
+            held_out[corpus] = summary(
+                evaluate_checkpoint(audio / "best.pt", corpus, root, report, log, audio / "split.json")
+            )
         for corpus in HELD_OUT_CORPORA:  # not trained on at all: cross-corpus, every speaker
             if corpus in audio_corpora or k != args.ship_fold or not (data / AUDIO_CORPORA[corpus]).is_dir():
                 continue
             report = fold / f"eval-{corpus}-cross-corpus.json"
-            if not report.exists():
-                edge_emotion(
-                    "eval",
-                    "--model",
-                    audio / "best.pt",
-                    "--dataset",
-                    corpus,
-                    "--root",
-                    data / AUDIO_CORPORA[corpus],
-                    "--json",
-                    report,
-                    "--no-progress",
-                    log=log,
-                )
             cross_corpus[corpus] = {
-                **summary(read_json(report)),
+                **summary(evaluate_checkpoint(audio / "best.pt", corpus, data / AUDIO_CORPORA[corpus], report, log)),
                 "note": f"the shipped fold's audio-stage model, trained without {corpus}, on all its speakers",
             }
         after_audio = read_json(fold / "eval-ravdess-audio-audio.json")
