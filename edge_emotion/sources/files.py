@@ -99,12 +99,10 @@ class DecodedVideoFrame(VideoFrame):
                 luma = self._luma
                 if luma is None:
                     luma = video_frame_luma(self._decoded)
-                    if luma is None:  # RGB or paletted video: from the RGB picture
-                        import cv2
-
+                    if luma is None:  # RGB or paletted video: from the RGB picture (converted here, under the lock)
                         if self._rgb is None:
                             object.__setattr__(self, "_rgb", video_frame_to_rgb(self._decoded))
-                        luma = cv2.cvtColor(self._rgb, cv2.COLOR_RGB2GRAY)
+                        luma = super().luma()  # reads image, which is set: the lock is not taken again
                     object.__setattr__(self, "_luma", luma)
         return luma
 
