@@ -202,22 +202,26 @@ def _long_clip(path: Path, seconds: int = 20) -> Path:
         video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
         audio = container.add_stream("aac", rate=16000)
         audio.layout = "mono"
+        frames = []
         for i in range(30 * seconds):
             frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i % 256, np.uint8), format="rgb24")
             frame.pts = i
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
+            frames.append(frame)
+        _encode(container, video, frames)
         tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000 * seconds) / 16000)).astype(np.float32)
+        chunks = []
         for at in range(0, tone.size, 1024):
             frame = av.AudioFrame.from_ndarray(tone[None, at : at + 1024].copy(), format="fltp", layout="mono")
             frame.sample_rate, frame.pts = 16000, at
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for packet in audio.encode(None):
-            container.mux(packet)
+            chunks.append(frame)
+        _encode(container, audio, chunks)
     return path
+
+
+def _encode(container, stream, frames) -> None:
+    """Encode ``frames`` on ``stream``, flush the encoder, and mux every packet into ``container``."""
+    for frame in [*frames, None]:
+        container.mux(stream.encode(frame))
 
 
 def test_the_reader_stops_when_the_caller_stops(recognizer, tmp_path):
@@ -260,13 +264,12 @@ def _rgb_clip(path: Path, frames: int = 6) -> Path:
         video = container.add_stream("png", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "rgb24"
         rng = np.random.default_rng(0)
+        pictures = []
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
             frame.pts = i
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
+            pictures.append(frame)
+        _encode(container, video, pictures)
     return path
 
 
