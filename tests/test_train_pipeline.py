@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,34 @@ def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     )
     full = train(RunSpec(**{**full_spec.__dict__, "protocol": "random"}))
     assert len(full.history) == 1 and full.best_checkpoint.is_file()
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    from edge_emotion.train.trainer import cpu_has_native_bf16
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert not cpu_has_native_bf16(avx2)
+    assert cpu_has_native_bf16(avx2.replace("avx2", "avx2 avx512f avx512_bf16"))
+    assert cpu_has_native_bf16(avx2.replace("avx2", "avx2 amx_bf16 amx_tile"))
+    assert not cpu_has_native_bf16("")
+
+
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["fp32", "bf16"])
+def test_cpu_amp_trains_channels_last_and_records_its_precision(audio_run, tmp_path, monkeypatch, native_bf16):
+    """With ``cpu_amp`` the training forward runs in bf16 where the CPU has it (forced both ways here:
+    emulated bf16 is slow but correct); the checkpoint loads into a plain model and the loss falls."""
+    from edge_emotion.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: native_bf16)
+    spec, _ = audio_run
+    out = tmp_path / "run"
+    result = train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(cpu_amp=True)}))
+    results = json.loads((out / "results.json").read_text())
+    assert results["training_precision"] == ("bf16 autocast" if native_bf16 else "fp32")
+    losses = [row["train_loss"] for row in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    model = load_model(result.best_checkpoint)
+    weight = model.audio.blocks[0][0].weight
+    assert weight.dtype == torch.float32
+    x = torch.zeros(2, 1, EDGE.audio.n_mels, EDGE.audio.n_frames)
+    assert torch.isfinite(model.audio(x)).all()

@@ -32,8 +32,13 @@ class TrainConfig:
     Optimiser: Adam with ``learning_rate`` decayed by a cosine to ``min_learning_rate`` over the
     run (the appendix's range 1e-3 .. 1e-4), L2 ``weight_decay``; cross-entropy with optional
     ``label_smoothing``; gradient norm clipped to ``grad_clip_norm`` (0 = off). ``amp``: mixed
-    precision, used only on CUDA. ``modality_dropout``: probability that a sample having both
-    modalities loses one of them (chosen at random) for the fusion head. ``val_speakers``: per
+    precision on CUDA (fp16 + a gradient scaler). ``cpu_amp``: on a CPU, convolutions in channels-last
+    memory and, where the CPU computes bf16 natively (AVX-512 BF16 or AMX), the training forward pass
+    under bf16 autocast (validation and test stay fp32); elsewhere fp32. The edge audio stage's epochs
+    ran 3x faster so on a CPU with AMX; the width-16 face encoder gained nothing. A model trained so
+    depends on the CPU it trained on (``results.json`` records ``training_precision``).
+    ``modality_dropout``: probability that a sample having both modalities loses one of them
+    (chosen at random) for the fusion head. ``val_speakers``: per
     corpus, training speakers held out for validation. ``limit``: use at most this many samples
     per corpus (0 = all; for smoke tests). ``fusion_faces_per_audio``: in the fusion stage, face-only
     samples per epoch as a multiple of the audio windows.
@@ -60,6 +65,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip_norm: float = 5.0
     amp: bool = True
+    cpu_amp: bool = False
     augment: bool = True
     modality_dropout: float = 0.3
     folds: int = 5

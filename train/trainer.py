@@ -2,7 +2,8 @@
 
 ``train(spec)`` prepares the data (:mod:`.prepare`), builds the stage (:mod:`.stages`), and runs
 ``epochs`` epochs of Adam + cross-entropy with a cosine learning-rate decay, augmentation and
-modality dropout; mixed precision (``torch.autocast("cuda")`` + ``GradScaler``) on CUDA; DDP with a
+modality dropout; mixed precision (``torch.autocast("cuda")`` + ``GradScaler``) on CUDA, and with
+``cpu_amp`` channels-last convolutions plus bf16 autocast on CPUs that compute bf16 natively; DDP with a
 ``DistributedSampler`` when started by ``torchrun``. After every epoch rank 0 validates (clip-level:
 the softmax averaged over a clip's windows), logs loss / WA / UA to the console, ``metrics.csv`` and
 TensorBoard (when importable), writes ``last.pt`` and, when validation UA improved, ``best.pt``.
@@ -169,6 +170,19 @@ def predict(
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(clips), loss_sum / n
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX BF16 among the ``flags`` of
+    ``cpuinfo``, by default ``/proc/cpuinfo``); elsewhere bf16 is emulated and slower than fp32."""
+    text = cpuinfo
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: int, labels: tuple[str, ...]) -> dict:
     """Clip-level WA / UA (softmax averaged over a clip's windows) and the window-level loss."""
     probs, y, clips, loss = predict(net, ds, device, batch_size)
@@ -297,6 +311,16 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     )
     use_amp = config.amp and ctx.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    cpu_bf16 = False
+    if config.cpu_amp and ctx.device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+        cpu_bf16 = cpu_has_native_bf16()
+        log.info("cpu_amp: channels-last convolutions, training forward in %s", "bf16" if cpu_bf16 else "fp32")
+    autocast = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if cpu_bf16
+        else (lambda: torch.autocast("cuda", dtype=torch.float16, enabled=use_amp))
+    )
     heads = (lambda: {"visual_head": net.head.state_dict()}) if stage == "visual" else (lambda: {})
 
     start_epoch, history, best = 0, [], {"val_ua": -1.0, "epoch": -1}
@@ -358,7 +382,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
         for batch in bar:
             batch = augment(_to(batch, ctx.device))
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            with autocast():
                 logits = train_net(batch)
                 loss = training_loss(logits.float(), batch, config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -423,6 +447,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             "protocol": spec.protocol,
             "fold": spec.fold,
             "world_size": ctx.world_size,
+            "training_precision": "bf16 autocast" if cpu_bf16 else ("fp16 autocast" if use_amp else "fp32"),
             "best_epoch": best["epoch"],
             "best_val_ua": best["val_ua"],
             "test": test.get("report"),
