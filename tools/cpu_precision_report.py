@@ -9,8 +9,8 @@ Measurements (``--only`` picks some):
 - ``openvino-precision``: parity of the bundle's ``openvino`` and ``openvino-int8`` formats with
   f32 inference (what the SDK asks for) and with the CPU plugin's own default (bf16 on CPUs with
   AVX-512 BF16 or AMX).
-- ``nncf-variants``: the OpenVINO INT8 visual encoder quantized with NNCF presets / overflow fix
-  variants, labels agreeing end to end on the calibration windows and on held-out windows.
+- ``nncf-variants``: the OpenVINO INT8 visual encoder quantized with NNCF presets / bias
+  correction / overflow fix variants, labels agreeing end to end on the calibration windows and on held-out windows.
 - ``ort-reduce-range``: ONNX Runtime INT8 with 7-bit weights (``reduce_range``, the shipped choice
   for CPUs without VNNI) vs 8-bit: labels (visual and audio encoder) and visual encoder speed.
 - ``threads``: the OpenVINO backend's per-thread InferRequest vs one request behind a lock.
@@ -133,12 +133,17 @@ def nncf_variants(bundle, reference, calibration, sets: dict, threads: int) -> d
     items = calibration_batches(reference, calibration, batch_size=1)["visual_encoder"]
     no_fix = AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE)
     variants = {
-        "performance preset (shipped)": {"preset": nncf.QuantizationPreset.PERFORMANCE},
+        "performance preset, full bias correction (shipped)": {
+            "preset": nncf.QuantizationPreset.PERFORMANCE,
+            "fast_bias_correction": False,
+        },
+        "performance preset, fast bias correction": {"preset": nncf.QuantizationPreset.PERFORMANCE},
         "performance preset, overflow fix off": {
             "preset": nncf.QuantizationPreset.PERFORMANCE,
             "advanced_parameters": no_fix,
         },
         "mixed preset": {"preset": nncf.QuantizationPreset.MIXED},
+        "mixed preset, full bias correction": {"preset": nncf.QuantizationPreset.MIXED, "fast_bias_correction": False},
         "mixed preset, overflow fix off": {"preset": nncf.QuantizationPreset.MIXED, "advanced_parameters": no_fix},
     }
     result = {}
