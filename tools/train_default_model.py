@@ -1,7 +1,7 @@
 """Retrain, evaluate and re-export the default model shipped in the package — one command.
 
     python tools/train_default_model.py --data ../shared/data --out runs/default --cv-fusion \\
-        [--jobs 2] [--install edge_emotion/models/default] [--folds 5] [--audio-epochs 30] [--device cpu|cuda]
+        [--jobs 2] [--install edge_emotion/models/default] [--folds 5] [--audio-epochs 60] [--device cpu|cuda]
 
 The recipe (the model card in README.md explains why):
 1. ``visual``: the face encoder + a linear head on FER2013 ``train.zip`` (10 % of it held out for
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         "default RAVDESS speech alone (README: the four corpora with strong augmentation scored lower on "
         "validation actors)",
     )
-    parser.add_argument("--audio-epochs", type=int, default=30)
+    parser.add_argument("--audio-epochs", type=int, default=60)
     parser.add_argument("--visual-epochs", type=int, default=60)
     parser.add_argument("--fusion-epochs", type=int, default=8)
     parser.add_argument(
