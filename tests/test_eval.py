@@ -265,3 +265,21 @@ def test_a_checkpoint_run_split_tells_which_speakers_it_trained_on(shared_data, 
     overlap = json.loads(report_path.read_text())["training_overlap"]
     assert overlap == {"n": 3, "n_seen_in_training": 2, "speakers": ["ravdess-01"], "source": "split"}
     assert capsys.readouterr().err.count("warning: 2 of 3 evaluated samples were seen in training") == 1
+
+
+def test_format_picks_the_bundle_format_that_is_evaluated(shared_data, tmp_path, capsys):
+    pytest.importorskip("onnx", reason="building a bundle needs onnx (the 'export' extra)")
+    from fakes import make_bundle
+
+    bundle = make_bundle(tmp_path, "edge", seed=0)
+    corpus = ["--dataset", "crema-d-audio", "--root", str(shared_data / "crema-d"), "--limit", "2"]
+    report = tmp_path / "onnx.json"
+    assert _eval(["--model", str(bundle), "--format", "onnx", *corpus, "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["format"] == "onnx"
+    capsys.readouterr()
+    assert _eval(["--model", str(bundle), "--format", "openvino-int8", *corpus]) == 2
+    ckpt = _checkpoint(tmp_path / "m.pt", build_model("edge"))
+    assert _eval(["--model", str(ckpt), "--format", "onnx", *corpus]) == 2
+    err = _err_lines(capsys)
+    assert len(err) == 2 and all(line.startswith("edge-emotion: error:") for line in err), err
+    assert "openvino-int8" in err[0] and "checkpoint" in err[1]

@@ -70,6 +70,11 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option(
             "auto", "--backend", help="Runtime for a bundle: auto, onnxruntime, openvino, tensorrt, torch."
         ),
+        format_key: str | None = typer.Option(
+            None,
+            "--format",
+            help="A bundle's format to evaluate (e.g. onnx-int8, openvino-int8); default: the one --backend picks.",
+        ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
         png: Path | None = typer.Option(
             None, "--png", help="Confusion-matrix PNG (default: beside --json, or ./confusion-DATASET.png)."
@@ -102,6 +107,8 @@ def register(app: typer.Typer) -> None:
             raise fail(f"model {model} does not exist")
         if model.is_file() and model.suffix != ".pt":
             raise fail(f"model {model} is neither a bundle directory nor a .pt checkpoint")
+        if model.is_file() and format_key is not None:
+            raise fail("--format picks a format of a bundle; a .pt checkpoint has none")
         if model.is_file():
             import importlib.util
 
@@ -128,7 +135,7 @@ def register(app: typer.Typer) -> None:
 
             predictor = TorchPredictor(model)
         else:
-            predictor = load_predictor(model, backend)
+            predictor = load_predictor(model, backend, format_key)
         result = evaluate(predictor, index, samples, progress=progress)
         if result.n == 0:
             raise fail(

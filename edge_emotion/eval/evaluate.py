@@ -63,16 +63,17 @@ class Predictor(Protocol):
         """Aligned ``(N, T, D_a)``, ``(N, T, D_v)``, masks ``(N, T)`` -> logits ``(N, C)``."""
 
 
-def load_predictor(model: str | Path, backend: str = "auto") -> Predictor:
-    """A bundle directory -> :class:`edge_emotion.model.engine.BundleModel`. (A training checkpoint
-    is run by ``edge_emotion.train.predictor.TorchPredictor``, which needs torch.)"""
+def load_predictor(model: str | Path, backend: str = "auto", format_key: str | None = None) -> Predictor:
+    """A bundle directory -> :class:`edge_emotion.model.engine.BundleModel` running ``format_key``
+    (default: the format ``backend`` picks). (A training checkpoint is run by
+    ``edge_emotion.train.predictor.TorchPredictor``, which needs torch.)"""
     from edge_emotion.errors import InputError
 
     path = Path(model)
     if path.is_dir():
         from edge_emotion.model.engine import BundleModel
 
-        return BundleModel.from_bundle(path, backend=backend)
+        return BundleModel.from_bundle(path, backend=backend, format=format_key)
     raise InputError(f"model {path} is not a bundle directory")
 
 
