@@ -7,6 +7,13 @@ Measured with strace on ``edge-emotion run --video`` (tests/test_privacy.py hold
   even after ``disable_telemetry_events()``. ``ORT_DISABLE_TELEMETRY=1``, read once when
   ``onnxruntime`` is imported, turns that off: :func:`keep_runtimes_offline` sets it (unless the
   user set it) before the SDK imports a runtime.
+- **OpenVINO** (2024 and later) sends a Google Analytics event (``www.google-analytics.com``) when
+  ``openvino`` is imported: its ``__init__`` imports the model converter, which starts
+  ``openvino_telemetry`` and, with no consent file in the user's home, counts that as consent.
+  NNCF does the same when it quantizes. Both fall back to a stub that sends nothing when
+  ``openvino_telemetry`` does not import, so :func:`keep_runtimes_offline` makes that import fail
+  (``sys.modules["openvino_telemetry"] = None``) unless the package was already imported. Only
+  OpenVINO's usage statistics are lost; nothing the SDK needs lives there.
 - **MediaPipe Tasks** uploads a usage record (task, running mode, platform, Python version) to
   ``https://play.googleapis.com/log`` when a detector is closed; no option turns it off. Its HTTP
   client reads the proxy environment variables at that moment, so :func:`mediapipe_upload_blocked`
@@ -39,9 +46,12 @@ _env_lock = threading.Lock()
 
 
 def keep_runtimes_offline() -> None:
-    """Turn ONNX Runtime's telemetry off for this process (``ORT_DISABLE_TELEMETRY=1``) unless the
-    user set the variable; call before ``onnxruntime`` is first imported."""
+    """Turn the runtimes' telemetry off for this process: ONNX Runtime's (``ORT_DISABLE_TELEMETRY=1``
+    unless the user set the variable) and OpenVINO's / NNCF's (``openvino_telemetry`` made to fail
+    to import, unless something imported it already); call before ``onnxruntime`` or ``openvino`` is
+    first imported."""
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type] # None: import fails
 
 
 @contextlib.contextmanager

@@ -47,6 +47,9 @@ OV_INT8_PLAN: dict[str, QuantPlan] = {
 
 
 def _import(name: str, what: str):
+    from edge_emotion._offline import keep_runtimes_offline
+
+    keep_runtimes_offline()  # OpenVINO and NNCF send usage events on import otherwise
     try:
         return __import__(name)
     except ImportError as exc:

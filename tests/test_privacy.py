@@ -118,3 +118,31 @@ def test_run_sends_nothing_and_writes_nothing_unasked(shared_data, tmp_path):
     assert not writes, "files written that the user did not name:\n" + "\n".join(writes[:10])
     assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["openvino", "openvino-export"])
+def test_openvino_is_imported_without_its_telemetry(tmp_path, backend):
+    """OpenVINO sends a usage event when imported (and NNCF when it quantizes) unless its telemetry
+    package fails to import: every path by which the SDK imports it, in a fresh process with an
+    empty HOME, looks up no host name."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the 'openvino' extra)")
+    load = (
+        "from edge_emotion.model.engine import BundleModel; from edge_emotion.info import default_bundle_path; "
+        "BundleModel.from_bundle(default_bundle_path(), format='openvino')"
+        if backend == "openvino"
+        else "from edge_emotion.export.openvino_export import _import; _import('openvino', 'x'); _import('nncf', 'x')"
+    )
+    script = (  # the telemetry sends from a forked process: the lookup is printed where it happens
+        "import socket\n"
+        "real = socket.getaddrinfo\n"
+        "socket.getaddrinfo = lambda *a, **k: print('LOOKUP', a[0], flush=True) or real(*a, **k)\n"
+        f"{load}\n"
+        "import openvino, time\n"
+        "openvino.Core().available_devices\n"
+        "time.sleep(1.0)\n"
+        "print('done', flush=True)\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "done" in proc.stdout and "LOOKUP" not in proc.stdout, proc.stdout

@@ -574,6 +574,9 @@ def fer_peer_to_labels() -> np.ndarray:
 
 
 def openvino_compile(path: Path, threads: int):
+    from edge_emotion._offline import keep_runtimes_offline
+
+    keep_runtimes_offline()  # OpenVINO sends a usage event on import otherwise
     import openvino as ov
 
     core = ov.Core()
@@ -583,6 +586,9 @@ def openvino_compile(path: Path, threads: int):
 
 
 def run_peer(model_path: Path, fer: dict, threads: int, runs: int) -> dict:
+    from edge_emotion._offline import keep_runtimes_offline
+
+    keep_runtimes_offline()  # OpenVINO sends a usage event on import otherwise
     import openvino as ov
 
     x_test, y_test = fer["test"]

@@ -93,7 +93,11 @@ def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     """Parity with the SDK's explicit f32, and with the precision the CPU plugin picks by itself
     (read from the plugin: ``INFERENCE_PRECISION_HINT`` of the device before any compile)."""
     import edge_emotion.runtimes as runtimes
-    import openvino as ov
+
+    from edge_emotion._offline import keep_runtimes_offline
+
+    keep_runtimes_offline()  # OpenVINO sends a usage event on import otherwise
+    import openvino as ov  # noqa: I001 - after keep_runtimes_offline
     from edge_emotion.export.parity import measure_parity
 
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
@@ -124,6 +128,9 @@ def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
 
 
 def nncf_variants(bundle, reference, calibration, sets: dict, threads: int) -> dict:
+    from edge_emotion._offline import keep_runtimes_offline
+
+    keep_runtimes_offline()  # OpenVINO and NNCF send usage events on import otherwise
     import nncf
     import openvino as ov
     from edge_emotion.export.parity import measure_parity
