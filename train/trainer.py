@@ -171,16 +171,13 @@ def predict(
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX BF16 among the ``flags`` of
-    ``cpuinfo``, by default ``/proc/cpuinfo``); elsewhere bf16 is emulated and slower than fp32."""
-    text = cpuinfo
-    if text is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX BF16 among the features
+    :func:`edge_emotion.bench.machine.cpu_features` reads from ``cpuinfo``, by default
+    ``/proc/cpuinfo``); elsewhere bf16 is emulated and slower than fp32."""
+    from edge_emotion.bench.machine import cpu_features
+
+    features = cpu_features(cpuinfo)
+    return "avx512_bf16" in features or "amx_bf16" in features
 
 
 def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: int, labels: tuple[str, ...]) -> dict:
