@@ -10,7 +10,8 @@ Measurements (``--only`` picks some):
   f32 inference (what the SDK asks for) and with the CPU plugin's own default (bf16 on CPUs with
   AVX-512 BF16 or AMX).
 - ``nncf-variants``: the OpenVINO INT8 visual encoder quantized with NNCF presets / bias
-  correction / overflow fix variants, labels agreeing end to end on the calibration windows and on held-out windows.
+  correction / overflow fix variants, labels agreeing end to end on the calibration windows and on
+  held-out windows.
 - ``ort-reduce-range``: ONNX Runtime INT8 with 7-bit weights (``reduce_range``, the shipped choice
   for CPUs without VNNI) vs 8-bit: labels (visual and audio encoder) and visual encoder speed.
 - ``threads``: the OpenVINO backend's per-thread InferRequest vs one request behind a lock.
@@ -92,12 +93,11 @@ def ir_files(bundle, key: str, folder: Path) -> dict:
 def openvino_precision(bundle, reference, sets: dict, threads: int) -> dict:
     """Parity with the SDK's explicit f32, and with the precision the CPU plugin picks by itself
     (read from the plugin: ``INFERENCE_PRECISION_HINT`` of the device before any compile)."""
-    import edge_emotion.runtimes as runtimes
-
     from edge_emotion._offline import keep_runtimes_offline
 
     keep_runtimes_offline()  # OpenVINO sends a usage event on import otherwise
-    import openvino as ov  # noqa: I001 - after keep_runtimes_offline
+    import edge_emotion.runtimes as runtimes
+    import openvino as ov
     from edge_emotion.export.parity import measure_parity
 
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
