@@ -462,19 +462,11 @@ def main(argv: list[str] | None = None) -> None:
         "ravdess_av_clips": "ravdess-01" not in ship_test,
     }
     evaluations = {}
+    fer_test = [*fer, "--split", visual / "split.json"]
     for name, extra in {
-        "fer2013_public_test": ["--dataset", "fer2013", "--root", data / "fer2013", "--split", visual / "split.json"],
+        "fer2013_public_test": fer_test,
         # the same images through the INT8 graphs, whatever `auto` picks (the face goal is stated for INT8)
-        "fer2013_public_test_onnx_int8": [
-            "--dataset",
-            "fer2013",
-            "--root",
-            data / "fer2013",
-            "--split",
-            visual / "split.json",
-            "--format",
-            "onnx-int8",
-        ],
+        "fer2013_public_test_onnx_int8": [*fer_test, "--format", "onnx-int8"],
         "ravdess_audio_unseen_actors": [
             "--dataset",
             "ravdess-audio",
