@@ -76,6 +76,31 @@ def test_resnet18_has_the_architecture_of_resnet18():
     assert out.shape == (1, 512)
 
 
+def test_resnet18_without_the_stem_pool_keeps_its_weights_and_doubles_the_grid():
+    pooled, unpooled = ResNet18(width=16), ResNet18(width=16, stem_pool=False)
+    assert [p.shape for p in pooled.parameters()] == [p.shape for p in unpooled.parameters()]
+    x = torch.randn(2, 3, 64, 64)
+
+    def last_stage_grid(net):
+        y = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        return net.layer4(net.layer3(net.layer2(net.layer1(y)))).shape[-2:]
+
+    with torch.no_grad():
+        assert last_stage_grid(pooled.eval()) == (2, 2)
+        assert last_stage_grid(unpooled.eval()) == (4, 4)
+        assert unpooled(x).shape == pooled(x).shape == (2, 128)
+
+
+def test_the_stem_pool_follows_the_preset_and_old_presets_keep_it():
+    assert PAPER.model.visual_stem_pool and not EDGE.model.visual_stem_pool
+    assert isinstance(build_model(EDGE).visual.maxpool, torch.nn.Identity)
+    assert isinstance(build_model(PAPER).visual.maxpool, torch.nn.MaxPool2d)
+    # A preset written before the field existed (a bundle's manifest, a checkpoint) had the pool.
+    old = EDGE.to_dict()
+    del old["model"]["visual_stem_pool"]
+    assert PresetConfig.from_dict(old).model.visual_stem_pool is True
+
+
 @pytest.mark.parametrize("preset", list(PRESETS.values()), ids=list(PRESETS))
 def test_modules_produce_the_shapes_the_preset_promises(preset: PresetConfig):
     model = build_model(preset).eval()

@@ -160,3 +160,38 @@ def test_corpora_left_out_of_training_are_scored_cross_corpus_on_the_shipped_fol
     assert "savee_leave_speakers_out" not in metrics
     kfold = metrics["ravdess_audio_only_actor_kfold"]
     assert kfold["folds_run"] == 2 and len(kfold["folds"]) == 2
+
+
+def _stage_checkpoint(path: Path, stage: str, model: dict, **model_changes) -> Path:
+    torch = pytest.importorskip("torch", reason="checkpoints need the 'train' extra (torch)")
+    from edge_emotion.train.checkpoint import FORMAT, VERSION
+
+    from edge_emotion.config import EDGE
+
+    preset = EDGE.to_dict()
+    for key, value in model_changes.items():
+        if value is None:
+            del preset["model"][key]
+        else:
+            preset["model"][key] = value
+    torch.save({"format": FORMAT, "version": VERSION, "stage": stage, "preset": preset, "model": model}, path)
+    return path
+
+
+def test_stages_merge_when_what_each_trained_matches_the_preset(recipe, tmp_path):
+    torch = pytest.importorskip("torch", reason="checkpoints need the 'train' extra (torch)")
+    weights = {"visual.conv1.weight": torch.zeros(1), "audio.w": torch.zeros(1), "fusion.w": torch.zeros(1)}
+    visual = _stage_checkpoint(tmp_path / "v.pt", "visual", {**weights, "visual.conv1.weight": torch.ones(1)})
+    # an audio stage trained before the face encoder's stem changed: its weights do not depend on it
+    audio = _stage_checkpoint(tmp_path / "a.pt", "audio", {**weights, "audio.w": torch.ones(1)}, visual_stem_pool=None)
+    merged = torch.load(recipe.merge_encoders(visual, audio, tmp_path / "m.pt"), weights_only=True)
+    assert all(float(merged["model"][k]) == 1.0 for k in ("visual.conv1.weight", "audio.w"))
+    assert float(merged["model"]["fusion.w"]) == 0.0
+
+    # a face encoder trained with the other stem, or a fusion head for another embedding size: refused
+    other_stem = _stage_checkpoint(tmp_path / "v2.pt", "visual", weights, visual_stem_pool=True)
+    with pytest.raises(SystemExit, match="visual checkpoint"):
+        recipe.merge_encoders(other_stem, audio, tmp_path / "m2.pt")
+    other_width = _stage_checkpoint(tmp_path / "a2.pt", "audio", weights, visual_width=32)
+    with pytest.raises(SystemExit, match="audio checkpoint"):
+        recipe.merge_encoders(visual, other_width, tmp_path / "m3.pt")

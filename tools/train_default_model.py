@@ -199,6 +199,19 @@ def training_provenance(split_paths: list[Path]) -> dict:
     return from_splits([read_json(p) for p in split_paths if p.exists()])
 
 
+# Model-config fields that shape only the face encoder's inside, not its output (the embedding's size)
+FACE_ENCODER_INTERNALS = ("visual_stem_pool",)
+
+
+def trained_fields(model: dict, stage: str) -> dict:
+    """The model-config fields that the weights a stage trains depend on: the face encoder's
+    (``visual_*``) for the visual stage; all but the face encoder's internals for the audio stage,
+    whose fusion head takes the face embedding's size (``visual_width``) as given."""
+    if stage == "visual":
+        return {k: v for k, v in model.items() if k.startswith("visual_")}
+    return {k: v for k, v in model.items() if k not in FACE_ENCODER_INTERNALS}
+
+
 def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
     """A checkpoint with the visual encoder of the visual stage and the audio encoder + fusion head
     of the audio stage: the fusion stage's starting point. (The two stages train disjoint
@@ -206,15 +219,20 @@ def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
     import torch
     from edge_emotion.train.checkpoint import load_checkpoint
 
-    from edge_emotion.config import EDGE
+    from edge_emotion.config import EDGE, PresetConfig
 
     visual, audio = load_checkpoint(visual_ckpt), load_checkpoint(audio_ckpt)
     current = EDGE.to_dict()
     for name, state in (("visual", visual), ("audio", audio)):
-        # Weights carry over when the architecture and labels are the same; preprocessing the
+        # Weights carry over when the architecture of what the stage trained (the visual stage: the
+        # face encoder; the audio stage: the rest) and the labels are the same; preprocessing the
         # stage did not use (e.g. the face-crop margin, for stages trained on FER crops or speech)
-        # may have been refined since.
-        if (state["preset"]["model"], state["preset"]["labels"]) != (current["model"], current["labels"]):
+        # may have been refined since. Fields a checkpoint predates take their defaults.
+        then = PresetConfig.from_dict(state["preset"]).to_dict()
+        if (trained_fields(then["model"], name), then["labels"]) != (
+            trained_fields(current["model"], name),
+            current["labels"],
+        ):
             sys.exit(f"the {name} checkpoint has another architecture or labels than the edge preset")
     merged = dict(audio)
     merged["preset"] = current

@@ -28,7 +28,7 @@ class EmotionModel(nn.Module):
         super().__init__()
         self.preset = preset
         cfg = preset.model
-        self.visual = ResNet18(width=cfg.visual_width)
+        self.visual = ResNet18(width=cfg.visual_width, stem_pool=cfg.visual_stem_pool)
         self.audio = AudioCNN(cfg.audio_channels, cfg.audio_time_pool)
         self.fusion = FusionHead(cfg, cfg.audio_dim, cfg.visual_dim, len(preset.labels))
         audio_idx = audio_step_index(preset)

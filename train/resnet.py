@@ -50,18 +50,22 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 feature extractor: 7x7/2 stem, 3x3/2 max-pool, four stages of two basic blocks
+    """ResNet-18 feature extractor: 7x7/2 stem, 3x3/2 max-pool (optional), four stages of two basic blocks
     (3x3 convs, 1x1 projection shortcuts), global average pool. No classifier: the output is the
     face embedding."""
 
-    def __init__(self, width: int = 64, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self, width: int = 64, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d, stem_pool: bool = True
+    ):
         super().__init__()
         self._norm_layer = norm_layer
         self.inplanes = width
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        # ``stem_pool=False`` drops the max-pool (an identity), for small crops: the stages then see
+        # a grid 2x larger a side, at ~4x the compute.
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem_pool else nn.Identity()
         self.layer1 = self._make_layer(width, 2)
         self.layer2 = self._make_layer(width * 2, 2, stride=2)
         self.layer3 = self._make_layer(width * 4, 2, stride=2)

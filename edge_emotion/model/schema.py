@@ -69,6 +69,7 @@ _VISUAL = {
 }
 _MODEL = {
     "visual_width": (_INT, 1, 4096),
+    "visual_stem_pool": (_BOOL, None, None),
     "audio_channels": ("ints", 1, 65_536),
     "audio_time_pool": ("bools", None, None),
     "audio_dim": (_INT, 1, 65_536),
