@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         "validation actors)",
     )
     parser.add_argument("--audio-epochs", type=int, default=60)
-    parser.add_argument("--visual-epochs", type=int, default=90)
+    parser.add_argument("--visual-epochs", type=int, default=75)
     parser.add_argument("--fusion-epochs", type=int, default=8)
     parser.add_argument(
         "--cv-fusion",
