@@ -1,7 +1,8 @@
 """Retrain, evaluate and re-export the default model shipped in the package — one command.
 
     python tools/train_default_model.py --data ../shared/data --out runs/default --cv-fusion \\
-        [--jobs 2] [--install edge_emotion/models/default] [--folds 5] [--audio-epochs 60] [--device cpu|cuda]
+        [--jobs 2] [--install edge_emotion/models/default] [--folds 5] [--visual-epochs 75] \\
+        [--audio-epochs 60] [--device cpu|cuda]
 
 The recipe (the model card in README.md explains why):
 1. ``visual``: the face encoder + a linear head on FER2013 ``train.zip`` (10 % of it held out for
