@@ -91,7 +91,8 @@ class StreamConfig:
     expected modality has reached its end, or once another modality has data ``max_lead_ms``
     past it (the wait for a late or absent modality is bounded, and so are the buffers).
     ``max_faces``: how many people a window's results are about (see the module docstring); the
-    face detector must follow as many.
+    face detector must follow as many. ``max_pending_results``: how many results computed at push
+    a stream keeps for a :meth:`EmotionStream.poll` that does not come (the oldest go first).
     """
 
     window_ms: int
@@ -101,6 +102,7 @@ class StreamConfig:
     video: bool = True
     max_lead_ms: int = 60_000
     max_faces: int = 1
+    max_pending_results: int = 3600
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.hop_ms <= 0:
@@ -113,6 +115,9 @@ class StreamConfig:
             raise InputError("max_lead_ms must be positive")
         if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
             raise InputError(f"max_faces must be a whole number of at least 1, got {self.max_faces!r}")
+        pending = self.max_pending_results
+        if isinstance(pending, bool) or not isinstance(pending, int) or pending < 1:
+            raise InputError(f"max_pending_results must be a whole number of at least 1, got {pending!r}")
 
 
 @dataclass
@@ -143,7 +148,9 @@ class EmotionStream:
     ``max_lead_ms + window + hop`` of audio (at the source rate, float32) and of video frames
     (one embedding per frame kept at the model's rate), even when an expected modality never
     arrives; when :meth:`poll` is not called that long, the windows are computed at push and kept
-    for the next :meth:`poll`.
+    for the next :meth:`poll`, at most ``StreamConfig.max_pending_results`` of them (an hour of
+    results at a 1-s hop, by default): past that the oldest are dropped, counted in
+    :attr:`dropped_results`, with a warning once per episode.
     """
 
     def __init__(self, model: FusionModel, config: StreamConfig, face_detector: FaceDetector | None):
@@ -183,13 +190,21 @@ class EmotionStream:
         self._last_audio_ms: int | None = None
         self._stream_rate: int | None = None  # the audio rate for the life of the stream
         # results of windows finished inside push (a gap, a full buffer), for the next poll
-        self._pending: list[EmotionResult] = []
+        self._pending: deque[EmotionResult] = deque()
+        self._dropped_results = 0  # pending results dropped because nobody polled
+        self._dropped_results_warned = False  # warned once per episode (until the next poll)
         self._waived = False  # a window completed without a late modality (warned once per episode)
         self._dropped_late = False  # a late push was dropped (warned once per episode)
 
     @property
     def config(self) -> StreamConfig:
         return self._config
+
+    @property
+    def dropped_results(self) -> int:
+        """Results dropped, oldest first, because they waited for a :meth:`poll` past
+        ``StreamConfig.max_pending_results`` (0 for an app that polls)."""
+        return self._dropped_results
 
     def buffered(self) -> tuple[int, int]:
         """What the stream holds now: ``(audio samples at the source rate, video frames)``."""
@@ -386,7 +401,7 @@ class EmotionStream:
         """After a gap: finish the windows of what came before (kept for the next poll), empty the
         buffers and start a new window grid at the next push. Timestamps keep strictly increasing
         and the audio sample rate stays the stream's."""
-        self._pending.extend(self._drain())
+        self._keep_pending(self._drain())
         self._origin_ms = self._first_audio_ms = self._first_video_ms = None
         self._next_window = 0
         self._smoothed = {}
@@ -408,7 +423,23 @@ class EmotionStream:
             return
         next_end = self._window_start(self._next_window) + self._config.window_ms
         if data_end - next_end > self._config.max_lead_ms + self._config.hop_ms:
-            self._pending.extend(self._poll_ready())
+            self._keep_pending(self._poll_ready())
+
+    def _keep_pending(self, results: list[EmotionResult]) -> None:
+        """Keep results computed at push for the next poll, the newest ``max_pending_results``."""
+        self._pending.extend(results)
+        excess = len(self._pending) - self._config.max_pending_results
+        if excess <= 0:
+            return
+        if not self._dropped_results_warned:
+            log.warning(
+                "nobody polled this stream for %d results: the oldest are dropped (max_pending_results)",
+                self._config.max_pending_results,
+            )
+            self._dropped_results_warned = True
+        for _ in range(excess):
+            self._pending.popleft()
+        self._dropped_results += excess
 
     # -- output ----------------------------------------------------------------------------
     def _audio_end_ms(self) -> float | None:
@@ -447,7 +478,8 @@ class EmotionStream:
     def poll(self) -> list[EmotionResult]:
         """Results of the windows completed since the last call, oldest first (with several
         people, a window's results are in the order of their ``person``, the voice alone last)."""
-        results, self._pending = self._pending, []
+        results, self._pending = list(self._pending), deque()
+        self._dropped_results_warned = False
         return results + self._poll_ready()
 
     def _poll_ready(self) -> list[EmotionResult]:

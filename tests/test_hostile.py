@@ -464,3 +464,27 @@ def test_without_polling_the_buffers_stay_bounded_and_poll_returns_the_windows(r
     results = stream.poll() + stream.flush()
     starts = [r.t_start_ms for r in results]
     assert starts == sorted(starts) and len(results) >= 590
+    assert stream.dropped_results == 0
+
+
+def test_results_nobody_polls_are_capped_keeping_the_newest(recognizer, caplog):
+    from edge_emotion.stream import EmotionStream, StreamConfig
+
+    config = StreamConfig(window_ms=recognizer.window_ms, hop_ms=1000, video=False, max_pending_results=5)
+    stream = EmotionStream(recognizer.model, config, None)
+    with caplog.at_level("WARNING", logger="edge_emotion.stream"):
+        for s in range(150):
+            stream.push_audio(noise(1, -60, seed=s % 7), RATE, 1000 * s)
+    # windows ending more than max_lead_ms (60 s) + a hop behind the data were computed at push;
+    # only the 5 newest of them are kept, the rest counted and warned about once
+    warnings = [r for r in caplog.records if "max_pending_results" in r.getMessage()]
+    assert len(warnings) == 1
+    assert stream.dropped_results > 70
+    kept = stream.poll()
+    starts = [r.t_start_ms for r in kept]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert starts[0] == 1000 * stream.dropped_results  # nothing missing after the dropped ones
+    rest = stream.flush()
+    assert len(kept) + len(rest) + stream.dropped_results >= 148
+    with pytest.raises(InputError, match="max_pending_results"):
+        StreamConfig(window_ms=1000, hop_ms=1000, max_pending_results=0)
