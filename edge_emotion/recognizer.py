@@ -243,10 +243,12 @@ class Recognizer:
         smoothing: float | None = None,
         audio: bool = True,
         video: bool = True,
+        max_pending_results: int | None = None,
     ) -> EmotionStream:
         """A new stream with its own state (face tracking, caches, smoothing). ``audio`` /
         ``video``: which modalities will be pushed (a camera-only app passes ``audio=False``); a
-        window is emitted when all of them reach its end."""
+        window is emitted when all of them reach its end. ``max_pending_results``: see
+        :class:`~edge_emotion.stream.StreamConfig` (for an app that polls rarely)."""
         self._check_open()
         config = StreamConfig(
             window_ms=int(self.window_ms if window_ms is None else window_ms),
@@ -255,6 +257,7 @@ class Recognizer:
             audio=audio,
             video=video,
             max_faces=self.max_faces,
+            **({} if max_pending_results is None else {"max_pending_results": max_pending_results}),
         )
         return EmotionStream(self.model, config, self._face_detector() if video else None)
 

@@ -148,9 +148,9 @@ class EmotionStream:
     ``max_lead_ms + window + hop`` of audio (at the source rate, float32) and of video frames
     (one embedding per frame kept at the model's rate), even when an expected modality never
     arrives; when :meth:`poll` is not called that long, the windows are computed at push and kept
-    for the next :meth:`poll`, at most ``StreamConfig.max_pending_results`` of them (an hour of
-    results at a 1-s hop, by default): past that the oldest are dropped, counted in
-    :attr:`dropped_results`, with a warning once per episode.
+    for the next :meth:`poll`, at most ``StreamConfig.max_pending_results`` of them (by default an
+    hour of results at a 1-s hop with one person): past that the oldest windows' results are
+    dropped, counted in :attr:`dropped_results`, with a warning once per episode.
     """
 
     def __init__(self, model: FusionModel, config: StreamConfig, face_detector: FaceDetector | None):
@@ -426,7 +426,8 @@ class EmotionStream:
             self._keep_pending(self._poll_ready())
 
     def _keep_pending(self, results: list[EmotionResult]) -> None:
-        """Keep results computed at push for the next poll, the newest ``max_pending_results``."""
+        """Keep results computed at push for the next poll: the newest ``max_pending_results`` at
+        most, dropping whole windows."""
         self._pending.extend(results)
         excess = len(self._pending) - self._config.max_pending_results
         if excess <= 0:
@@ -437,9 +438,12 @@ class EmotionStream:
                 self._config.max_pending_results,
             )
             self._dropped_results_warned = True
-        for _ in range(excess):
-            self._pending.popleft()
-        self._dropped_results += excess
+        dropped = []
+        while len(self._pending) > self._config.max_pending_results or (
+            dropped and self._pending and self._pending[0].t_start_ms == dropped[-1].t_start_ms
+        ):  # whole windows: with several people a window has one result per person
+            dropped.append(self._pending.popleft())
+        self._dropped_results += len(dropped)
 
     # -- output ----------------------------------------------------------------------------
     def _audio_end_ms(self) -> float | None:

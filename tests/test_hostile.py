@@ -468,10 +468,9 @@ def test_without_polling_the_buffers_stay_bounded_and_poll_returns_the_windows(r
 
 
 def test_results_nobody_polls_are_capped_keeping_the_newest(recognizer, caplog):
-    from edge_emotion.stream import EmotionStream, StreamConfig
+    from edge_emotion.stream import StreamConfig
 
-    config = StreamConfig(window_ms=recognizer.window_ms, hop_ms=1000, video=False, max_pending_results=5)
-    stream = EmotionStream(recognizer.model, config, None)
+    stream = recognizer.create_stream(video=False, max_pending_results=5)
     with caplog.at_level("WARNING", logger="edge_emotion.stream"):
         for s in range(150):
             stream.push_audio(noise(1, -60, seed=s % 7), RATE, 1000 * s)
@@ -488,3 +487,14 @@ def test_results_nobody_polls_are_capped_keeping_the_newest(recognizer, caplog):
     assert len(kept) + len(rest) + stream.dropped_results >= 148
     with pytest.raises(InputError, match="max_pending_results"):
         StreamConfig(window_ms=1000, hop_ms=1000, max_pending_results=0)
+
+
+def test_the_pending_cap_drops_whole_windows_with_several_people(recognizer):
+    from types import SimpleNamespace
+
+    stream = recognizer.create_stream(video=False, max_pending_results=4)
+    # windows at 0, 1000, 2000 s with two people and the voice alone each: three results a window
+    stream._keep_pending([SimpleNamespace(t_start_ms=1000 * w, person=p) for w in range(3) for p in (0, 1, None)])
+    kept = stream.poll()
+    assert [r.t_start_ms for r in kept] == [2000, 2000, 2000]  # not a window cut in half
+    assert stream.dropped_results == 6

@@ -186,3 +186,22 @@ def test_preset_config_round_trips_through_a_dict():
         assert PresetConfig.from_dict(preset.to_dict()) == preset
     with pytest.raises(ValueError):
         PresetConfig.from_dict({**PAPER.to_dict(), "model": {**PAPER.to_dict()["model"], "bogus": 1}})
+
+
+def test_an_init_checkpoint_from_before_the_stem_pool_field_loads_by_its_default(tmp_path):
+    import dataclasses
+
+    from edge_emotion.train.checkpoint import save_checkpoint
+    from edge_emotion.train.trainer import _load_init
+
+    from edge_emotion.errors import InputError
+
+    pooled = EDGE.replace(model=dataclasses.replace(EDGE.model, visual_stem_pool=True))
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, build_model(pooled), train_config={}, stage="audio", epoch=0)
+    state = torch.load(path, weights_only=True)
+    del state["preset"]["model"]["visual_stem_pool"]  # as written before the field existed
+    torch.save(state, path)
+    _load_init(build_model(pooled), path)  # the missing field means the pool, as it did then
+    with pytest.raises(InputError, match=r"model\.visual_stem_pool: True -> False"):
+        _load_init(build_model(EDGE), path)  # pooled weights never load silently into the new stem

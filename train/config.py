@@ -35,7 +35,7 @@ class TrainConfig:
     precision on CUDA (fp16 + a gradient scaler). ``cpu_amp``: on a CPU, convolutions in channels-last
     memory and, where the CPU computes bf16 natively (AVX-512 BF16 or AMX), the training forward pass
     under bf16 autocast (validation and test stay fp32); elsewhere fp32. The edge audio stage's epochs
-    ran 3x faster so on a CPU with AMX; the width-16 face encoder gained nothing. A model trained so
+    ran 3x faster so on a CPU with AMX, the edge face encoder's training steps 2x. A model trained so
     depends on the CPU it trained on (``results.json`` records ``training_precision``).
     ``modality_dropout``: probability that a sample having both modalities loses one of them
     (chosen at random) for the fusion head. ``val_speakers``: per

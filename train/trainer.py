@@ -34,7 +34,7 @@ from edge_emotion.config import PresetConfig
 from edge_emotion.eval.metrics import classification_result, clip_probabilities
 
 from .augment import AudioAugment, AudioAugmentConfig, FaceAugment, mixup, modality_dropout
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, preset_of, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, barrier, broadcast_value, cleanup, init_distributed, mean_across
 from .model import EmotionModel
@@ -240,12 +240,29 @@ class _Logger:
             self.tb.close()
 
 
+def _preset_difference(then: PresetConfig, now: PresetConfig) -> str:
+    """The preset fields that differ, ``section.field: then -> now`` (for error messages)."""
+    a, b = then.to_dict(), now.to_dict()
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            changed = [k for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+            diffs += [f"{key}.{k}: {x.get(k)!r} -> {y.get(k)!r}" for k in changed]
+        elif x != y:
+            diffs.append(f"{key}: {x!r} -> {y!r}")
+    return "; ".join(diffs) or "none"
+
+
 def _load_init(model: EmotionModel, path: Path) -> None:
     state = load_checkpoint(path)
-    if state["preset"] != model.preset.to_dict():
+    # compared as configs, so that a checkpoint written before a field existed gets its default
+    if preset_of(state) != model.preset:
         from edge_emotion.errors import InputError
 
-        raise InputError(f"{path} was trained with another preset ({state['preset']['name']}) or labels")
+        raise InputError(
+            f"{path} was trained with another preset or labels: {_preset_difference(preset_of(state), model.preset)}"
+        )
     model.load_state_dict(state["model"])
     log.info("initialised from %s (stage %s, epoch %d)", path, state["stage"], state["epoch"])
 
@@ -324,11 +341,12 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     last_path, best_path = out / "last.pt", out / "best.pt"
     if spec.resume and last_path.is_file():
         state = load_checkpoint(last_path, ctx.device)
-        if state["stage"] != stage or state["preset"] != preset.to_dict():
+        if state["stage"] != stage or preset_of(state) != preset:
             from edge_emotion.errors import InputError
 
             raise InputError(
-                f"{last_path} is from stage {state['stage']} / preset {state['preset']['name']}; cannot resume {stage}"
+                f"{last_path} is from stage {state['stage']} / preset {state['preset']['name']} "
+                f"({_preset_difference(preset_of(state), preset)}); cannot resume {stage}"
             )
         model.load_state_dict(state["model"])
         if stage == "visual" and "visual_head" in state["heads"]:
