@@ -168,6 +168,11 @@ def decode_image(data: bytes) -> np.ndarray | None:
     return image
 
 
+#: Detector runs with stderr silenced: LiteRT logs its delegate on the first and, when a tensor it
+#: allocated is not aligned as it wants (it varies from process to process), says so on the second.
+QUIET_RUNS = 3
+
+
 def _aligned(frame: np.ndarray, alignment: int = 64) -> np.ndarray:
     """A C-contiguous copy of ``frame`` whose buffer starts on an ``alignment``-byte boundary:
     LiteRT otherwise copies the frame again and logs that it did, from native code."""
@@ -251,7 +256,7 @@ class FaceTracker:
         )
         with native_stderr_silenced():
             self._detector = FaceDetector.create_from_options(options)
-        self._first_run = True
+        self._quiet_runs = QUIET_RUNS
 
     def _on_result(self, result: Any, image: Any, timestamp_ms: int) -> None:
         with self._result_ready:
@@ -327,10 +332,10 @@ class FaceTracker:
         return list(detections)
 
     def _detect_now(self, frame: np.ndarray, timestamp_ms: int) -> list[_Detection]:
-        if self._first_run:  # LiteRT logs its delegate and memory alignment on the first run
+        if self._quiet_runs > 0:  # LiteRT logs its delegate and memory alignment on its first runs
             with native_stderr_silenced():
                 detections = self._run(frame, timestamp_ms) or []
-            self._first_run = False
+            self._quiet_runs -= 1
         else:
             detections = self._run(frame, timestamp_ms) or []
         return list(detections)
