@@ -3,7 +3,8 @@
 Each graph is exported with the TorchScript exporter (``dynamo=False``: the dynamo exporter fixes
 the batch of a batch-1 example and bakes the GRU's length into a Reshape), opset
 17, with the tensor names of :mod:`edge_emotion.model.formats` and a dynamic batch axis ``N``; then
-simplified with onnxsim when it is installed, and checked with ``onnx.checker``.
+simplified with onnxsim when it is installed, its subnormal weights set to zero
+(:func:`flush_subnormal_weights`), and checked with ``onnx.checker``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,28 @@ def simplify(path: Path) -> bool:
     return True
 
 
+def flush_subnormal_weights(proto: Any) -> int:
+    """Set the float32 initializers' subnormal values (0 < |w| < 2**-126) to zero, in place; returns
+    how many there were. Training leaves some (e.g. batch-norm scales decayed towards zero, folded
+    into the convolutions), and CPUs compute with subnormals far more slowly unless the runtime
+    flushes them: ONNX Runtime FP32 ran the edge face encoder 2x slower with 17,728 of them (2.5 % of
+    its weights), for outputs that did not change in the last bit once they were zero."""
+    from onnx import TensorProto, numpy_helper
+
+    flushed = 0
+    tiny = np.finfo(np.float32).tiny
+    for init in proto.graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        subnormal = (values != 0) & (np.abs(values) < tiny)
+        count = int(subnormal.sum())
+        if count:
+            init.CopyFrom(numpy_helper.from_array(np.where(subnormal, np.float32(0), values), init.name))
+            flushed += count
+    return flushed
+
+
 def export_graph(
     module: nn.Module,
     graph: str,
@@ -136,6 +159,9 @@ def export_graph(
         )
     was_simplified = simplify(path) if simplified else False
     proto = onnx.load(str(path))
+    flushed = flush_subnormal_weights(proto)
+    if flushed:
+        logger.info("%s: %d subnormal weights set to zero", graph, flushed)
     stamp = {"edge_emotion.graph": graph, "edge_emotion.simplified": str(was_simplified).lower()}
     stamp.update({f"edge_emotion.{k}": v for k, v in (metadata or {}).items()})
     onnx.helper.set_model_props(proto, stamp)
@@ -193,4 +219,5 @@ __all__ = [
     "export_onnx",
     "export_onnx_format",
     "simplify",
+    "flush_subnormal_weights",
 ]

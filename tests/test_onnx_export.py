@@ -86,3 +86,26 @@ def test_export_runs_in_eval_mode(tmp_path):
     inputs = example_inputs(model.preset, batch=2, seed=0)
     want = torch_outputs(model, inputs)[GRAPHS[2]]["logits"]  # torch_outputs runs in eval mode
     np.testing.assert_allclose(_run(paths[GRAPHS[2]], inputs[GRAPHS[2]]), want, atol=TOLERANCE, rtol=0)
+
+
+def test_subnormal_weights_are_exported_as_zero_and_change_nothing(tmp_path):
+    """Training can leave weights below float32's normal range (e.g. a batch-norm scale decayed
+    towards zero, folded into its convolution); CPUs compute with them slowly, so the export sets
+    them to zero."""
+    from onnx import numpy_helper
+
+    from edge_emotion.model.formats import VISUAL_ENCODER
+
+    model = fresh_model("edge", seed=7)
+    with torch.no_grad():
+        conv = model.visual.layer2[0].conv1.weight
+        conv.view(-1)[::3] = 1e-39  # subnormal in float32
+        model.visual.layer3[1].bn2.weight.fill_(1e-40)  # folded into its convolution: subnormal too
+    paths = export_onnx(model, tmp_path)
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(paths[VISUAL_ENCODER])).graph.initializer]
+    tiny = np.finfo(np.float32).tiny
+    assert not any(((w != 0) & (np.abs(w) < tiny)).any() for w in weights if w.dtype == np.float32)
+    inputs = example_inputs(model.preset, batch=2, seed=0)
+    want = torch_outputs(model, inputs)[VISUAL_ENCODER]
+    got = _run(paths[VISUAL_ENCODER], inputs[VISUAL_ENCODER])
+    np.testing.assert_allclose(got, next(iter(want.values())), atol=TOLERANCE, rtol=0)
