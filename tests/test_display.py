@@ -301,7 +301,9 @@ def test_run_display_under_xvfb_shows_the_face_box_and_ctrl_c_ends_it(xvfb, shar
     from clips import concat_clips
 
     clip = tmp_path / "long.mp4"
-    starts = concat_clips([_sample(shared_data)] * 5, clip)  # ~11.6 s, played at its own rate
+    # ~23 s, played at its own rate: long enough that the run is still playing when the box shows,
+    # however slowly a busy machine starts it
+    starts = concat_clips([_sample(shared_data)] * 10, clip)
     duration_s = starts[-1] + (starts[1] - starts[0])
     screen = _Screen(xvfb)
     env = {**os.environ, "DISPLAY": xvfb}
