@@ -301,9 +301,7 @@ def test_run_display_under_xvfb_shows_the_face_box_and_ctrl_c_ends_it(xvfb, shar
     from clips import concat_clips
 
     clip = tmp_path / "long.mp4"
-    # ~23 s, played at its own rate: long enough that the run is still playing when the box shows,
-    # however slowly a busy machine starts it
-    starts = concat_clips([_sample(shared_data)] * 10, clip)
+    starts = concat_clips([_sample(shared_data)] * 5, clip)  # ~11.6 s, played at its own rate
     duration_s = starts[-1] + (starts[1] - starts[0])
     screen = _Screen(xvfb)
     env = {**os.environ, "DISPLAY": xvfb}
@@ -313,6 +311,9 @@ def test_run_display_under_xvfb_shows_the_face_box_and_ctrl_c_ends_it(xvfb, shar
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a job started in the background of a non-interactive shell (a CI
+        # script run with `&`) inherits SIGINT ignored, and Python then leaves it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         box_pixels = 0
