@@ -243,7 +243,7 @@ class Recognizer:
         smoothing: float | None = None,
         audio: bool = True,
         video: bool = True,
-        max_pending_results: int | None = None,
+        max_pending_results: int = StreamConfig.max_pending_results,
     ) -> EmotionStream:
         """A new stream with its own state (face tracking, caches, smoothing). ``audio`` /
         ``video``: which modalities will be pushed (a camera-only app passes ``audio=False``); a
@@ -257,7 +257,7 @@ class Recognizer:
             audio=audio,
             video=video,
             max_faces=self.max_faces,
-            **({} if max_pending_results is None else {"max_pending_results": max_pending_results}),
+            max_pending_results=max_pending_results,
         )
         return EmotionStream(self.model, config, self._face_detector() if video else None)
 

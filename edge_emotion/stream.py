@@ -429,8 +429,7 @@ class EmotionStream:
         """Keep results computed at push for the next poll: the newest ``max_pending_results`` at
         most, dropping whole windows."""
         self._pending.extend(results)
-        excess = len(self._pending) - self._config.max_pending_results
-        if excess <= 0:
+        if len(self._pending) <= self._config.max_pending_results:
             return
         if not self._dropped_results_warned:
             log.warning(

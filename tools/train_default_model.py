@@ -218,9 +218,9 @@ def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
     of the audio stage: the fusion stage's starting point. (The two stages train disjoint
     parameters, so they can run at the same time.)"""
     import torch
-    from edge_emotion.train.checkpoint import load_checkpoint
+    from edge_emotion.train.checkpoint import load_checkpoint, preset_of
 
-    from edge_emotion.config import EDGE, PresetConfig
+    from edge_emotion.config import EDGE
 
     visual, audio = load_checkpoint(visual_ckpt), load_checkpoint(audio_ckpt)
     current = EDGE.to_dict()
@@ -229,7 +229,7 @@ def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
         # face encoder; the audio stage: the rest) and the labels are the same; preprocessing the
         # stage did not use (e.g. the face-crop margin, for stages trained on FER crops or speech)
         # may have been refined since. Fields a checkpoint predates take their defaults.
-        then = PresetConfig.from_dict(state["preset"]).to_dict()
+        then = preset_of(state).to_dict()
         if (trained_fields(then["model"], name), then["labels"]) != (
             trained_fields(current["model"], name),
             current["labels"],

@@ -256,13 +256,11 @@ def _preset_difference(then: PresetConfig, now: PresetConfig) -> str:
 
 def _load_init(model: EmotionModel, path: Path) -> None:
     state = load_checkpoint(path)
-    # compared as configs, so that a checkpoint written before a field existed gets its default
-    if preset_of(state) != model.preset:
+    then = preset_of(state)  # a config: fields the checkpoint predates take their defaults
+    if then != model.preset:
         from edge_emotion.errors import InputError
 
-        raise InputError(
-            f"{path} was trained with another preset or labels: {_preset_difference(preset_of(state), model.preset)}"
-        )
+        raise InputError(f"{path} was trained with another preset or labels: {_preset_difference(then, model.preset)}")
     model.load_state_dict(state["model"])
     log.info("initialised from %s (stage %s, epoch %d)", path, state["stage"], state["epoch"])
 
