@@ -54,7 +54,11 @@ class _FakeSteps:
             out.mkdir(parents=True, exist_ok=True)
             fold = int(args[args.index("--fold") + 1]) if "--fold" in args else 0
             split = {
-                "train": ["fer2013/train.zip/angry/Training_1.jpg"] if "visual" in args else [f"ravdess-audio/a{fold}"],
+                "train": {
+                    "visual": ["fer2013/train.zip/angry/Training_1.jpg"],
+                    "audio": [f"ravdess-audio/a{fold}"],
+                    "fusion": [f"ravdess-audio/a{fold}", "fer2013/train.zip/angry/Training_1.jpg"],
+                }[args[args.index("--stage") + 1]],
                 "val": [],
                 "test": [],
                 "train_speakers": [] if "visual" in args else [f"ravdess-{fold + 1:02d}", "savee-JE"],
@@ -82,9 +86,15 @@ class _FakeSteps:
             (out / "manifest.json").write_text(json.dumps({"provenance": {"checkpoint": "best.pt"}}))
 
 
-def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str) -> None:
+def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str, merged: list | None = None) -> None:
     monkeypatch.setattr(recipe, "edge_emotion", steps)
-    monkeypatch.setattr(recipe, "merge_encoders", lambda visual, audio, out: out)
+
+    def merge_encoders(visual, audio, out):
+        if merged is not None:
+            merged.append((visual, audio))
+        return out
+
+    monkeypatch.setattr(recipe, "merge_encoders", merge_encoders)
     monkeypatch.setattr(recipe, "calibration_dir", lambda data, split, out: out / "calib")
 
     def measure_window_shift(bundle, data, report, log) -> None:
@@ -195,3 +205,65 @@ def test_stages_merge_when_what_each_trained_matches_the_preset(recipe, tmp_path
     other_width = _stage_checkpoint(tmp_path / "a2.pt", "audio", weights, visual_width=32)
     with pytest.raises(SystemExit, match="audio checkpoint"):
         recipe.merge_encoders(visual, other_width, tmp_path / "m3.pt")
+
+
+def test_the_fusion_stage_must_split_the_face_images_as_the_visual_stage_did(recipe):
+    visual = {"train": ["fer2013/a.jpg", "fer2013/b.jpg"], "val": ["fer2013/c.jpg"]}
+    fusion = {
+        "train": ["ravdess-audio/x", "fer2013/b.jpg", "fer2013/a.jpg"],
+        "val": ["ravdess-audio/y", "fer2013/c.jpg"],
+    }
+    assert recipe.image_split_mismatch(visual, fusion) is None
+    # a fusion stage that trains on an image the face stage validated on
+    swapped = {"train": ["fer2013/a.jpg", "fer2013/c.jpg"], "val": ["fer2013/b.jpg"]}
+    assert "1 fer2013/* images" in recipe.image_split_mismatch(visual, swapped)
+
+
+def test_the_recipe_stops_when_the_fusion_stage_split_the_faces_otherwise(recipe, monkeypatch, tmp_path):
+    steps = _FakeSteps()
+
+    def fusion_with_other_faces(*args, log=None):
+        steps(*args, log=log)
+        args = [str(a) for a in args]
+        if args[0] == "train" and "fusion" in args:
+            out = Path(args[args.index("--out") + 1])
+            split = json.loads((out / "split.json").read_text())
+            split["train"] = ["fer2013/train.zip/angry/Training_2.jpg"]
+            (out / "split.json").write_text(json.dumps(split))
+
+    with pytest.raises(SystemExit, match="split unlike"):
+        _run_recipe(recipe, monkeypatch, tmp_path, fusion_with_other_faces)
+
+
+def test_the_edge_config_filters_face_images_alike_in_the_visual_and_fusion_stages():
+    """The split of an image corpus is made after FER+ filtering, so stages that filter differently
+    validate on different images: the fusion head would train on the face stage's validation images."""
+    pytest.importorskip("torch", reason="the training config lives in the 'train' extra's package")
+    from train.config import load_train_config
+
+    keys = ("ferplus", "ferplus_votes", "ferplus_max_match_rmse", "ferplus_min_rmse_gap", "limit", "seed")
+    visual, fusion = (load_train_config(REPO_ROOT / "configs" / "edge.toml", stage) for stage in ("visual", "fusion"))
+    assert {k: getattr(visual, k) for k in keys} == {k: getattr(fusion, k) for k in keys}
+
+
+def test_a_refit_with_a_refined_face_stage(recipe, monkeypatch, tmp_path):
+    steps, merged = _FakeSteps(), []
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--refit", "--visual-refine-epochs", "3", merged=merged)
+    out = tmp_path / "out"
+    train = {c[c.index("--out") + 1]: c for c in steps.calls if c[0] == "train"}
+    refine = train[str(out / "visual-refine")]
+    assert refine[refine.index("--init") + 1] == str(out / "visual" / "best.pt")
+    assert [refine[refine.index(o) + 1] for o in ("--epochs", "--learning-rate", "--min-learning-rate")] == [
+        "3",
+        "0.0003",
+        "1e-05",
+    ]
+    # the refined face stage is the one merged and tested; only the speech stages lose their validation actors
+    assert merged == [(out / "visual-refine" / "best.pt", out / "fold0" / "audio" / "best.pt")]
+    fer_eval = [c for c in steps.calls if c[0] == "eval" and "fer2013" in c][0]
+    assert fer_eval[fer_eval.index("--split") + 1] == str(out / "visual-refine" / "split.json")
+    for path, call in train.items():
+        refit = "--val-speakers" in call and call[call.index("--val-speakers") + 1] == "0"
+        assert refit == ("audio" in path or "fusion" in path), path
+    manifest = json.loads((out / "bundle/manifest.json").read_text())
+    assert "visual_stage_refined_from" in manifest["provenance"]["metrics"]

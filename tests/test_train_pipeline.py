@@ -84,6 +84,18 @@ def test_resume_continues_after_the_last_finished_epoch(audio_run, tmp_path):
     assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 2
 
 
+def test_a_refit_without_validation_speakers_keeps_its_last_epoch(audio_run, tmp_path):
+    spec, _ = audio_run
+    out = tmp_path / "refit"
+    result = train(
+        RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=2, val_speakers=0)})
+    )
+    split = json.loads((out / "split.json").read_text())
+    assert not split["val_speakers"] and not split["val"] and split["test"]
+    assert result.best_epoch == 1 and load_checkpoint(result.best_checkpoint)["epoch"] == 1
+    assert json.loads((out / "results.json").read_text())["epoch_chosen_by"].startswith("last epoch")
+
+
 @pytest.mark.slow
 def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     spec, audio_result = audio_run

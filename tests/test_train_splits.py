@@ -128,3 +128,13 @@ def test_variants_of_one_corpus_keep_each_speaker_in_one_part():
         part_of = {k: p for p in ("train", "val", "test") for k in getattr(split, p)}
         assert part_of["crema-d/1001"] == part_of["crema-d-audio/1001-0"] == part_of["crema-d-audio/1001-1"]
         assert make_split(audio, "actor-kfold", fold=fold, folds=3, seed=0).test_speakers == split.test_speakers
+
+
+def test_no_validation_speakers_when_asked_for_none():
+    """A refit: every non-test speaker trains; images keep their own validation part."""
+    samples = _corpus("ravdess", 20) + _samples()[-20:]
+    for fold in range(5):
+        split = make_split(samples, "actor-kfold", fold=fold, folds=5, seed=0, val_speakers=0)
+        assert not split.val_speakers and len(split.train_speakers) == 16 and len(split.test_speakers) == 4
+        assert not [k for k in split.val if k.startswith("ravdess")]
+        assert split.test_speakers == make_split(samples, "actor-kfold", fold=fold, folds=5, seed=0).test_speakers

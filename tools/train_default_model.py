@@ -17,7 +17,9 @@ The recipe (the model card in README.md explains why):
    and the real CREMA-D AV clips, with modality dropout), then ``eval`` on the fold's unseen actors,
    audio only (RAVDESS, and SAVEE / EmoDB where they trained and the fold holds out some of their
    speakers: leave-speakers-out; a corpus left out of training is scored cross-corpus, every
-   speaker, by the shipped fold's audio stage).
+   speaker, by the shipped fold's audio stage). With ``--refit`` no validation actors are held out
+   (16 train) and the audio and fusion stages keep their last epoch instead of the best one on
+   validation.
 3. The model of fold ``--ship-fold`` is exported (ONNX FP32 + INT8, OpenVINO FP32 + INT8, calibrated
    on its own training actors' speech and on FER2013 training faces), evaluated (FER2013 public
    test, as ``auto`` runs it and through its ONNX Runtime INT8 graphs; the real AV clips; its fold's
@@ -200,6 +202,8 @@ def training_provenance(split_paths: list[Path]) -> dict:
     return from_splits([read_json(p) for p in split_paths if p.exists()])
 
 
+REFINE_MIN_LR = 1e-5  # where --visual-refine-epochs' cosine ends
+
 # Model-config fields that shape only the face encoder's inside, not its output (the embedding's size)
 FACE_ENCODER_INTERNALS = ("visual_stem_pool",)
 
@@ -211,6 +215,23 @@ def trained_fields(model: dict, stage: str) -> dict:
     if stage == "visual":
         return {k: v for k, v in model.items() if k.startswith("visual_")}
     return {k: v for k, v in model.items() if k not in FACE_ENCODER_INTERNALS}
+
+
+def image_split_mismatch(visual_split: dict, fusion_split: dict, prefix: str = "fer2013/") -> str | None:
+    """Why the fusion stage's face images are not split as the visual stage's were (None: they
+    are). The fusion head's face-only validation is only unseen by the face encoder if its
+    validation images are the visual stage's, and its training images must not be the visual
+    stage's validation images, or the face stage's epoch choice would have been made on them."""
+    for part in ("train", "val"):
+        visual = {k for k in visual_split.get(part, ()) if k.startswith(prefix)}
+        fusion = {k for k in fusion_split.get(part, ()) if k.startswith(prefix)}
+        if visual != fusion:
+            return (
+                f"{part}: {len(fusion - visual)} {prefix}* images of the fusion stage are not in the visual stage's "
+                f"{part} part and {len(visual - fusion)} the other way (do both stages filter the images alike, "
+                "e.g. the same ferplus setting?)"
+            )
+    return None
 
 
 def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
@@ -308,12 +329,26 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--audio-epochs", type=int, default=60)
     parser.add_argument("--visual-epochs", type=int, default=75)
-    parser.add_argument("--fusion-epochs", type=int, default=8)
+    parser.add_argument(
+        "--visual-refine-epochs",
+        type=int,
+        default=0,
+        help="then this many more face-stage epochs from its best one, the learning rate falling by a cosine "
+        "from --visual-refine-lr to 1e-5 (a warm restart; 0: none)",
+    )
+    parser.add_argument("--visual-refine-lr", type=float, default=3e-4)
+    parser.add_argument("--fusion-epochs", type=int, default=16)
     parser.add_argument(
         "--cv-fusion",
         action="store_true",
         help="also run the fusion stage on every fold (default: only on the shipped fold; the other folds are "
         "scored after the audio stage, whose audio encoder + fusion head is the same audio-only path)",
+    )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="the audio and fusion stages train on every non-test speaker (no validation speakers) and keep "
+        "their last epoch: the schedule that runs with 4 validation actors chose, on 16 actors instead of 12",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
@@ -337,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     crema = ["--dataset", "crema-d", "--root", data / "crema-d"]
     audio_corpora = [name for name in args.audio_corpora if (data / AUDIO_CORPORA[name]).is_dir()]
     speech = [a for name in audio_corpora for a in ("--dataset", name, "--root", data / AUDIO_CORPORA[name])]
+    speakers = ["--val-speakers", 0] if args.refit else []  # the audio and fusion stages'
     started = time.time()
 
     visual = out / "visual"
@@ -366,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             "--out",
             out / f"fold{k}" / "audio",
             "--resume",
+            *speakers,
             *common,
         ]
 
@@ -379,6 +416,29 @@ def main(argv: list[str] | None = None) -> None:
         edge_emotion_parallel(steps, args.jobs, out / "logs")
     if not (visual / "results.json").exists():
         edge_emotion(*visual_args, log=log)
+    face_stage = visual  # the face encoder the bundle gets
+    if args.visual_refine_epochs > 0:
+        face_stage = out / "visual-refine"
+        if not (face_stage / "results.json").exists():
+            edge_emotion(
+                "train",
+                "--stage",
+                "visual",
+                *fer,
+                "--init",
+                visual / "best.pt",
+                "--epochs",
+                args.visual_refine_epochs,
+                "--learning-rate",
+                args.visual_refine_lr,
+                "--min-learning-rate",
+                REFINE_MIN_LR,
+                "--out",
+                face_stage,
+                "--resume",
+                *common,
+                log=log,
+            )
 
     folds = []
     cross_corpus: dict[str, dict] = {}
@@ -390,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         scored = audio
         if args.cv_fusion or k == args.ship_fold:
             if not (fusion / "results.json").exists():
-                start = merge_encoders(visual / "best.pt", audio / "best.pt", fold / "init.pt")
+                start = merge_encoders(face_stage / "best.pt", audio / "best.pt", fold / "init.pt")
                 # the audio stage's corpora too: the head must not forget the voices the encoder learnt
                 extra = [
                     a for i in range(0, len(speech), 4) if speech[i + 1] != "ravdess-audio" for a in speech[i : i + 4]
@@ -412,9 +472,13 @@ def main(argv: list[str] | None = None) -> None:
                     "--out",
                     fusion,
                     "--resume",
+                    *speakers,
                     *common,
                     log=log,
                 )
+            mismatch = image_split_mismatch(read_json(face_stage / "split.json"), read_json(fusion / "split.json"))
+            if mismatch:
+                raise SystemExit(f"{fusion}: its face images are split unlike {face_stage}'s: {mismatch}")
             scored = fusion
         for run in {audio, scored}:
             report = fold / f"eval-ravdess-audio-{run.name}.json"
@@ -481,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
         "ravdess_av_clips": "ravdess-01" not in ship_test,
     }
     evaluations = {}
-    fer_test = [*fer, "--split", visual / "split.json"]
+    fer_test = [*fer, "--split", face_stage / "split.json"]
     for name, extra in {
         "fer2013_public_test": fer_test,
         # the same images through the INT8 graphs, whatever `auto` picks (the face goal is stated for INT8)
@@ -505,7 +569,7 @@ def main(argv: list[str] | None = None) -> None:
     # The speakers that trained the bundle go into its manifest before the window-shift measurement,
     # which reads them there to score only the unseen actors.
     provenance_ids = training_provenance(
-        [visual / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]
+        [visual / "split.json", face_stage / "split.json", ship.parent / "audio" / "split.json", ship / "split.json"]
     )
     manifest_path = bundle / "manifest.json"
     manifest = read_json(manifest_path)
@@ -553,7 +617,8 @@ def main(argv: list[str] | None = None) -> None:
             }
             for name, r in evaluations.items()
         },
-        "visual_stage_results": read_json(visual / "results.json"),
+        "visual_stage_results": read_json(face_stage / "results.json"),
+        **({"visual_stage_refined_from": read_json(visual / "results.json")} if face_stage != visual else {}),
     }
     command = "python tools/train_default_model.py " + shlex.join(sys.argv[1:])
     first_stage_started = min(p.stat().st_mtime for p in out.rglob("split.json"))  # each run writes it first

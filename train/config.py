@@ -39,7 +39,10 @@ class TrainConfig:
     depends on the CPU it trained on (``results.json`` records ``training_precision``).
     ``modality_dropout``: probability that a sample having both modalities loses one of them
     (chosen at random) for the fusion head. ``val_speakers``: per
-    corpus, training speakers held out for validation. ``limit``: use at most this many samples
+    corpus, training speakers held out for validation; 0 holds none out and keeps the *last* epoch
+    instead of the best one on validation (a refit on every non-test speaker, for a schedule that
+    runs with validation speakers chose; images keep their validation part, which is still
+    scored). ``limit``: use at most this many samples
     per corpus (0 = all; for smoke tests). ``fusion_faces_per_audio``: in the fusion stage, face-only
     samples per epoch as a multiple of the audio windows.
 

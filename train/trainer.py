@@ -336,6 +336,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     heads = (lambda: {"visual_head": net.head.state_dict()}) if stage == "visual" else (lambda: {})
 
     start_epoch, history, best = 0, [], {"val_ua": -1.0, "epoch": -1}
+    keep_last = config.val_speakers == 0
     last_path, best_path = out / "last.pt", out / "best.pt"
     if spec.resume and last_path.is_file():
         state = load_checkpoint(last_path, ctx.device)
@@ -426,7 +427,8 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
                 "seconds": round(time.time() - t0, 2),
             }
             history.append(row)
-            improved = val_ua > best["val_ua"]
+            # val_speakers = 0: a refit on every non-test speaker keeps its last epoch
+            improved = keep_last or val_ua > best["val_ua"]
             if improved:
                 best = {"val_ua": val_ua, "epoch": epoch}
             common = dict(
@@ -463,6 +465,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             "training_precision": "bf16 autocast" if cpu_bf16 else ("fp16 autocast" if use_amp else "fp32"),
             "best_epoch": best["epoch"],
             "best_val_ua": best["val_ua"],
+            "epoch_chosen_by": "last epoch (no validation speakers)" if keep_last else "best validation UA",
             "test": test.get("report"),
             "test_loss": test.get("loss"),
             "unmapped_labels": data.unmapped,

@@ -48,6 +48,18 @@ def register(app: typer.Typer) -> None:
         ),
         epochs: int | None = typer.Option(None, "--epochs", help="Override the config's epochs."),
         batch_size: int | None = typer.Option(None, "--batch-size", help="Override the config's batch size."),
+        learning_rate: float | None = typer.Option(
+            None, "--learning-rate", help="Override the config's starting learning rate (the cosine's top)."
+        ),
+        min_learning_rate: float | None = typer.Option(
+            None, "--min-learning-rate", help="Override the config's final learning rate (the cosine's floor)."
+        ),
+        val_speakers: int | None = typer.Option(
+            None,
+            "--val-speakers",
+            help="Override the config's validation speakers per corpus; 0: every non-test speaker trains and "
+            "the last epoch is kept (a refit).",
+        ),
         limit: int | None = typer.Option(None, "--limit", help="Use at most N samples per corpus (smoke runs)."),
         resume: bool = typer.Option(False, "--resume", help="Continue OUT/last.pt after an interruption."),
         device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
@@ -69,7 +81,16 @@ def register(app: typer.Typer) -> None:
             preset_config = get_preset(preset)
         except ValueError as exc:
             raise fail(str(exc)) from None
-        train_config = load_train_config(config, stage, epochs=epochs, batch_size=batch_size, limit=limit)
+        train_config = load_train_config(
+            config,
+            stage,
+            epochs=epochs,
+            batch_size=batch_size,
+            limit=limit,
+            val_speakers=val_speakers,
+            learning_rate=learning_rate,
+            min_learning_rate=min_learning_rate,
+        )
         logging.getLogger("edge_emotion").setLevel(logging.INFO)  # per-epoch lines are INFO
         spec = RunSpec(
             preset=preset_config,

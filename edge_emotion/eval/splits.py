@@ -9,7 +9,8 @@
   at least one while two or more remain. RAVDESS's 20 actors in 5 folds: 4 test, 4 validation,
   12 training actors per fold; EmoDB's 8 speakers: 1-2 test, 1 validation; SAVEE's 3 (in 3 or
   more folds): 1 test in its folds, 1 validation, 1 training. A corpus with fewer speakers than
-  folds has no test speaker in the remaining folds.
+  folds has no test speaker in the remaining folds. ``val_speakers=0`` holds none out: every
+  non-test speaker trains (a refit, for a schedule chosen by runs that had validation speakers).
 - ``random``: the paper's random 80:20 split of samples (speakers mixed; for comparison with its
   table only); the validation set is a random ``val_fraction`` of the 80.
 
@@ -176,7 +177,7 @@ def make_split(
         fold_of = {spk: i % folds for i, spk in enumerate(speakers)}
         test_here = sorted(s for s in speakers if fold_of[s] == fold)
         rest = [s for s in speakers if fold_of[s] != fold]
-        n_val = max(1, min(val_speakers, int(max_val_share * len(rest)))) if len(rest) > 1 else 0
+        n_val = max(1, min(val_speakers, int(max_val_share * len(rest)))) if len(rest) > 1 and val_speakers else 0
         val_here = sorted(rest[:n_val])
         test_spk += test_here
         val_spk += val_here
