@@ -248,7 +248,7 @@ def test_the_edge_config_filters_face_images_alike_in_the_visual_and_fusion_stag
 
 def test_a_refit_with_a_refined_face_stage(recipe, monkeypatch, tmp_path):
     steps, merged = _FakeSteps(), []
-    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--refit", "--visual-refine-epochs", "3", merged=merged)
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--visual-refine-epochs", "3", merged=merged)
     out = tmp_path / "out"
     train = {c[c.index("--out") + 1]: c for c in steps.calls if c[0] == "train"}
     refine = train[str(out / "visual-refine")]
@@ -267,3 +267,9 @@ def test_a_refit_with_a_refined_face_stage(recipe, monkeypatch, tmp_path):
         assert refit == ("audio" in path or "fusion" in path), path
     manifest = json.loads((out / "bundle/manifest.json").read_text())
     assert "visual_stage_refined_from" in manifest["provenance"]["metrics"]
+
+
+def test_no_refit_keeps_validation_actors(recipe, monkeypatch, tmp_path):
+    steps = _FakeSteps()
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--no-refit")
+    assert not [c for c in steps.calls if "--val-speakers" in c]

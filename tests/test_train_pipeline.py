@@ -96,6 +96,24 @@ def test_a_refit_without_validation_speakers_keeps_its_last_epoch(audio_run, tmp
     assert json.loads((out / "results.json").read_text())["epoch_chosen_by"].startswith("last epoch")
 
 
+def test_a_second_process_cannot_train_into_a_run_directory_in_use(audio_run, tmp_path):
+    import fcntl
+
+    from edge_emotion.errors import InputError
+
+    spec, _ = audio_run
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first training process holds it
+        with pytest.raises(InputError, match="another training process"):
+            train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=1)}))
+    assert not (out / "metrics.csv").exists()
+    assert (
+        len(train(RunSpec(**{**spec.__dict__, "out_dir": out, "config": spec.config.replace(epochs=1)})).history) == 1
+    )
+
+
 @pytest.mark.slow
 def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     spec, audio_result = audio_run

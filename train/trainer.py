@@ -16,6 +16,7 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -269,9 +270,36 @@ def train(spec: RunSpec) -> TrainResult:
     """Run one stage of training (see the module doc); returns where the checkpoints are."""
     ctx = init_distributed(spec.device)
     try:
-        return _train(spec, ctx)
+        with _run_lock(Path(spec.out_dir), ctx.is_main):
+            return _train(spec, ctx)
     finally:
         cleanup(ctx)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path, held: bool):
+    """One training process per run directory: a second one (a recipe step started twice, a resume
+    beside the run it resumes) would interleave its checkpoints and metrics with the first's.
+    An advisory lock on ``OUT/.lock``, released when the process ends, however it ends; on systems
+    without ``fcntl`` nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if not held or fcntl is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            from edge_emotion.errors import InputError
+
+            raise InputError(
+                f"another training process is writing into {out}; wait for it or choose another --out"
+            ) from None
+        yield
 
 
 def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
@@ -464,7 +492,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             "world_size": ctx.world_size,
             "training_precision": "bf16 autocast" if cpu_bf16 else ("fp16 autocast" if use_amp else "fp32"),
             "best_epoch": best["epoch"],
-            "best_val_ua": best["val_ua"],
+            "best_val_ua": best["val_ua"] if best["val_ua"] >= 0 else None,  # None: nothing to validate on
             "epoch_chosen_by": "last epoch (no validation speakers)" if keep_last else "best validation UA",
             "test": test.get("report"),
             "test_loss": test.get("loss"),
