@@ -43,24 +43,21 @@ class Kiosk:
         self._window: int | None = None  # t_start_ms of the window being reported
         self._voice_off_screen = False  # an off-screen voice in the window being reported
         self._off_screen_before = 0  # consecutive windows with one, just before this window
-        self._announced = False  # the off-screen voice of this run of windows was mentioned
         self._idle = True
 
     def on_result(self, result) -> None:
         if result.t_start_ms != self._window:  # a new window: close the previous one
             if self._window is not None:
                 self._off_screen_before = self._off_screen_before + 1 if self._voice_off_screen else 0
-                self._announced = self._announced and self._voice_off_screen
             self._window = result.t_start_ms
             self._voice_off_screen = False
         if result.person is None:  # no face: a voice that nobody in view makes, or nothing at all
             if result.speaking and result.modalities == ("audio",):
-                self._voice_off_screen = True
-                # Said once per run of such windows, from the second on: one window's speaker
-                # decision (e.g. the last, partial window of a clip) is not enough to speak up.
-                if self._off_screen_before >= 1 and not self._announced:
+                # Said once per run of such windows, in its second: one window's speaker decision
+                # (e.g. the last, partial window of a clip) is not enough to speak up.
+                if self._off_screen_before == 1 and not self._voice_off_screen:
                     self._say("I can hear someone I can't see - come closer!")
-                    self._announced = True
+                self._voice_off_screen = True
         else:
             self._person(result)
         self._goodbyes(result.t_end_ms)

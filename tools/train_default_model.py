@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         help="then this many more face-stage epochs from its best one, the learning rate falling by a cosine "
-        "from --visual-refine-lr to 1e-5 (a warm restart; 0: none)",
+        f"from --visual-refine-lr to {REFINE_MIN_LR:g} (a warm restart; 0: none)",
     )
     parser.add_argument("--visual-refine-lr", type=float, default=3e-4)
     parser.add_argument("--fusion-epochs", type=int, default=16)
