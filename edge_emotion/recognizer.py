@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import BundleError, InputError
+from .frontend.align import FrameSubsampler
 from .frontend.face import DEFAULT_DETECT_EVERY
 from .model.bundle import Bundle
 from .results import EmotionResult
@@ -67,7 +68,10 @@ class RecognizerOptions:
     it found are followed on the frames between (see :class:`~edge_emotion.frontend.face.FaceTracker`;
     1, the default: every frame, as training preprocessed its clips; 3 detects every 300 ms at the
     edge preset's 10 fps, for files processed faster at the cost of some changed labels, which
-    BENCHMARKS.md measures).
+    BENCHMARKS.md measures). ``face_detector``: what runs the face detector, one of
+    :data:`~edge_emotion.frontend.face.DETECTORS` (``"auto"``: the SDK's own BlazeFace on OpenVINO
+    when installed, else ONNX Runtime; ``"mediapipe"``: MediaPipe's ``FaceDetector`` task, the same
+    network at about twice the CPU, whose boxes agree within a pixel).
     """
 
     hop_ms: int | None = None
@@ -76,9 +80,10 @@ class RecognizerOptions:
     face_select: str = "largest"
     max_faces: int = 1
     detect_every: int = DEFAULT_DETECT_EVERY
+    face_detector: str = "auto"
 
     def __post_init__(self) -> None:
-        from .frontend.face import SELECTIONS, check_detect_every
+        from .frontend.face import DETECTORS, SELECTIONS, check_detect_every
 
         for name in ("hop_ms", "window_ms"):
             value = getattr(self, name)
@@ -93,6 +98,8 @@ class RecognizerOptions:
         if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
             raise InputError(f"max_faces must be a whole number of at least 1, got {self.max_faces!r}")
         check_detect_every(self.detect_every)
+        if self.face_detector not in DETECTORS:
+            raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {self.face_detector!r}")
 
 
 class Recognizer:
@@ -114,6 +121,7 @@ class Recognizer:
         face_select: str | None = None,
         max_faces: int | None = None,
         detect_every: int | None = None,
+        face_detector: str | None = None,
     ):
         overrides = {
             k: v
@@ -124,6 +132,7 @@ class Recognizer:
                 ("face_select", face_select),
                 ("max_faces", max_faces),
                 ("detect_every", detect_every),
+                ("face_detector", face_detector),
             )
             if v is not None
         }
@@ -160,6 +169,10 @@ class Recognizer:
     def detect_every(self) -> int:
         return int(self.options.detect_every)
 
+    @property
+    def face_detector(self) -> str:
+        return self.options.face_detector
+
     @classmethod
     def from_bundle(
         cls,
@@ -176,6 +189,7 @@ class Recognizer:
         face_select: str | None = None,
         max_faces: int | None = None,
         detect_every: int | None = None,
+        face_detector: str | None = None,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
@@ -190,6 +204,7 @@ class Recognizer:
             "face_select": face_select,
             "max_faces": max_faces,
             "detect_every": detect_every,
+            "face_detector": face_detector,
         }
         options = dataclasses.replace(
             options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
@@ -225,15 +240,16 @@ class Recognizer:
         from .frontend.face import FaceTracker
         from .frontend.tracks import MultiFaceTracker, TrackConfig
 
-        every = self.detect_every
+        common = {
+            "running_mode": running_mode,
+            "select": self.face_select,
+            "detect_every": self.detect_every,
+            "detector": self.face_detector,
+        }
         if self.max_faces == 1:
-            return FaceTracker(
-                self.preset.visual, running_mode=running_mode, select=self.face_select, detect_every=every
-            )
+            return FaceTracker(self.preset.visual, **common)
         tracks = TrackConfig(max_faces=self.max_faces, max_gap_ms=self.window_ms)
-        return MultiFaceTracker(
-            self.preset.visual, tracks, running_mode=running_mode, select=self.face_select, detect_every=every
-        )
+        return MultiFaceTracker(self.preset.visual, tracks, **common)
 
     def create_stream(
         self,
@@ -286,20 +302,19 @@ class Recognizer:
             log.warning("%s has no video track: recognising from audio alone", path)
         if not has_audio:
             log.warning("%s has no audio track: recognising from faces alone", path)
-        return self._run_stream(
-            media,
-            self.create_stream(
-                hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video
-            ),
+        stream = self.create_stream(
+            hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video
         )
+        return self._run_stream(media, stream, FrameSubsampler(self.preset) if has_video else None)
 
     @staticmethod
-    def _run_stream(media, stream: EmotionStream) -> Iterator[EmotionResult]:
+    def _run_stream(media, stream: EmotionStream, kept: FrameSubsampler | None = None) -> Iterator[EmotionResult]:
         """Feed the file's frames and chunks to the stream in timestamp order. The file is read
         (demuxed, decoded, merged) on a reader thread a little ahead of the stream, so decoding
-        overlaps face detection and the encoders; frames are converted to RGB here, by the stream,
-        only when it keeps them."""
-        reader = _Reader(media)
+        overlaps face detection and the encoders. ``kept``: the stream's frame subsampler's twin;
+        the frames it keeps, which the stream will keep too, are converted to RGB on the reader
+        thread, and the others never are (the stream reads only their luma plane, if anything)."""
+        reader = _Reader(media, kept)
         try:
             for kind, item in reader:
                 if kind == "video":  # the frame itself: the stream converts only the frames it keeps
@@ -367,8 +382,9 @@ class _Reader:
     BATCH = 8  # items per batch
     _END = object()
 
-    def __init__(self, media):
+    def __init__(self, media, kept: FrameSubsampler | None = None):
         self._media = media
+        self._kept = kept
         self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="edge-emotion-file-reader", daemon=True)
@@ -384,6 +400,8 @@ class _Reader:
             keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
             batch = []  # handed over a few at a time: fewer hand-overs between the threads
             for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
+                if kind == "video" and self._kept is not None and self._kept.keep(item.timestamp_ms):
+                    item.image  # noqa: B018 - converted (and kept) here, off the stream's thread
                 batch.append((kind, item))
                 if len(batch) == self.BATCH:
                     if not self._put(batch):

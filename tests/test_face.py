@@ -299,7 +299,7 @@ import numpy as np
 from edge_emotion.config import EDGE
 from edge_emotion.frontend.face import FaceTracker
 
-with FaceTracker(EDGE.visual, running_mode="image") as tracker:
+with FaceTracker(EDGE.visual, running_mode="image", detector="mediapipe") as tracker:
     observation = tracker.detect(np.zeros((96, 128, 3), np.uint8), 0)
 assert observation.status == "no_face", observation
 assert "matplotlib" not in sys.modules and "matplotlib.pyplot" not in sys.modules, "matplotlib was imported"
@@ -332,7 +332,7 @@ def test_the_face_detector_loads_without_importing_matplotlib():
 
 
 def test_the_detectors_first_runs_write_nothing_on_stderr(face_frame, capfd, monkeypatch):
-    # LiteRT logs from native code on a detector's first runs (its delegate on the first; on the
+    # MediaPipe's task: LiteRT logs from native code on a detector's first runs (its delegate on the first; on the
     # second, in some processes, that it re-aligned a tensor): stand-ins write to fd 2 like it
     import edge_emotion.frontend.face as face_module
 
@@ -345,7 +345,7 @@ def test_the_detectors_first_runs_write_nothing_on_stderr(face_frame, capfd, mon
         return real_run(self, frame, timestamp_ms)
 
     monkeypatch.setattr(FaceTracker, "_run", chatty_run)
-    tracker = FaceTracker(EDGE.visual, running_mode="video")
+    tracker = FaceTracker(EDGE.visual, running_mode="video", detector="mediapipe")
     try:
         for i in range(face_module.QUIET_RUNS + 1):
             tracker.detect(face_frame[0], 100 * i)

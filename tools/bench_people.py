@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per case; the fastest is reported")
     parser.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
     parser.add_argument("--detect-every", type=int, default=1, help="the face detector on one kept frame in N")
+    parser.add_argument("--face-detector", default="auto", help="what runs the face detector (run --face-detector)")
     parser.add_argument("--model", type=Path, default=None, help="a bundle directory (default: the shipped model)")
     args = parser.parse_args(argv)
 
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'faces':>5} {'media s':>8} {'results':>7} {'RTF wall':>9} {'CPU s/s':>8}")
         for faces, path in cases.items():
             with Recognizer.from_bundle(
-                args.model, max_faces=faces, threads=args.threads, detect_every=args.detect_every
+                args.model,
+                max_faces=faces,
+                threads=args.threads,
+                detect_every=args.detect_every,
+                face_detector=args.face_detector,
             ) as recognizer:
                 list(recognizer.analyze(path))  # warm-up: model load, detector, caches
                 best = None

@@ -46,7 +46,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _CLI = "import sys; from edge_emotion.cli import main; main(sys.argv[1:])"
 _STARTUP = (
     "import sys; from edge_emotion.cli import main; from edge_emotion.recognizer import Recognizer; "
-    "r = Recognizer.from_bundle(sys.argv[1] or None, threads=int(sys.argv[2]) if sys.argv[2] else None); "
+    "r = Recognizer.from_bundle(sys.argv[1] or None, threads=int(sys.argv[2]) if sys.argv[2] else None, "
+    "face_detector=sys.argv[3]); "
     "r._face_detector().close()"
 )
 
@@ -86,15 +87,21 @@ def _timed_child(args: list[str]) -> tuple[float, float]:
 
 
 def end_to_end(
-    clip: Path, model: str | None, threads: int | None, repeats: int, detect_every: int = 1
+    clip: Path,
+    model: str | None,
+    threads: int | None,
+    repeats: int,
+    detect_every: int = 1,
+    face_detector: str = "auto",
 ) -> dict[str, Any]:
     cli = ["-c", _CLI, "run", "--video", str(clip), "--output", "jsonl", "--detect-every", str(detect_every)]
+    cli += ["--face-detector", face_detector]
     if model:
         cli += ["--model", model]
     if threads:
         cli += ["--threads", str(threads)]
     runs = [_timed_child(cli) for _ in range(repeats)]
-    starts = [_timed_child(["-c", _STARTUP, model or "", str(threads or "")]) for _ in range(repeats)]
+    starts = [_timed_child(["-c", _STARTUP, model or "", str(threads or ""), face_detector]) for _ in range(repeats)]
     return {
         "run_wall_s": [w for w, _ in runs],
         "run_cpu_s": [c for _, c in runs],
@@ -132,7 +139,12 @@ def _recording(fn: Callable, record: list, copy: bool = True) -> Callable:
 
 
 def in_process_run(
-    clip: Path, model: str | None, threads: int | None, eager: bool, detect_every: int = 1
+    clip: Path,
+    model: str | None,
+    threads: int | None,
+    eager: bool,
+    detect_every: int = 1,
+    face_detector: str = "auto",
 ) -> dict[str, Any]:
     """One ``Recognizer.analyze`` of the clip in this process (start-up excluded), recording what
     each stage received so that the stages can be replayed one at a time."""
@@ -141,8 +153,8 @@ def in_process_run(
     from edge_emotion.recognizer import Recognizer
     from edge_emotion.sources import VideoFileSource, VideoFrame
 
-    rec = Recognizer.from_bundle(model, threads=threads, detect_every=detect_every)
-    rec._face_detector().close()  # MediaPipe imported and loaded once: start-up, measured on its own
+    rec = Recognizer.from_bundle(model, threads=threads, detect_every=detect_every, face_detector=face_detector)
+    rec._face_detector().close()  # the detector imported and loaded once: start-up, measured on its own
     recorded: dict[str, list] = {k: [] for k in ("encode_faces", "encode_audio", "fuse", "log_mel", "vad", "kept")}
     for method in ("encode_faces", "encode_audio", "fuse"):
         setattr(rec.model, method, _recording(getattr(rec.model, method), recorded[method]))
@@ -307,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detect-every", type=int, default=1, help="the face detector on one kept frame in N (run --detect-every)"
     )
+    parser.add_argument(
+        "--face-detector", default="auto", help="what runs the face detector (run --face-detector; default auto)"
+    )
     args = parser.parse_args(argv)
     # as the CLI does (edge_emotion/cli/__init__.py), before numpy loads
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -318,16 +333,17 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "eager": args.eager,
         "detect_every": args.detect_every,
+        "face_detector": args.face_detector,
     }
     data["clip_s"] = clip_seconds(clip)
     data["load_before"] = os.getloadavg()
     nan = [float("nan")]
     data["end_to_end"] = (
-        end_to_end(clip, args.model, args.threads, args.repeats, args.detect_every)
+        end_to_end(clip, args.model, args.threads, args.repeats, args.detect_every, args.face_detector)
         if args.repeats
         else {"run_wall_s": nan, "run_cpu_s": nan, "startup_wall_s": nan, "startup_cpu_s": nan}
     )
-    run = in_process_run(clip, args.model, args.threads, args.eager, args.detect_every)
+    run = in_process_run(clip, args.model, args.threads, args.eager, args.detect_every, args.face_detector)
     data["model"] = repr(run["recognizer"].model)
     data["stages"] = isolated_stages(clip, run)
     data["in_process"] = {k: run[k] for k in ("windows", "wall_s", "cpu_s")}

@@ -156,6 +156,13 @@ def register(app: typer.Typer) -> None:
             help="Run the face detector on one of the model's frames in N while it finds faces (3: every "
             "300 ms at 10 fps) and follow the faces found on the frames between; 1: every frame, as in training.",
         ),
+        face_detector: str = typer.Option(
+            "auto",
+            "--face-detector",
+            help="What runs the BlazeFace face detector: auto (OpenVINO when installed, else ONNX Runtime), "
+            "openvino, onnxruntime, or mediapipe (MediaPipe's own task: the same boxes within a pixel, "
+            "about twice the CPU).",
+        ),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
@@ -184,6 +191,7 @@ def register(app: typer.Typer) -> None:
             smoothing=smoothing,
             max_faces=max_faces,
             detect_every=detect_every,
+            face_detector=face_detector,
         )
         emit = _Printer(output)
 

@@ -1,9 +1,12 @@
-"""Face detection and tracking (MediaPipe Tasks ``FaceDetector``), and the face crop the visual
+"""Face detection and tracking (MediaPipe's short-range BlazeFace), and the face crop the visual
 encoder takes.
 
-The detector runs the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0,
-see ``LICENSE-mediapipe.txt``); nothing is downloaded. MediaPipe and OpenCV are imported when a
-:class:`FaceTracker` is built or a crop is made, not when this module is imported; matplotlib, which
+The detector is the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0, see
+``LICENSE-mediapipe.txt``); nothing is downloaded. By default the SDK runs it itself
+(:mod:`edge_emotion.frontend.blazeface`: OpenVINO or ONNX Runtime, with MediaPipe's pre- and
+post-processing), at about half the CPU of MediaPipe's ``FaceDetector`` task, which stays available
+as ``detector="mediapipe"``. MediaPipe and OpenCV are imported when a :class:`FaceTracker` that
+needs them is built or a crop is made, not when this module is imported; matplotlib, which
 MediaPipe imports for a plotting helper, is not imported at all (:func:`_pyplot_deferred`).
 """
 
@@ -29,6 +32,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "face_detection_short_range.tflite"
 
 RUNNING_MODES = ("image", "video", "live_stream")
+#: What runs the detector: the SDK's own BlazeFace (``"auto"``: OpenVINO when installed, else ONNX
+#: Runtime; or either by name), or MediaPipe's ``FaceDetector`` task. Their boxes agree within a
+#: pixel (``tests/test_blazeface.py``); the SDK's costs about half the CPU (BENCHMARKS.md).
+DETECTORS = ("auto", "openvino", "onnxruntime", "mediapipe")
+DEFAULT_DETECTOR = "auto"
 SELECTIONS = ("largest", "stable")
 #: ``FaceObservation.status`` values. Only "ok" is usable.
 STATUSES = ("ok", "no_face", "too_small", "out_of_frame")
@@ -204,7 +212,8 @@ class FaceTracker:
     frame with a side over :data:`MAX_DETECTOR_SIDE` is shrunk for the detector. ``select``:
     "largest" face, or "stable" — the face overlapping most (IoU) with the previous primary face,
     else the largest. Detections under ``visual.min_detection_score`` are discarded.
-    ``model_path`` defaults to the carried short-range BlazeFace model. No face, several faces, a
+    ``detector``: one of :data:`DETECTORS`. ``model_path`` defaults to the carried short-range
+    BlazeFace model (ONNX for the SDK's detector, ``.tflite`` for MediaPipe's). No face, several faces, a
     face at the border and a tiny face are statuses of the returned :class:`FaceObservation`,
     never exceptions.
 
@@ -223,19 +232,15 @@ class FaceTracker:
         select: str = "largest",
         model_path: str | os.PathLike | None = None,
         detect_every: int = 1,
+        detector: str = DEFAULT_DETECTOR,
     ):
         if running_mode not in RUNNING_MODES:
             raise ValueError(f"running_mode must be one of {RUNNING_MODES}, got {running_mode!r}")
         if select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
         check_detect_every(detect_every)
-        with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
-            from mediapipe.tasks.python.core.base_options import BaseOptions
-            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
-
-        path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
-        if not path.is_file():
-            raise FileNotFoundError(f"face detection model not found: {path}")
         self.visual = visual
         self.running_mode = running_mode
         self.select = select
@@ -247,6 +252,25 @@ class FaceTracker:
         self._last_ms: int | None = None
         self._results: dict[int, Any] = {}
         self._result_ready = threading.Condition()
+        self._quiet_runs = 0
+        self._blazeface = None
+        self._detector: Any = None
+        if detector != "mediapipe":
+            from .blazeface import BlazeFaceDetector
+
+            self._blazeface = BlazeFaceDetector(visual.min_detection_score, runtime=detector, model_path=model_path)
+            self._detector = self._blazeface
+            #: what runs the detector: "openvino", "onnxruntime" or "mediapipe"
+            self.detector = self._blazeface.runtime
+            return
+        self.detector = "mediapipe"
+        with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise FileNotFoundError(f"face detection model not found: {path}")
         mode = {"image": RunningMode.IMAGE, "video": RunningMode.VIDEO, "live_stream": RunningMode.LIVE_STREAM}
         options = FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
@@ -265,10 +289,12 @@ class FaceTracker:
 
     def _run(self, frame_rgb: np.ndarray, timestamp_ms: int) -> list[_Detection] | None:
         """The detector on one frame: its detections in the frame's pixels (None: no answer)."""
-        import mediapipe as mp
-
         if max(frame_rgb.shape[:2]) > MAX_DETECTOR_SIDE:
             return self._run_shrunk(frame_rgb, timestamp_ms)
+        if self._blazeface is not None:
+            return self._blazeface.detect(frame_rgb)
+        import mediapipe as mp
+
         height, width = frame_rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=_aligned(frame_rgb))
         if self.running_mode == "image":
@@ -377,6 +403,8 @@ class FaceTracker:
         return max(boxes, key=area)
 
     def close(self) -> None:
+        if self._blazeface is not None:
+            self._blazeface = self._detector = None
         if self._detector is not None:
             # MediaPipe uploads a usage record on close; it goes nowhere (edge_emotion/_offline.py)
             with native_stderr_silenced(), mediapipe_upload_blocked():
@@ -465,7 +493,9 @@ def face_image_to_input(image: np.ndarray, visual: VisualConfig) -> np.ndarray:
 
 
 __all__ = [
+    "DEFAULT_DETECTOR",
     "DEFAULT_MODEL_PATH",
+    "DETECTORS",
     "KEYPOINTS",
     "STATUSES",
     "FaceObservation",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import VisualConfig
-from .face import Box, FaceObservation, FaceTracker, _iou
+from .face import DEFAULT_DETECTOR, Box, FaceObservation, FaceTracker, _iou
 
 #: A face whose box overlaps a track's last box by at least this IoU is that track's face.
 MIN_IOU = 0.3
@@ -161,7 +161,7 @@ class MultiFaceTracker:
     largest first) and a primary observation with its status, for callers that report why no face
     was usable. With ``max_faces=1`` the primary is what :meth:`FaceTracker.detect` returns
     (largest, or ``select="stable"``) and the followed face is that primary face when it is usable,
-    else none; with more, the primary is the largest face found. ``detect_every``: as for
+    else none; with more, the primary is the largest face found. ``detect_every`` and ``detector``: as for
     :class:`~edge_emotion.frontend.face.FaceTracker` (faces carried between detections keep their tracks).
     """
 
@@ -173,10 +173,16 @@ class MultiFaceTracker:
         select: str = "largest",
         model_path: str | os.PathLike | None = None,
         detect_every: int = 1,
+        detector: str = DEFAULT_DETECTOR,
     ):
         self.config = config or TrackConfig()
         self.detector = FaceTracker(
-            visual, running_mode=running_mode, select=select, model_path=model_path, detect_every=detect_every
+            visual,
+            running_mode=running_mode,
+            select=select,
+            model_path=model_path,
+            detect_every=detect_every,
+            detector=detector,
         )
         self.tracks = FaceTracks(self.config)
 

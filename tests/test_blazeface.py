@@ -1,0 +1,175 @@
+"""The SDK's own BlazeFace detector: its parts, and its detections against MediaPipe's
+``FaceDetector`` task on real clips."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_emotion.config import EDGE
+from edge_emotion.errors import InputError
+from edge_emotion.frontend.blazeface import ONNX_MODEL_PATH, BlazeFaceDetector, ssd_anchors, weighted_nms
+from edge_emotion.frontend.face import DEFAULT_MODEL_PATH, DETECTORS, FaceTracker
+from edge_emotion.sources import VideoFileSource
+
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+RUNTIMES = ["onnxruntime"] + (["openvino"] if HAS_OPENVINO else [])
+CLIPS = (
+    "crema-d/video/1001_DFA_ANG_XX.flv",
+    "crema-d/video/1001_DFA_HAP_XX.flv",
+    "crema-d/video/1001_DFA_NEU_XX.flv",
+    "ravdess/av/01-01-01-01-01-01-01.mp4",
+)
+
+
+def test_anchors_are_the_ssd_grid():
+    anchors = ssd_anchors()
+    assert anchors.shape == (896, 2)
+    # two per cell of the 16 x 16 map first, then six per cell of the 8 x 8 map
+    assert np.allclose(anchors[0], [1 / 32, 1 / 32]) and np.allclose(anchors[1], anchors[0])
+    assert np.allclose(anchors[2], [3 / 32, 1 / 32])
+    assert np.allclose(anchors[512], [1 / 16, 1 / 16]) and np.allclose(anchors[517], anchors[512])
+    assert np.allclose(anchors[-1], [15 / 16, 15 / 16])
+    assert anchors.min() > 0 and anchors.max() < 1
+
+
+def test_weighted_nms_merges_overlapping_boxes_by_score():
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.1, 0.0, 1.1, 1.0], [5.0, 5.0, 6.0, 6.0]], np.float32)
+    keypoints = np.arange(3 * 6 * 2, dtype=np.float32).reshape(3, 6, 2)
+    scores = np.array([0.6, 0.9, 0.7], np.float32)
+    found = weighted_nms(boxes, keypoints, scores, 0.3)
+    assert [round(s, 2) for _, s, _ in found] == [0.9, 0.7]  # best first, the best box's score
+    merged_box, _, merged_points = found[0]
+    expected = (boxes[0] * 0.6 + boxes[1] * 0.9) / 1.5
+    assert np.allclose(merged_box, expected)
+    assert np.allclose(merged_points, (keypoints[0] * 0.6 + keypoints[1] * 0.9) / 1.5)
+    assert np.allclose(found[1][0], boxes[2])  # alone: unchanged
+
+
+def test_weighted_nms_ends_on_degenerate_boxes():
+    boxes = np.array([[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]], np.float32)  # no area at all
+    found = weighted_nms(boxes, np.zeros((2, 6, 2), np.float32), np.array([0.8, 0.7], np.float32), 0.3)
+    assert len(found) == 2
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_no_face_in_flat_or_noisy_frames(runtime):
+    detector = BlazeFaceDetector(runtime=runtime)
+    assert detector.runtime == runtime
+    assert detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+    rng = np.random.default_rng(0)
+    assert detector.detect(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) == []
+    with pytest.raises(InputError):
+        detector.detect(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(InputError):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_choices_and_refusals():
+    assert DETECTORS[0] == "auto"
+    with pytest.raises(ValueError, match="runtime"):
+        BlazeFaceDetector(runtime="mediapipe")
+    with pytest.raises(ValueError, match="detector"):
+        FaceTracker(EDGE.visual, detector="tflite")
+    with FaceTracker(EDGE.visual) as tracker:
+        assert tracker.detector == ("openvino" if HAS_OPENVINO else "onnxruntime")
+    with FaceTracker(EDGE.visual, detector="onnxruntime") as tracker:
+        assert tracker.detector == "onnxruntime"
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed (it reads the .tflite original itself)")
+def test_the_onnx_network_is_the_tflite_network():
+    """The carried ONNX file (``tools/convert_face_detector.py``) computes what the ``.tflite``
+    MediaPipe runs computes, both read by OpenVINO."""
+    nhwc = BlazeFaceDetector(runtime="openvino", model_path=DEFAULT_MODEL_PATH)
+    nchw = BlazeFaceDetector(runtime="openvino", model_path=ONNX_MODEL_PATH)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        frame = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+        a = nhwc.backend.run({nhwc._input: nhwc.input_tensor(frame)})
+        b = nchw.backend.run({nchw._input: nchw.input_tensor(frame)})
+        for name, value in a.items():
+            assert np.abs(value - b[name]).max() < 1e-4
+
+
+_WITHOUT_MEDIAPIPE = """
+import sys
+import numpy as np
+from edge_emotion.config import EDGE
+from edge_emotion.frontend.face import FaceTracker
+
+with FaceTracker(EDGE.visual, running_mode="video") as tracker:
+    observation = tracker.detect(np.zeros((96, 128, 3), np.uint8), 0)
+assert observation.status == "no_face", observation
+loaded = sorted(m for m in ("mediapipe", "matplotlib", "sounddevice") if m in sys.modules)
+assert not loaded, loaded
+print("ok")
+"""
+
+
+def test_the_default_detector_needs_no_mediapipe():
+    """The SDK's detector loads and runs without importing MediaPipe (nor what MediaPipe pulls in)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MEDIAPIPE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def _real_frames(shared_data) -> list[np.ndarray]:
+    """Every other frame of the real clips, then variants: a quarter turn, a third of the size, a
+    narrow strip, and two clips side by side (two faces)."""
+    frames, firsts = [], []
+    for name in CLIPS:
+        path = shared_data / name
+        if not path.is_file():
+            pytest.skip(f"real clip not found: {path}")
+        clip = [f.image for i, f in enumerate(VideoFileSource(path)) if i % 2 == 0]
+        frames += clip
+        firsts.append(clip[len(clip) // 2])
+    import cv2
+
+    variants = []
+    for frame in frames[::10]:
+        variants.append(np.ascontiguousarray(np.rot90(frame)))
+        variants.append(cv2.resize(frame, (frame.shape[1] // 3, frame.shape[0] // 3), interpolation=cv2.INTER_AREA))
+        variants.append(np.ascontiguousarray(frame[:, : frame.shape[1] // 2]))
+    a, b = firsts[0], firsts[-1]
+    height = min(a.shape[0], b.shape[0])
+    variants.append(np.ascontiguousarray(np.hstack([a[:height], b[:height]])))
+    return frames + variants
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_detections_are_mediapipes(shared_data, runtime):
+    """On real frames the SDK's detector finds the faces MediaPipe's task finds, with the same
+    boxes within a pixel (a few pixels at most, on a few), scores and keypoints."""
+    frames = _real_frames(shared_data)
+    ours = FaceTracker(EDGE.visual, running_mode="image", detector=runtime)
+    theirs = FaceTracker(EDGE.visual, running_mode="image", detector="mediapipe")
+    box_gaps, score_gaps, point_gaps, faces = [], [], [], 0
+    with ours, theirs:
+        for frame in frames:
+            a = theirs.detect_all(frame, 0)
+            b = ours.detect_all(frame, 0)
+            assert len(a) == len(b)
+            for face in a:
+                match = min(b, key=lambda o: sum(abs(p - q) for p, q in zip(o.bbox, face.bbox, strict=True)))
+                box_gaps.append(max(abs(p - q) for p, q in zip(match.bbox, face.bbox, strict=True)))
+                score_gaps.append(abs(match.score - face.score))
+                point_gaps.append(float(np.abs(np.subtract(match.keypoints, face.keypoints)).max()))
+                faces += 1
+    assert faces >= 150
+    box_gaps = np.array(box_gaps)
+    assert np.mean(box_gaps <= 1) >= 0.98, np.bincount(box_gaps)
+    assert box_gaps.max() <= 4
+    assert max(score_gaps) < 0.01
+    assert max(point_gaps) < 5.0
