@@ -8,6 +8,7 @@ and the SDK rebuilds the config with :meth:`PresetConfig.from_dict`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,6 +244,20 @@ EDGE = PresetConfig(
 )
 
 PRESETS: dict[str, PresetConfig] = {p.name: p for p in (PAPER, EDGE)}
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on (its affinity where the OS tells, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def half_the_cpus() -> int:
+    """Threads for one of the two busy halves of a stream (decoding a file; the graphs): half of
+    :func:`usable_cpus`, at least 1."""
+    return max(1, usable_cpus() // 2)
 
 
 def get_preset(name: str) -> PresetConfig:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import half_the_cpus
 from .errors import BundleError, InputError
 from .frontend.align import FrameSubsampler
 from .frontend.face import DEFAULT_DETECT_EVERY
@@ -194,6 +195,9 @@ class Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
         exactly that format of the bundle (e.g. ``"openvino-int8"``) instead of the best one.
+        ``threads``: intra-op threads of each graph; None: :func:`stream_threads`, half of this
+        process's CPUs (a stream decodes and finds faces on the other half; on 2 CPUs, one thread
+        for the graphs took a 60-s file from 8.9 to 7.3 CPU s, BENCHMARKS.md §4).
         ``options`` and the keywords after it: as for :class:`Recognizer`."""
         from .model.engine import BundleModel
 
@@ -210,6 +214,8 @@ class Recognizer:
             options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
         )
         bundle = Bundle.load(Path(path) if path is not None else default_bundle())
+        if threads is None:
+            threads = stream_threads()
         model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
         return cls(model, options)
 
@@ -370,6 +376,14 @@ class Recognizer:
 def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
     for item in items:
         yield item.timestamp_ms, rank, kind, item
+
+
+def stream_threads() -> int:
+    """The graphs' intra-op threads a :class:`Recognizer` uses unless told: half of the CPUs this
+    process may run on, at least 1 (:func:`~edge_emotion.config.half_the_cpus`). A stream keeps the
+    other half busy (a file's reader thread decodes; the face detector runs on one thread), and the
+    edge graphs take a millisecond or two a call, too little to gain from more threads than that."""
+    return half_the_cpus()
 
 
 class _Reader:

@@ -137,3 +137,30 @@ def test_run_without_model_uses_the_shipped_default_bundle():
     assert results and results[0]["modalities"] == ["audio", "video"] and results[0]["face"] is not None
     assert set(results[0]["scores"]) == set(bundle.labels)
     assert "default model:" in cli("info").stdout and str(path) in cli("info").stdout
+
+
+_BLAS_THREADS = """
+import os, sys
+import edge_emotion.cli  # the command's modules, as the edge-emotion entry point loads them
+import numpy as np
+
+assert "numpy" in sys.modules
+np.ones((256, 256), np.float32) @ np.ones((256, 256), np.float32)  # BLAS has started its threads
+print(os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_the_command_runs_numpys_blas_on_one_thread():
+    """The command line sets OPENBLAS_NUM_THREADS=1 before numpy is first imported, so no BLAS
+    thread spins between windows (a second one cost a 60-s file 4-6 CPU s, BENCHMARKS.md)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", _BLAS_THREADS], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    value, threads = done.stdout.split()
+    assert value == "1"
+    assert int(threads) == 1  # the interpreter's own thread only

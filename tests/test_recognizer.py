@@ -324,3 +324,18 @@ def test_hop_longer_than_the_window_skips_the_gaps_without_error(recognizer):
 def test_zero_hop_is_refused_not_replaced_by_the_default(bundle):
     with pytest.raises(InputError):
         Recognizer.from_bundle(bundle, hop_ms=0)
+
+
+def test_graphs_run_on_half_the_cpus_unless_told(monkeypatch):
+    import edge_emotion.config as config_module
+    import edge_emotion.recognizer as recognizer_module
+
+    monkeypatch.setattr(config_module.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    assert recognizer_module.stream_threads() == 2
+    monkeypatch.setattr(config_module.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert recognizer_module.stream_threads() == 1
+    monkeypatch.undo()
+    with Recognizer.from_bundle() as rec:
+        assert {b.threads for b in rec.model.backends.values()} == {recognizer_module.stream_threads()}
+    with Recognizer.from_bundle(threads=2) as rec:
+        assert {b.threads for b in rec.model.backends.values()} == {2}

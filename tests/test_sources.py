@@ -207,3 +207,18 @@ def test_camera_source_runs_its_loop_on_a_video_file(crema_flv):
         np.abs(frames[0].image[..., ::-1].astype(int) - first).mean()
         > np.abs(frames[0].image.astype(int) - first).mean()
     )
+
+
+def test_decoder_threads_give_the_same_pictures(shared_data):
+    """Threaded and single-threaded decoding give the same frames, bit for bit (the default is half
+    the CPUs; 1 decodes on the iterating thread)."""
+    path = shared_data / "ravdess" / "av" / "01-01-01-01-01-01-01.mp4"
+    if not path.is_file():
+        pytest.skip(f"real clip not found: {path}")
+    one = [(f.timestamp_ms, f.image) for f in VideoFileSource(path, decoder_threads=1)]
+    four = [(f.timestamp_ms, f.image) for f in VideoFileSource(path, decoder_threads=4)]
+    assert [t for t, _ in one] == [t for t, _ in four] and len(one) > 50
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, four, strict=True))
+    assert VideoFileSource(path).decoder_threads >= 1
+    with pytest.raises(ValueError, match="decoder_threads"):
+        VideoFileSource(path, decoder_threads=0)

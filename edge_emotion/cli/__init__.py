@@ -11,9 +11,15 @@ import logging
 import os
 import sys
 
-import typer
+# numpy's OpenBLAS would run the per-window matrix products (log-mel) on a second thread that then
+# spins between windows, taking a core from decoding and face detection (BENCHMARKS.md, "Files"):
+# on a 60-s file, 11-13 CPU s instead of 6-7. Set here, before the command modules below import
+# numpy (only the package's config and errors are loaded before this); a value already set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from ..errors import EdgeEmotionError
+import typer  # noqa: E402 - after the variable above
+
+from ..errors import EdgeEmotionError  # noqa: E402
 
 app = typer.Typer(
     name="edge-emotion",
@@ -43,10 +49,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # numpy's OpenBLAS would run the per-window matrix products (log-mel) on a second thread that
-    # then spins between windows, taking a core from decoding and face detection (BENCHMARKS.md,
-    # "Files"). Set before numpy loads (nothing above imports it); a value already set is kept.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(level=logging.WARNING, format="edge-emotion: %(levelname)s: %(message)s")
     try:
         app(args=argv, prog_name="edge-emotion")

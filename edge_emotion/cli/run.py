@@ -143,7 +143,9 @@ def register(app: typer.Typer) -> None:
         ),
         hop_ms: int | None = typer.Option(None, "--hop-ms", help="Milliseconds between successive windows."),
         smoothing: float = typer.Option(0.0, "--smoothing", help="Weight of the previous scores, in [0, 1)."),
-        threads: int | None = typer.Option(None, "--threads", help="CPU threads for the runtime."),
+        threads: int | None = typer.Option(
+            None, "--threads", help="CPU threads of each graph (default: half the CPUs, at least 1)."
+        ),
         max_faces: int = typer.Option(
             1,
             "--max-faces",

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import half_the_cpus
 from ..errors import MediaError
 from ._av import (
     MonoResampler,
@@ -128,16 +129,23 @@ class VideoFileSource:
     """The first video stream of a file as :class:`VideoFrame` s (RGB), on the file's clock.
 
     Frames are :class:`DecodedVideoFrame` s: each is converted to RGB only when its ``image`` is
-    read. The decoder runs on FFmpeg's threads (frame and slice threading, as the codec allows).
+    read. ``decoder_threads``: FFmpeg's decoding threads (frame and slice threading, as the codec
+    allows); None: half the CPUs (:func:`~edge_emotion.config.half_the_cpus`). 1 decodes on the
+    iterating thread alone, the cheapest in CPU: on 2 CPUs, where a stream keeps the other CPU busy,
+    threading cost a 60-s 640x480 H.264 clip 1.8 CPU s against 1.0-1.2 without (BENCHMARKS.md §4).
+    The decoded pictures are the same either way.
     ``max_fps`` drops frames so that at most ``max_fps`` per second reach the consumer: the first
     frame of each ``1 / max_fps`` interval (counted from the first frame) is kept. Frames whose
     timestamp does not increase (duplicated pts) are dropped. Iterating again decodes again.
     """
 
-    def __init__(self, path: str | os.PathLike, max_fps: float | None = None):
+    def __init__(self, path: str | os.PathLike, max_fps: float | None = None, decoder_threads: int | None = None):
         self.path = check_file(path)
         RateLimiter(max_fps)  # validates max_fps
         self.max_fps = max_fps
+        if decoder_threads is not None and (isinstance(decoder_threads, bool) or decoder_threads < 1):
+            raise ValueError(f"decoder_threads must be a whole number of at least 1, got {decoder_threads!r}")
+        self.decoder_threads = half_the_cpus() if decoder_threads is None else int(decoder_threads)
         with open_container(self.path) as container:
             if not container.streams.video:
                 raise MediaError(f"{self.path}: the file has no video stream")
@@ -155,7 +163,9 @@ class VideoFileSource:
         with open_container(self.path) as container:
             origin = clock_origin_s(container)
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"  # FFmpeg uses the threading the codec supports (frame and/or slice)
+            if self.decoder_threads > 1:  # FFmpeg uses the threading the codec supports (frame and/or slice)
+                stream.thread_type = "AUTO"
+            stream.thread_count = self.decoder_threads
             previous_s: float | None = None
             for packet in container.demux(stream):
                 for frame in packet.decode():
