@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import time
@@ -32,11 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the real data folder")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case; the fastest is reported")
-    parser.add_argument("--threads", type=int, default=None, help="runtime threads (default: the runtime's)")
+    parser.add_argument("--threads", type=int, default=None, help="graph threads (default: the SDK's)")
     parser.add_argument("--detect-every", type=int, default=1, help="the face detector on one kept frame in N")
     parser.add_argument("--face-detector", default="auto", help="what runs the face detector (run --face-detector)")
     parser.add_argument("--model", type=Path, default=None, help="a bundle directory (default: the shipped model)")
     args = parser.parse_args(argv)
+    # as the command line does (edge_emotion/cli/__init__.py), before numpy loads: a second OpenBLAS
+    # thread would spin between windows
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     from edge_emotion.recognizer import Recognizer
 
