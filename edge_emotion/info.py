@@ -56,10 +56,19 @@ def default_bundle_path() -> Path | None:
 
 
 def collect_info() -> dict[str, Any]:
+    from .frontend.blazeface import ONNX_MODEL_PATH
+
     default = default_bundle_path()
+    runtimes = {name: runtime_report(name) for name in RUNTIME_PACKAGES}
     return {
         "version": __version__,
         "python": platform.python_version(),
-        "runtimes": {name: runtime_report(name) for name in RUNTIME_PACKAGES},
+        "runtimes": runtimes,
         "default_bundle": str(default) if default else None,
+        # what --face-detector auto runs (edge_emotion/frontend/blazeface.py), without loading it
+        "face_detector": {
+            "model": ONNX_MODEL_PATH.name,
+            "runtime": "openvino" if runtimes["openvino"]["available"] else "onnxruntime",
+            "licence": "Apache-2.0 (The MediaPipe Authors; edge_emotion/assets/LICENSE-mediapipe.txt)",
+        },
     }

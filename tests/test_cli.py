@@ -27,8 +27,12 @@ def test_info_lists_runtimes_and_the_python():
     assert set(report["runtimes"]) == {"onnxruntime", "openvino", "tensorrt", "torch"}
     assert report["runtimes"]["onnxruntime"]["available"] is True
     assert "CPUExecutionProvider" in report["runtimes"]["onnxruntime"]["devices"]
+    wanted = "openvino" if report["runtimes"]["openvino"]["available"] else "onnxruntime"
+    assert report["face_detector"]["runtime"] == wanted
+    assert report["face_detector"]["model"] == "face_detection_short_range.onnx"
     human = cli("info")
     assert human.returncode == 0 and "onnxruntime" in human.stdout and "python" in human.stdout
+    assert "face detector: MediaPipe's short-range BlazeFace" in human.stdout
 
 
 def test_run_video_jsonl_lines_follow_the_schema(bundle):

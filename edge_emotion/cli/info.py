@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {name:<12} {entry['version']:<14} devices: {devices}")
             else:
                 typer.echo(f"  {name:<12} not installed  ({entry['install']})")
+        detector = report["face_detector"]
+        typer.echo(f"face detector: MediaPipe's short-range BlazeFace ({detector['model']}) on {detector['runtime']}")
+        typer.echo(f"  licence: {detector['licence']}")
         default = report["default_bundle"]
         typer.echo(f"default model: {default if default else 'none shipped in this install'}")
         if default:
