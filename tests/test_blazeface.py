@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from edge_emotion.config import EDGE
-from edge_emotion.errors import InputError
+from edge_emotion.errors import InputError, MissingDependencyError
 from edge_emotion.frontend.blazeface import ONNX_MODEL_PATH, BlazeFaceDetector, ssd_anchors, weighted_nms
 from edge_emotion.frontend.face import DEFAULT_MODEL_PATH, DETECTORS, FaceTracker
 from edge_emotion.sources import VideoFileSource
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
+NO_MEDIAPIPE = "mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)"
 RUNTIMES = ["onnxruntime"] + (["openvino"] if HAS_OPENVINO else [])
 CLIPS = (
     "crema-d/video/1001_DFA_ANG_XX.flv",
@@ -148,6 +150,13 @@ def _real_frames(shared_data) -> list[np.ndarray]:
     return frames + variants
 
 
+@pytest.mark.skipif(HAS_MEDIAPIPE, reason="mediapipe is installed here")
+def test_mediapipes_task_without_mediapipe_names_the_extra():
+    with pytest.raises(MissingDependencyError, match=r"edge-emotion\[mediapipe\]"):
+        FaceTracker(EDGE.visual, detector="mediapipe")
+
+
+@pytest.mark.skipif(not HAS_MEDIAPIPE, reason=NO_MEDIAPIPE)
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_detections_are_mediapipes(shared_data, runtime):
     """On real frames the SDK's detector finds the faces MediaPipe's task finds, with the same

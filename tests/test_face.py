@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,6 +18,10 @@ from edge_emotion.frontend.face import FaceObservation, FaceTracker, crop_box, c
 from edge_emotion.sources import VideoFileSource
 
 MIN_DETECTION_RATE = 0.9
+needs_mediapipe = pytest.mark.skipif(
+    importlib.util.find_spec("mediapipe") is None,
+    reason="mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +322,7 @@ print("ok")
 """
 
 
+@needs_mediapipe
 def test_the_face_detector_loads_without_importing_matplotlib():
     """MediaPipe's vision package imports matplotlib.pyplot for a plotting helper; a FaceTracker is
     built without it (a fresh interpreter, so nothing imported it before), and the helper still
@@ -331,6 +337,7 @@ def test_the_face_detector_loads_without_importing_matplotlib():
     assert done.stdout.strip().endswith("ok")
 
 
+@needs_mediapipe
 def test_the_detectors_first_runs_write_nothing_on_stderr(face_frame, capfd, monkeypatch):
     # MediaPipe's task: LiteRT logs from native code on a detector's first runs (its delegate on the first; on the
     # second, in some processes, that it re-aligned a tensor): stand-ins write to fd 2 like it

@@ -4,6 +4,7 @@ query, and no file created or written (edge_emotion/_offline.py says which libra
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -81,7 +82,11 @@ def test_network_and_write_checks_catch_what_they_look_for():
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (apt-get install strace)")
-def test_run_sends_nothing_and_writes_nothing_unasked(shared_data, tmp_path):
+@pytest.mark.parametrize("detector", ["auto", "mediapipe"])
+def test_run_sends_nothing_and_writes_nothing_unasked(shared_data, tmp_path, detector):
+    """Also with MediaPipe's own face detector task, which would send a usage record when closed."""
+    if detector == "mediapipe" and importlib.util.find_spec("mediapipe") is None:
+        pytest.skip("mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)")
     clip = shared_data / CLIP
     if not clip.is_file():
         pytest.skip(f"{CLIP} is not in the shared data folder")
@@ -99,7 +104,7 @@ def test_run_sends_nothing_and_writes_nothing_unasked(shared_data, tmp_path):
         PYTHONDONTWRITEBYTECODE="1",  # the clone's own .pyc files are not the SDK writing
     )
     trace_path = tmp_path / "trace.txt"
-    command = [sys.executable, "-m", "edge_emotion", "run", "--video", str(clip)]
+    command = [sys.executable, "-m", "edge_emotion", "run", "--video", str(clip), "--face-detector", detector]
     proc = subprocess.run(
         ["strace", "-f", "-qq", "-o", str(trace_path), "-e", "trace=network,openat,creat,rename,mkdir", *command],
         cwd=work,

@@ -25,7 +25,7 @@ import numpy as np
 from .._offline import mediapipe_imported_quietly, mediapipe_upload_blocked
 from .._quiet import native_stderr_silenced
 from ..config import VisualConfig
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +264,12 @@ class FaceTracker:
             self.detector = self._blazeface.runtime
             return
         self.detector = "mediapipe"
-        with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
-            from mediapipe.tasks.python.core.base_options import BaseOptions
-            from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+        try:
+            with mediapipe_imported_quietly():  # no PortAudio, no matplotlib caches (edge_emotion/_offline.py)
+                from mediapipe.tasks.python.core.base_options import BaseOptions
+                from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions, RunningMode
+        except ImportError as exc:
+            raise MissingDependencyError("mediapipe", "mediapipe", 'detector="mediapipe"') from exc
 
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
