@@ -47,7 +47,7 @@ Writes ``OUT/baselines.json`` (everything the model card needs) and prints a tab
    is recorded with it, since latencies on a loaded machine are not reliable.
 
 No number is hard-coded; nothing is chosen on a test split. Needs the ``train`` extra's
-scikit-learn and soundfile, opencv (via mediapipe) and, for the peer, openvino.
+scikit-learn and soundfile, opencv and, for the peer, openvino.
 """
 
 from __future__ import annotations
