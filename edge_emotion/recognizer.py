@@ -72,7 +72,7 @@ class RecognizerOptions:
     BENCHMARKS.md measures). ``face_detector``: what runs the face detector, one of
     :data:`~edge_emotion.frontend.face.DETECTORS` (``"auto"``: the SDK's own BlazeFace on OpenVINO
     when installed, else ONNX Runtime; ``"mediapipe"``: MediaPipe's ``FaceDetector`` task, the same
-    network at about twice the CPU, whose boxes agree within a pixel).
+    network at about 1.6 times the CPU, whose boxes agree within a pixel but for rare outliers).
     """
 
     hop_ms: int | None = None
@@ -389,11 +389,16 @@ def stream_threads() -> int:
 class _Reader:
     """A media file's video frames and audio chunks merged in timestamp order (video first on a
     tie), read on a daemon thread up to ``DEPTH * BATCH`` items ahead. Iterate it once; errors of the
-    reader (a corrupt file) are raised in the iterating thread; :meth:`close` stops the reader and
-    waits for it, which closes the file."""
+    reader (a corrupt file) are raised in the iterating thread, after the items read before it;
+    :meth:`close` stops the reader and waits for it, which closes the file. ``kept``: a twin of the
+    stream's frame subsampler; the frames it keeps are converted to RGB on the reader thread when
+    they have at most :attr:`CONVERT_AHEAD_PIXELS` pixels (a queued kept frame then holds its RGB
+    copy: at 1080p about 6 MB, some ten of them at most; larger frames are converted by the stream,
+    as they come)."""
 
     DEPTH = 8  # batches
     BATCH = 8  # items per batch
+    CONVERT_AHEAD_PIXELS = 1920 * 1088
     _END = object()
 
     def __init__(self, media, kept: FrameSubsampler | None = None):
@@ -410,12 +415,13 @@ class _Reader:
             for kind, rank, source in (("video", 0, self._media.video), ("audio", 1, self._media.audio))
             if source is not None
         ]
+        batch = []  # handed over a few at a time: fewer hand-overs between the threads
         try:
             keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
-            batch = []  # handed over a few at a time: fewer hand-overs between the threads
             for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
                 if kind == "video" and self._kept is not None and self._kept.keep(item.timestamp_ms):
-                    item.image  # noqa: B018 - converted (and kept) here, off the stream's thread
+                    if item.width * item.height <= self.CONVERT_AHEAD_PIXELS:
+                        item.image  # noqa: B018 - converted (and kept) here, off the stream's thread
                 batch.append((kind, item))
                 if len(batch) == self.BATCH:
                     if not self._put(batch):
@@ -425,6 +431,8 @@ class _Reader:
                 return
             self._put(self._END)
         except BaseException as exc:  # handed to the iterating thread, raised there
+            if batch and not self._put(batch):  # what was read before the error first
+                return
             self._put(exc)
         finally:
             for _, _, iterator in sources:  # closes the sources' generators, and so the file, on this thread

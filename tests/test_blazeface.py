@@ -7,10 +7,12 @@ import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from media import SAMPLE_CLIP
 
 from edge_emotion.config import EDGE
 from edge_emotion.errors import InputError, MissingDependencyError
@@ -54,10 +56,78 @@ def test_weighted_nms_merges_overlapping_boxes_by_score():
     assert np.allclose(found[1][0], boxes[2])  # alone: unchanged
 
 
-def test_weighted_nms_ends_on_degenerate_boxes():
-    boxes = np.array([[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]], np.float32)  # no area at all
+def test_weighted_nms_stops_at_a_best_box_without_area_as_mediapipe_does():
+    boxes = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3]], np.float32)  # the best has no area
     found = weighted_nms(boxes, np.zeros((2, 6, 2), np.float32), np.array([0.8, 0.7], np.float32), 0.3)
-    assert len(found) == 2
+    assert len(found) == 1 and np.allclose(found[0][0], boxes[0])
+
+
+class _FixedOutputs:
+    """Stands in for the network: the same raw outputs whatever the input."""
+
+    name = "fixed"
+
+    def __init__(self, detector: BlazeFaceDetector, regressors: np.ndarray, logits: np.ndarray):
+        self.input_specs, self.output_specs = detector.backend.input_specs, detector.backend.output_specs
+        self._out = {detector._regressors: regressors[None], detector._scores: logits[None, :, None]}
+
+    def run(self, inputs):
+        return self._out
+
+
+def test_boxes_of_negative_or_unknown_size_are_dropped():
+    """MediaPipe drops decoded boxes with a negative (or NaN) width or height before suppression."""
+    detector = BlazeFaceDetector(runtime="onnxruntime")
+    regressors = np.zeros((896, 16), np.float32)
+    logits = np.full(896, -50.0, np.float32)
+    regressors[100, :4] = [0, 0, 20, 20]  # a good 20 x 20 px box (of the 128 px input) at anchor 100
+    regressors[300, :4] = [0, 0, -20, 20]  # negative width
+    regressors[700, :4] = [0, 0, 20, np.nan]  # unknown height
+    logits[[100, 300, 700]] = 5.0
+    detector.backend = _FixedOutputs(detector, regressors, logits)
+    found = detector.detect(np.zeros((128, 128, 3), np.uint8))
+    assert len(found) == 1
+    (x, y, w, h), score, points = found[0]
+    centre = ssd_anchors()[100] * 128
+    assert (w, h) == (20, 20) and abs(x + w / 2 - centre[0]) <= 1 and abs(y + h / 2 - centre[1]) <= 1
+    assert score == pytest.approx(1 / (1 + np.exp(-5.0)))
+
+
+def test_a_thread_shares_one_network_and_threads_do_not():
+    a, b = BlazeFaceDetector(runtime="onnxruntime"), BlazeFaceDetector(runtime="onnxruntime")
+    assert a.backend is b.backend
+    other = []
+    worker = threading.Thread(target=lambda: other.append(BlazeFaceDetector(runtime="onnxruntime").backend))
+    worker.start()
+    worker.join()
+    assert other and other[0] is not a.backend
+
+
+# MediaPipe 1.2.3's FaceDetector task on every 10th frame of the packaged sample clip (0, 400, ...,
+# 2800 ms): the primary face's box and score. The SDK's detector must find the same.
+SAMPLE_BOXES = [
+    (109, 55, 102, 102),
+    (109, 53, 103, 103),
+    (107, 52, 105, 105),
+    (105, 52, 103, 103),
+    (99, 46, 108, 108),
+    (93, 43, 110, 110),
+    (89, 41, 112, 112),
+    (86, 40, 114, 114),
+]
+SAMPLE_SCORES = [0.9636, 0.9599, 0.9544, 0.9542, 0.9363, 0.9817, 0.9825, 0.9876]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_sample_clips_faces_are_where_mediapipe_finds_them(runtime):
+    """Needs neither the shared data nor MediaPipe: the packaged clip against MediaPipe's boxes."""
+    frames = list(VideoFileSource(SAMPLE_CLIP))[::10]
+    with FaceTracker(EDGE.visual, running_mode="image", detector=runtime) as tracker:
+        found = [tracker.detect(frame.image, 0) for frame in frames]
+    assert [o.n_faces for o in found] == [1] * len(SAMPLE_BOXES)
+    gaps = np.abs(np.subtract([o.bbox for o in found], SAMPLE_BOXES))
+    assert gaps.max() <= 1, gaps
+    assert np.abs(np.subtract([o.score for o in found], SAMPLE_SCORES)).max() < 0.002
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -23,11 +23,12 @@ import numpy as np
 
 from ..model.validation import VALIDATION_BOUNDS, Validation, ValidationBounds, check_parity
 
-#: The measured stages, in the order data flows through them. ``face``: MediaPipe detection plus
-#: the crop of one video frame; ``log_mel``: one window's normalised log-mel (numpy); the other
+#: The measured stages, in the order data flows through them. ``face``: face detection (the
+#: default detector: BlazeFace on OpenVINO when installed, else ONNX Runtime) plus the crop of one
+#: video frame; ``log_mel``: one window's normalised log-mel (numpy); the other
 #: three: one call of each graph at batch 1, as the SDK makes them.
 STAGES: tuple[str, ...] = ("face", "log_mel", "visual_encoder", "audio_encoder", "fusion")
-#: The stages that do not depend on the runtime (the SDK's numpy / MediaPipe front end).
+#: The stages that do not depend on the bundle's runtime (the SDK's front end: measured once per run).
 FRONT_END_STAGES: tuple[str, ...] = ("face", "log_mel")
 
 OK = "ok"

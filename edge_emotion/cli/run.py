@@ -162,8 +162,8 @@ def register(app: typer.Typer) -> None:
             "auto",
             "--face-detector",
             help="What runs the BlazeFace face detector: auto (OpenVINO when installed, else ONNX Runtime), "
-            "openvino, onnxruntime, or mediapipe (MediaPipe's own task: the same boxes within a pixel, "
-            "about twice the CPU).",
+            "openvino, onnxruntime, or mediapipe (MediaPipe's own task, the 'mediapipe' extra: the same "
+            "boxes within a pixel, about 1.6 times the CPU).",
         ),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""

@@ -4,10 +4,11 @@ encoder takes.
 The detector is the short-range BlazeFace model carried in ``edge_emotion/assets`` (Apache-2.0, see
 ``LICENSE-mediapipe.txt``); nothing is downloaded. By default the SDK runs it itself
 (:mod:`edge_emotion.frontend.blazeface`: OpenVINO or ONNX Runtime, with MediaPipe's pre- and
-post-processing), at about half the CPU of MediaPipe's ``FaceDetector`` task, which stays available
-as ``detector="mediapipe"``. MediaPipe and OpenCV are imported when a :class:`FaceTracker` that
-needs them is built or a crop is made, not when this module is imported; matplotlib, which
-MediaPipe imports for a plotting helper, is not imported at all (:func:`_pyplot_deferred`).
+post-processing), at about 60 % of the CPU of MediaPipe's ``FaceDetector`` task, which stays available
+as ``detector="mediapipe"`` (the ``mediapipe`` extra). MediaPipe is imported when a
+:class:`FaceTracker` that needs it is built, OpenCV when a frame is first detected or cropped, not
+when this module is imported; matplotlib, which MediaPipe imports for a plotting helper, is not
+imported at all (:func:`~edge_emotion._offline.mediapipe_imported_quietly`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "face_dete
 RUNNING_MODES = ("image", "video", "live_stream")
 #: What runs the detector: the SDK's own BlazeFace (``"auto"``: OpenVINO when installed, else ONNX
 #: Runtime; or either by name), or MediaPipe's ``FaceDetector`` task. Their boxes agree within a
-#: pixel (``tests/test_blazeface.py``); the SDK's costs about half the CPU (BENCHMARKS.md).
+#: pixel but for rare outliers (``tests/test_blazeface.py``); the SDK's costs about 60 % of the CPU
+#: (BENCHMARKS.md §4).
 DETECTORS = ("auto", "openvino", "onnxruntime", "mediapipe")
 DEFAULT_DETECTOR = "auto"
 SELECTIONS = ("largest", "stable")
@@ -45,8 +47,9 @@ MIN_INSIDE_FRACTION = 0.5
 #: How long ``detect`` waits for MediaPipe's answer in live-stream mode.
 LIVE_STREAM_TIMEOUT_S = 2.0
 #: Frames whose longer side exceeds this many pixels are shrunk (keeping the aspect ratio) before
-#: they reach the detector, and its boxes are scaled back: MediaPipe aborts the process on a side
-#: of 32767 px or more, and its detector sees 128 x 128 px whatever the frame's size.
+#: they reach the detector, and its boxes are scaled back: MediaPipe's task aborts the process on a
+#: side of 32767 px or more, OpenCV's warp refuses such sides too, and the detector sees 128 x 128 px
+#: whatever the frame's size.
 MAX_DETECTOR_SIDE = 8192
 
 #: A stream's face detector runs on one of the model's frames in this many while it finds faces
@@ -205,8 +208,9 @@ class FaceTracker:
     """Finds the primary face in each frame and follows it.
 
     ``running_mode``: "image" (frames are unrelated), "video" (decoded frames, synchronous) or
-    "live_stream" (MediaPipe's asynchronous mode; ``detect`` submits the frame and waits for its
-    result). In video and live-stream modes ``timestamp_ms`` must strictly increase, else
+    "live_stream" (for MediaPipe's task, its asynchronous mode: ``detect`` submits the frame and
+    waits for its result; the SDK's detector answers at once in every mode). In video and
+    live-stream modes ``timestamp_ms`` must strictly increase, else
     :class:`~edge_emotion.errors.InputError` (a ``ValueError``, MediaPipe's convention). A frame
     without pixels (0 x N) is refused the same way, before the detector, which stays usable; a
     frame with a side over :data:`MAX_DETECTOR_SIDE` is shrunk for the detector. ``select``:
@@ -221,7 +225,7 @@ class FaceTracker:
     frames after a detection get that detection's faces (boxes, scores, keypoints) again, under
     their own timestamps, so a face is followed with at most N - 1 frames of lag. A frame after a
     detection that found no face, or of another size, is always detected, so a face that comes into
-    view is found on the next frame. The detector is MediaPipe's largest cost per frame; at a
+    view is found on the next frame. The detector is the front end's largest cost per frame; at a
     stream's 10 fps, ``detect_every=3`` detects every 300 ms (see BENCHMARKS.md for what it changes).
     """
 
