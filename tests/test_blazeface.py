@@ -93,14 +93,22 @@ def test_boxes_of_negative_or_unknown_size_are_dropped():
     assert score == pytest.approx(1 / (1 + np.exp(-5.0)))
 
 
-def test_a_thread_shares_one_network_and_threads_do_not():
+def test_detectors_share_one_network_across_threads():
     a, b = BlazeFaceDetector(runtime="onnxruntime"), BlazeFaceDetector(runtime="onnxruntime")
     assert a.backend is b.backend
     other = []
     worker = threading.Thread(target=lambda: other.append(BlazeFaceDetector(runtime="onnxruntime").backend))
     worker.start()
     worker.join()
-    assert other and other[0] is not a.backend
+    assert other and other[0] is a.backend
+    frame = np.zeros((96, 128, 3), np.uint8)
+    results = []
+    workers = [threading.Thread(target=lambda: results.append(a.detect(frame))) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert results == [[]] * 4
 
 
 # MediaPipe 1.2.3's FaceDetector task on every 10th frame of the packaged sample clip (0, 400, ...,

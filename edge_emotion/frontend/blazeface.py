@@ -136,17 +136,18 @@ class BlazeFaceDetector:
 
     @staticmethod
     def _load(path: Path, runtime: str):
-        """The network loaded on ``runtime``, once per thread: the detectors a thread makes share it,
-        so a new stream's detector costs nothing to make (compiling took 0.1-0.2 s, a thirtieth of
-        a 6-s clip's run), while streams on different threads each have their own (an OpenVINO
-        graph serves one inference at a time)."""
-        loaded = getattr(_LOADED, "backends", None)
-        if loaded is None:
-            loaded = _LOADED.backends = {}
+        """The network loaded on ``runtime``, once per process: every detector shares it, so a new
+        stream's detector costs nothing to make (compiling took 0.1-0.2 s, a thirtieth of a 6-s
+        clip's run). Both backends take calls from several threads at once (ONNX Runtime runs them
+        in parallel; OpenVINO's ``infer`` keeps Python's GIL, so its calls take turns whether or
+        not the threads share a compiled graph: BENCHMARKS.md §4). One copy per thread was tried:
+        the full test suite's process then died (exit status 127, twice, in the same live-session
+        test, which passes alone), so the copies stay shared."""
         key = (str(path.resolve()), runtime)
-        if key not in loaded:
-            loaded[key] = _load_backend(path, runtime)
-        return loaded[key]
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = _load_backend(path, runtime)
+            return _LOADED[key]
 
     def _warp(self, height: int, width: int) -> tuple[np.ndarray, float, float, float]:
         """The letterbox of a ``width`` x ``height`` frame: the perspective matrix from the frame to
@@ -219,7 +220,8 @@ class BlazeFaceDetector:
         return found
 
 
-_LOADED = threading.local()  # .backends: (model path, runtime) -> this thread's loaded network
+_LOADED: dict[tuple[str, str], object] = {}  # (model path, runtime) -> the loaded network
+_LOADED_LOCK = threading.Lock()
 
 
 def _load_backend(path: Path, runtime: str):
