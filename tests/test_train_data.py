@@ -172,3 +172,19 @@ def test_audio_stage_on_several_corpora_with_strong_augmentation_and_offsets(sha
     assert np.isfinite(result.history[0]["train_loss"])
     data = json.loads((tmp_path / "run/data.json").read_text())
     assert set(data["unmapped_labels"].get("emodb", {})) <= {"boredom"}  # counted, not dropped silently
+
+
+def test_a_cached_video_clip_names_its_face_detector(tmp_path):
+    """A video clip's cache stamp names the face detector that found its faces, so clips cached
+    with another detector are made again; audio clips keep their stamps (and their caches)."""
+    from edge_emotion.train.cache import FACE_DETECTOR_TAG, _stamp
+
+    from edge_emotion.eval.datasets import Sample
+
+    video, audio = tmp_path / "clip.mp4", tmp_path / "clip.wav"
+    video.write_bytes(b"v")
+    audio.write_bytes(b"a")
+    with_video = Sample("x/1", "x", "happy", video_path=video, audio_path=audio)
+    audio_only = Sample("x/2", "x", "happy", audio_path=audio)
+    assert FACE_DETECTOR_TAG in _stamp(with_video)
+    assert FACE_DETECTOR_TAG not in _stamp(audio_only)

@@ -54,12 +54,20 @@ def preset_tag(preset: PresetConfig) -> str:
     return f"{preset.name}-{digest}"
 
 
+#: What found the faces of a cached video clip: the SDK's BlazeFace (``edge_emotion.frontend.blazeface``,
+#: the default of ``FaceTracker``). Clips cached with MediaPipe's own task, whose boxes may differ by a
+#: pixel, are made again; audio clips and images are not concerned.
+FACE_DETECTOR_TAG = "faces:sdk-blazeface"
+
+
 def _stamp(sample: Sample) -> str:
     parts = []
     for path in (sample.video_path, sample.audio_path, sample.image_path):
         if path is not None:
             st = os.stat(path)
             parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    if sample.video_path is not None:
+        parts.append(FACE_DETECTOR_TAG)
     return f"{'|'.join(parts)}|{sample.start_ms}|{sample.end_ms}"
 
 
