@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from .config import half_the_cpus
 from .errors import BundleError, InputError
 from .frontend.align import FrameSubsampler
-from .frontend.face import DEFAULT_DETECT_EVERY
+from .frontend.face import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR
 from .model.bundle import Bundle
 from .results import EmotionResult
 from .stream import EmotionStream, FusionModel, StreamConfig
@@ -81,7 +81,7 @@ class RecognizerOptions:
     face_select: str = "largest"
     max_faces: int = 1
     detect_every: int = DEFAULT_DETECT_EVERY
-    face_detector: str = "auto"
+    face_detector: str = DEFAULT_DETECTOR
 
     def __post_init__(self) -> None:
         from .frontend.face import DETECTORS, SELECTIONS, check_detect_every

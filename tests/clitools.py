@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def cli(*args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -11,6 +13,14 @@ def cli(*args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     return subprocess.run([sys.executable, "-m", "edge_emotion", *args], text=True, timeout=timeout, **kwargs)
+
+
+def fresh_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``python -c CODE`` in a fresh interpreter with this checkout first on ``PYTHONPATH``, text
+    output captured (for what must hold in a process where nothing was imported before)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:

@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import fresh_python
 from media import SAMPLE_CLIP
 
 from edge_emotion.config import EDGE
@@ -195,11 +192,7 @@ print("ok")
 
 def test_the_default_detector_needs_no_mediapipe():
     """The SDK's detector loads and runs without importing MediaPipe (nor what MediaPipe pulls in)."""
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_MEDIAPIPE], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = fresh_python(_WITHOUT_MEDIAPIPE)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
 

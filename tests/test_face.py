@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 import zipfile
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import fresh_python
 
 from edge_emotion.config import EDGE, PAPER
 from edge_emotion.frontend.face import FaceObservation, FaceTracker, crop_box, crop_face, face_image_to_input, observe
@@ -330,11 +328,7 @@ def test_the_face_detector_loads_without_importing_matplotlib():
     built without it (a fresh interpreter, so nothing imported it before), and the helper still
     works, importing the real pyplot when it is used."""
     pytest.importorskip("matplotlib")
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_MATPLOTLIB], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = fresh_python(_WITHOUT_MATPLOTLIB)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
 

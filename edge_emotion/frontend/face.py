@@ -257,15 +257,13 @@ class FaceTracker:
         self._results: dict[int, Any] = {}
         self._result_ready = threading.Condition()
         self._quiet_runs = 0
-        self._blazeface = None
-        self._detector: Any = None
+        self._detector: Any = None  # a BlazeFaceDetector, or MediaPipe's task when detector == "mediapipe"
         if detector != "mediapipe":
             from .blazeface import BlazeFaceDetector
 
-            self._blazeface = BlazeFaceDetector(visual.min_detection_score, runtime=detector, model_path=model_path)
-            self._detector = self._blazeface
+            self._detector = BlazeFaceDetector(visual.min_detection_score, runtime=detector, model_path=model_path)
             #: what runs the detector: "openvino", "onnxruntime" or "mediapipe"
-            self.detector = self._blazeface.runtime
+            self.detector = self._detector.runtime
             return
         self.detector = "mediapipe"
         try:
@@ -298,8 +296,8 @@ class FaceTracker:
         """The detector on one frame: its detections in the frame's pixels (None: no answer)."""
         if max(frame_rgb.shape[:2]) > MAX_DETECTOR_SIDE:
             return self._run_shrunk(frame_rgb, timestamp_ms)
-        if self._blazeface is not None:
-            return self._blazeface.detect(frame_rgb)
+        if self.detector != "mediapipe":
+            return self._detector.detect(frame_rgb)
         import mediapipe as mp
 
         height, width = frame_rgb.shape[:2]
@@ -410,8 +408,8 @@ class FaceTracker:
         return max(boxes, key=area)
 
     def close(self) -> None:
-        if self._blazeface is not None:
-            self._blazeface = self._detector = None
+        if self._detector is not None and self.detector != "mediapipe":
+            self._detector = None
         if self._detector is not None:
             # MediaPipe uploads a usage record on close; it goes nowhere (edge_emotion/_offline.py)
             with native_stderr_silenced(), mediapipe_upload_blocked():
