@@ -21,6 +21,7 @@ from edge_emotion.train.trainer import RunSpec, soft_cross_entropy, train  # noq
 
 from edge_emotion.config import EDGE  # noqa: E402
 from edge_emotion.eval.ferplus import CLASSES  # noqa: E402
+from edge_emotion.labels import LabelMapper  # noqa: E402
 from edge_emotion.frontend.preprocess import audio_windows, preprocess_clip  # noqa: E402
 from edge_emotion.sources import read_audio  # noqa: E402
 
@@ -128,6 +129,16 @@ def test_ferplus_filter_and_soft_targets(shared_data, tmp_path):
             target = next(iter(targets.values()))
             assert target[EDGE.labels.index("surprised")] == pytest.approx(0.6)
             assert target[EDGE.labels.index("fearful")] == pytest.approx(0.4)
+    # half the votes, half the image's own FER2013 label
+    kept, blended, _ = apply_ferplus(samples, tmp_path / "fer", EDGE, TrainConfig(ferplus="soft", ferplus_soft_weight=0.5))
+    by_key = {s.key: s for s in kept}
+    assert blended.keys() == targets.keys()
+    for key, target in blended.items():
+        want = targets[key] * 0.5
+        want[LabelMapper(EDGE.labels).index(by_key[key].label)] += 0.5
+        assert target.sum() == pytest.approx(1.0) and np.allclose(target, want)
+    with pytest.raises(Exception, match="ferplus_soft_weight"):
+        TrainConfig(ferplus="soft", ferplus_soft_weight=1.5)
     with pytest.raises(Exception, match="FER\\+ votes"):
         os.remove(tmp_path / "fer/ferplus_votes.csv")
         apply_ferplus(samples, tmp_path / "fer", EDGE, TrainConfig(ferplus="soft"))

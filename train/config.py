@@ -53,8 +53,10 @@ class TrainConfig:
     place (drawn per item and epoch), so that a label does not depend on where the window falls
     (audio stage; 0 = off). ``ferplus``: FER2013 training/validation images with FER+ votes
     (``ferplus_votes``, default ``<fer2013 root>/ferplus_votes.csv``): ``"filter"`` drops the
-    images FER+ calls unknown / not a face, ``"soft"`` does that and trains on the votes as soft
-    targets; joins with ``match_rmse > ferplus_max_match_rmse`` or a second-best image within
+    images FER+ calls unknown / not a face, ``"soft"`` does that and trains on soft targets:
+    ``ferplus_soft_weight`` of the FER+ votes plus the rest on FER2013's own label (1 = the votes
+    alone; 0.5 keeps FER2013's label, which is what the peers are measured on, the larger part of
+    an image where the annotators agree with it); joins with ``match_rmse > ferplus_max_match_rmse`` or a second-best image within
     ``ferplus_min_rmse_gap`` are doubtful and keep their FER2013 label. Test images are never
     touched; accuracy is always measured on the FER2013 labels.
     """
@@ -83,6 +85,7 @@ class TrainConfig:
     window_offset_ms: int = 0
     ferplus: str = "off"
     ferplus_votes: str = ""
+    ferplus_soft_weight: float = 1.0
     ferplus_max_match_rmse: float = 5.0
     ferplus_min_rmse_gap: float = 0.0
 
@@ -102,6 +105,8 @@ class TrainConfig:
             raise InputError(f"audio_augment must be one of {', '.join(AUDIO_AUGMENTS)}, got {self.audio_augment!r}")
         if self.ferplus not in FERPLUS_MODES:
             raise InputError(f"ferplus must be one of {', '.join(FERPLUS_MODES)}, got {self.ferplus!r}")
+        if not 0 <= self.ferplus_soft_weight <= 1:
+            raise InputError(f"ferplus_soft_weight must be in [0, 1], got {self.ferplus_soft_weight}")
         if self.mixup_alpha < 0 or self.window_offset_ms < 0 or self.val_speakers < 0:
             raise InputError("mixup_alpha, window_offset_ms and val_speakers must be >= 0")
 

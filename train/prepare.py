@@ -52,7 +52,8 @@ def apply_ferplus(
 ) -> tuple[list[Sample], dict[str, np.ndarray], dict[str, int]]:
     """FER+ on FER2013's training / validation images (``config.ferplus``: ``filter`` or
     ``soft``; test images untouched): the samples kept, their soft targets (``soft`` mode; only
-    trusted joins) and the counts of what was dropped or left with its FER2013 label."""
+    trusted joins; ``config.ferplus_soft_weight`` of the votes, the rest on the image's FER2013
+    label) and the counts of what was dropped or left with its FER2013 label."""
     from edge_emotion.errors import InputError
     from edge_emotion.eval.ferplus import default_votes_path, read_votes
 
@@ -60,6 +61,7 @@ def apply_ferplus(
     if path is None:
         raise InputError(f"ferplus = {config.ferplus!r} needs FER+ votes: none at {root}/ferplus_votes.csv")
     votes = read_votes(path)
+    mapper = LabelMapper(preset.labels)
     kept, targets, counts = [], {}, {}
 
     def count(reason: str) -> None:
@@ -80,6 +82,10 @@ def apply_ferplus(
         else:
             kept.append(s)
             target = row.soft_target(preset.labels) if config.ferplus == "soft" else None
+            own = mapper.index(s.label)
+            if target is not None and own is not None and config.ferplus_soft_weight < 1:
+                target = target * config.ferplus_soft_weight
+                target[own] += 1 - config.ferplus_soft_weight
             if target is not None:
                 targets[s.key] = target
             elif config.ferplus == "soft":
