@@ -21,8 +21,8 @@ from edge_emotion.train.trainer import RunSpec, soft_cross_entropy, train  # noq
 
 from edge_emotion.config import EDGE  # noqa: E402
 from edge_emotion.eval.ferplus import CLASSES  # noqa: E402
-from edge_emotion.labels import LabelMapper  # noqa: E402
 from edge_emotion.frontend.preprocess import audio_windows, preprocess_clip  # noqa: E402
+from edge_emotion.labels import LabelMapper  # noqa: E402
 from edge_emotion.sources import read_audio  # noqa: E402
 
 CLIP = "ravdess/audio16k/Actor_06/03-01-05-02-01-01-06.flac"
@@ -130,7 +130,8 @@ def test_ferplus_filter_and_soft_targets(shared_data, tmp_path):
             assert target[EDGE.labels.index("surprised")] == pytest.approx(0.6)
             assert target[EDGE.labels.index("fearful")] == pytest.approx(0.4)
     # half the votes, half the image's own FER2013 label
-    kept, blended, _ = apply_ferplus(samples, tmp_path / "fer", EDGE, TrainConfig(ferplus="soft", ferplus_soft_weight=0.5))
+    blend = TrainConfig(ferplus="soft", ferplus_soft_weight=0.5)
+    kept, blended, _ = apply_ferplus(samples, tmp_path / "fer", EDGE, blend)
     by_key = {s.key: s for s in kept}
     assert blended.keys() == targets.keys()
     for key, target in blended.items():

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
@@ -187,3 +188,33 @@ def test_cpu_amp_trains_channels_last_and_records_its_precision(audio_run, tmp_p
     assert weight.dtype == torch.float32
     x = torch.zeros(2, 1, EDGE.audio.n_mels, EDGE.audio.n_frames)
     assert torch.isfinite(model.audio(x)).all()
+
+
+def test_the_fusion_stage_can_draw_its_faces_from_augmented_views():
+    """``fusion_face_views``: the plain embeddings first, then views through the face augmentation,
+    drawn from the run's seed without touching the run's own random stream; validation faces stay
+    plain."""
+    from edge_emotion.train.data import FaceImageDataset
+    from edge_emotion.train.prepare import _encoded_faces
+
+    torch.manual_seed(0)
+    model = EmotionModel(EDGE).eval()
+    size = EDGE.visual.crop_size
+    images = np.random.default_rng(1).normal(size=(5, 1, size, size)).astype(np.float16)
+    faces = FaceImageDataset(images, list(range(5)), [0, 1, 2, 3, 4])
+    config = TrainConfig(stage="fusion", fusion_face_views=3, seed=7)
+    torch.manual_seed(3)
+    _encoded_faces(model, faces, torch.device("cpu"), True, config.replace(fusion_face_views=1))
+    state = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    emb, labels = _encoded_faces(model, faces, torch.device("cpu"), True, config)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the run goes on as without the views
+    assert emb.shape == (15, EDGE.model.visual_dim) and labels.tolist() == [0, 1, 2, 3, 4] * 3
+    plain, plain_labels = _encoded_faces(model, faces, torch.device("cpu"), False, config)  # validation
+    assert plain.shape == (5, EDGE.model.visual_dim) and plain_labels.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(emb[:5], plain, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(emb[5:10], plain, atol=1e-3) and not np.allclose(emb[10:], emb[5:10], atol=1e-3)
+    again, _ = _encoded_faces(model, faces, torch.device("cpu"), True, config)
+    np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-6)  # the views follow the seed
+    one, _ = _encoded_faces(model, faces, torch.device("cpu"), True, config.replace(fusion_face_views=1))
+    assert one.shape == (5, EDGE.model.visual_dim)

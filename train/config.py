@@ -44,7 +44,9 @@ class TrainConfig:
     runs with validation speakers chose; images keep their validation part, which is still
     scored). ``limit``: use at most this many samples
     per corpus (0 = all; for smoke tests). ``fusion_faces_per_audio``: in the fusion stage, face-only
-    samples per epoch as a multiple of the audio windows.
+    samples per epoch as a multiple of the audio windows; ``fusion_face_views``: the fusion stage
+    draws its training faces from this many views of each image (the image, then views through
+    the visual stage's augmentation; 1 = the images as they are).
 
     ``audio_augment``: ``"default"`` (A.4's pitch shift, time stretch, noise) or ``"strong"`` (also
     speed perturbation, gain and SpecAugment masks; :meth:`.augment.AudioAugmentConfig.strong`).
@@ -56,9 +58,10 @@ class TrainConfig:
     images FER+ calls unknown / not a face, ``"soft"`` does that and trains on soft targets:
     ``ferplus_soft_weight`` of the FER+ votes plus the rest on FER2013's own label (1 = the votes
     alone; 0.5 keeps FER2013's label, which is what the peers are measured on, the larger part of
-    an image where the annotators agree with it); joins with ``match_rmse > ferplus_max_match_rmse`` or a second-best image within
-    ``ferplus_min_rmse_gap`` are doubtful and keep their FER2013 label. Test images are never
-    touched; accuracy is always measured on the FER2013 labels.
+    an image where the annotators agree with it); joins with ``match_rmse >
+    ferplus_max_match_rmse`` or a second-best image within ``ferplus_min_rmse_gap`` are doubtful
+    and keep their FER2013 label. Test images are never touched; accuracy is always measured on
+    the FER2013 labels.
     """
 
     stage: str = "full"
@@ -80,6 +83,7 @@ class TrainConfig:
     cache_workers: int = 2
     limit: int = 0
     fusion_faces_per_audio: float = 1.0
+    fusion_face_views: int = 1
     audio_augment: str = "default"
     mixup_alpha: float = 0.0
     window_offset_ms: int = 0
@@ -92,7 +96,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise InputError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}")
-        for name in ("epochs", "batch_size", "folds"):
+        for name in ("epochs", "batch_size", "folds", "fusion_face_views"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.min_learning_rate <= self.learning_rate:

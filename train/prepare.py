@@ -207,6 +207,24 @@ def _image_set(data, face_array, images, all_images, first_clip, soft: bool = Fa
     return FaceImageDataset(face_array, [position[s.key] for s in images], labels, first_clip, targets)
 
 
+def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config: TrainConfig):
+    """The fusion stage's face embeddings and labels. For training, ``config.fusion_face_views``
+    views of every image: the image as it is, then views through the visual stage's augmentation
+    (flip, rotation, crop, erasing; drawn from ``config.seed``). The frozen encoder trained on
+    these very images, so their plain embeddings are cleaner than those of faces it never saw;
+    augmented views are closer to what the head meets at run time."""
+    from .augment import FaceAugment
+
+    views = [encode_faces(model, images, device)]
+    if train and config.fusion_face_views > 1:
+        with torch.random.fork_rng(devices=[]):  # the run's own random streams stay as they were
+            torch.manual_seed(config.seed)
+            augment = FaceAugment()
+            views += [encode_faces(model, images, device, augment=augment) for _ in range(config.fusion_face_views - 1)]
+        log.info("fusion stage: %d views of each of %d training faces", len(views), len(images))
+    return np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
+
+
 def stage_data(
     stage: str,
     model: EmotionModel,
@@ -237,7 +255,7 @@ def stage_data(
                 model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device
             )
             faces = (
-                encode_faces(model, _image_set(data, face_array, images, all_images, 0), device)
+                _encoded_faces(model, _image_set(data, face_array, images, all_images, 0), device, train, config)
                 if images
                 else (np.zeros((0, preset.model.visual_dim), np.float32), np.zeros(0, np.int64))
             )

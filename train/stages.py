@@ -19,6 +19,7 @@ ones (so DDP and the optimiser see only those) and whose ``forward(batch) -> log
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,13 +154,19 @@ def encode_windows(
 
 @torch.no_grad()
 def encode_faces(
-    model: EmotionModel, dataset: FaceImageDataset, device: torch.device, batch_size: int = 256
+    model: EmotionModel,
+    dataset: FaceImageDataset,
+    device: torch.device,
+    batch_size: int = 256,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frozen visual encoder over face images -> ``(N, D_v)`` embeddings and ``(N,)`` labels."""
+    """Frozen visual encoder over face images -> ``(N, D_v)`` embeddings and ``(N,)`` labels;
+    with ``augment`` (e.g. :class:`.augment.FaceAugment`) each face is transformed first."""
     model.eval()
     embs, labels = [], []
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        embs.append(model.visual(batch["face"].to(device)).cpu().numpy())
+        face = batch["face"].to(device)
+        embs.append(model.visual(augment(face) if augment is not None else face).cpu().numpy())
         labels.append(batch["label"].numpy())
     if not embs:
         return np.zeros((0, model.preset.model.visual_dim), np.float32), np.zeros(0, np.int64)
