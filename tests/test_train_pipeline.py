@@ -143,6 +143,9 @@ def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
         epochs=1,
         limit=8,
         modality_dropout=0.5,
+        fusion_face_views=2,
+        fusion_audio_views=3,
+        window_offset_ms=500,
     )
     fusion = train(RunSpec(**{**fusion_spec.__dict__, "init": audio_result.best_checkpoint}))
     before, after = (
@@ -218,3 +221,41 @@ def test_the_fusion_stage_can_draw_its_faces_from_augmented_views():
     np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-6)  # the views follow the seed
     one, _ = _encoded_faces(model, faces, torch.device("cpu"), True, config.replace(fusion_face_views=1))
     assert one.shape == (5, EDGE.model.visual_dim)
+
+
+def test_the_fusion_stage_draws_audio_views_for_audio_only_windows():
+    """Each epoch, an audio-only window (and its label-paired sample) comes as it is or as one of
+    its views; a window with faces always as it is; without views nothing changes."""
+    from edge_emotion.train.data import EncodedWindows, FusionMixDataset
+
+    n, t_a, d_a, t_v, d_v = 4, EDGE.audio_steps, EDGE.model.audio_dim, EDGE.video_frames, EDGE.model.visual_dim
+    face_mask = np.zeros((n, t_v), np.float32)
+    face_mask[3] = 1  # window 3 has faces
+    windows = EncodedWindows(
+        audio_seq=np.zeros((n, t_a, d_a), np.float32),
+        embeddings=np.ones((n, t_v, d_v), np.float32),
+        face_mask=face_mask,
+        audio_mask=np.ones((n, EDGE.model.time_steps), np.float32),
+        label=np.array([0, 1, 2, 0]),
+        clip=np.arange(n),
+    )
+    views = [
+        (np.full((n, t_a, d_a), v, np.float32), np.full((n, EDGE.model.time_steps), 0.5, np.float32)) for v in (1, 2)
+    ]
+    faces, face_labels = np.ones((6, d_v), np.float32), np.array([0, 1, 2, 0, 1, 2])
+    plain = FusionMixDataset(windows, faces, face_labels, EDGE, faces_per_window=1.0, seed=5)
+    viewed = FusionMixDataset(windows, faces, face_labels, EDGE, faces_per_window=1.0, seed=5, audio_views=views)
+    assert len(viewed) == len(plain) == n + 3 + n  # windows, label-paired (audio-only), face-only
+    seen = {i: set() for i in range(len(viewed))}
+    for epoch in range(12):
+        plain.set_epoch(epoch)
+        viewed.set_epoch(epoch)
+        for i in range(len(viewed)):
+            a, b = plain[i], viewed[i]
+            assert torch.equal(a["label"], b["label"]) and torch.equal(a["embeddings"], b["embeddings"])
+            assert float(a["audio_seq"].abs().max()) == 0.0  # without views: the window as it is
+            seen[i].add(float(b["audio_seq"][0, 0]))
+    for i in (0, 1, 2, 4, 5, 6):  # audio-only windows and their label-paired samples
+        assert seen[i] == {0.0, 1.0, 2.0}, (i, seen[i])
+    assert seen[3] == {0.0}  # the window with faces
+    assert all(seen[i] == {0.0} for i in range(7, len(viewed)))  # face-only: silent audio

@@ -46,7 +46,9 @@ class TrainConfig:
     per corpus (0 = all; for smoke tests). ``fusion_faces_per_audio``: in the fusion stage, face-only
     samples per epoch as a multiple of the audio windows; ``fusion_face_views``: the fusion stage
     draws its training faces from this many views of each image (the image, then views through
-    the visual stage's augmentation; 1 = the images as they are).
+    the visual stage's augmentation; 1 = the images as they are); ``fusion_audio_views``: likewise
+    for its audio-only windows (the window as it is, then views moved by up to
+    ``window_offset_ms`` and through the audio augmentation; one drawn per window and epoch).
 
     ``audio_augment``: ``"default"`` (A.4's pitch shift, time stretch, noise) or ``"strong"`` (also
     speed perturbation, gain and SpecAugment masks; :meth:`.augment.AudioAugmentConfig.strong`).
@@ -84,6 +86,7 @@ class TrainConfig:
     limit: int = 0
     fusion_faces_per_audio: float = 1.0
     fusion_face_views: int = 1
+    fusion_audio_views: int = 1
     audio_augment: str = "default"
     mixup_alpha: float = 0.0
     window_offset_ms: int = 0
@@ -96,7 +99,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise InputError(f"unknown stage {self.stage!r}; choose one of: {', '.join(STAGES)}")
-        for name in ("epochs", "batch_size", "folds", "fusion_face_views"):
+        for name in ("epochs", "batch_size", "folds", "fusion_face_views", "fusion_audio_views"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.min_learning_rate <= self.learning_rate:

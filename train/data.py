@@ -19,6 +19,7 @@ as the live recognizer does, rather than only at the cached ones.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,8 +219,10 @@ class FusionMixDataset(Dataset):
         pair: bool = True,
         seed: int = 0,
         first_face_clip: int = 1 << 30,
+        audio_views: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     ):
         self.w = windows
+        self.audio_views = list(audio_views)  # more (audio_seq, audio_mask) of the same windows
         self.faces = np.asarray(face_embeddings, np.float32)
         self.face_labels = np.asarray(face_labels, np.int64)
         self.t_v = preset.video_frames
@@ -230,6 +233,7 @@ class FusionMixDataset(Dataset):
         self.first_face_clip = first_face_clip
         self.by_label = {int(c): np.flatnonzero(self.face_labels == c) for c in np.unique(self.face_labels)}
         audio_only = windows.face_mask.sum(1) == 0
+        self.audio_only = audio_only
         self.pairable = (
             [i for i in range(len(windows)) if audio_only[i] and int(windows.label[i]) in self.by_label] if pair else []
         )
@@ -245,17 +249,25 @@ class FusionMixDataset(Dataset):
     def _rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, i))
 
+    def _audio(self, j: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Window ``j``'s audio for item ``i`` this epoch: one of its views when it is audio-only."""
+        if self.audio_views and self.audio_only[j]:
+            v = int(np.random.default_rng((self.seed, self.epoch, i, 1)).integers(len(self.audio_views) + 1))
+            if v > 0:
+                return self.audio_views[v - 1][0][j], self.audio_views[v - 1][1][j]
+        return self.w.audio_seq[j], self.w.audio_mask[j]
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         w = self.w
         n_w, n_p = len(w), len(self.pairable)
         if i < n_w:
-            audio_seq, emb, fmask, amask = w.audio_seq[i], w.embeddings[i], w.face_mask[i], w.audio_mask[i]
+            (audio_seq, amask), emb, fmask = self._audio(i, i), w.embeddings[i], w.face_mask[i]
             label, clip = int(w.label[i]), int(w.clip[i])
         elif i < n_w + n_p:
             j = self.pairable[i - n_w]
             candidates = self.by_label[int(w.label[j])]
             face = self.faces[candidates[self._rng(i).integers(len(candidates))]]
-            audio_seq, amask = w.audio_seq[j], w.audio_mask[j]
+            audio_seq, amask = self._audio(j, i)
             emb, fmask = np.repeat(face[None], self.t_v, 0), np.ones(self.t_v, np.float32)
             label, clip = int(w.label[j]), int(w.clip[j])
         else:

@@ -225,6 +225,30 @@ def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config:
     return np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
 
 
+def _audio_views(model, windows: WindowDataset, device, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``config.fusion_audio_views - 1`` more encodings of the fusion stage's training windows,
+    ``(audio_seq, audio_mask)`` each, in the windows' order: each window moved by up to
+    ``config.window_offset_ms`` either way and through the audio stage's augmentation (pitch,
+    stretch, noise), as the audio stage trained. The frozen audio encoder trained on these very
+    windows, so their plain encodings are cleaner than those of a voice it never heard."""
+    from .augment import AudioAugment, AudioAugmentConfig
+
+    views = []
+    for v in range(1, config.fusion_audio_views):
+        moved = WindowDataset(
+            windows.refs, model.preset, with_faces=False, offset_ms=config.window_offset_ms, seed=config.seed
+        )
+        moved.set_epoch(v)
+        strong = AudioAugmentConfig.strong() if config.audio_augment == "strong" else None
+        with torch.random.fork_rng(devices=[]):  # the run's own random streams stay as they were
+            torch.manual_seed(config.seed * 1000 + v)
+            encoded = encode_windows(model, moved, device, augment_audio=AudioAugment(model.preset.audio, strong))
+        views.append((encoded.audio_seq, encoded.audio_mask))
+    if views:
+        log.info("fusion stage: %d views of each of %d training windows", len(views) + 1, len(windows))
+    return views
+
+
 def stage_data(
     stage: str,
     model: EmotionModel,
@@ -251,9 +275,9 @@ def stage_data(
                 raise DatasetLayoutError(f"the {stage} stage needs clips (e.g. --dataset ravdess-audio / ravdess)")
             sets[part] = _window_set(data, paths, clips, preset, stage == "full", 0, train, notes, part, config)
         else:  # fusion: encoders frozen, their outputs computed once
-            windows = encode_windows(
-                model, _window_set(data, paths, clips, preset, True, 0, train, notes, part), device
-            )
+            window_set = _window_set(data, paths, clips, preset, True, 0, train, notes, part)
+            windows = encode_windows(model, window_set, device)
+            audio_views = _audio_views(model, window_set, device, config) if train else []
             faces = (
                 _encoded_faces(model, _image_set(data, face_array, images, all_images, 0), device, train, config)
                 if images
@@ -267,6 +291,7 @@ def stage_data(
                 faces_per_window=config.fusion_faces_per_audio if train else 1.0,
                 pair=train,
                 seed=config.seed,
+                audio_views=audio_views,
             )
             if not train and len(windows) == 0:  # only faces to validate on: use them all
                 sets[part].n_face_items = len(faces[0])

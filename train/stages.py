@@ -110,16 +110,25 @@ class StageData:
 
 @torch.no_grad()
 def encode_windows(
-    model: EmotionModel, dataset: WindowDataset, device: torch.device, batch_size: int = 64
+    model: EmotionModel,
+    dataset: WindowDataset,
+    device: torch.device,
+    batch_size: int = 64,
+    augment_audio: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
 ) -> EncodedWindows:
-    """Run the frozen encoders once over every window (faces only where present)."""
+    """Run the frozen encoders once over every window (faces only where present); with
+    ``augment_audio`` (e.g. :class:`.augment.AudioAugment`) each window's log-mel and speech mask
+    are transformed first."""
     model.eval()
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("audio_seq", "embeddings", "face_mask", "audio_mask", "label", "clip")
     }
     d_v = model.preset.model.visual_dim
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        log_mel = batch["log_mel"].to(device)
+        log_mel, audio_mask = batch["log_mel"].to(device), batch["audio_mask"]
+        if augment_audio is not None:
+            log_mel, audio_mask = augment_audio(log_mel, audio_mask.to(device))
+            audio_mask = audio_mask.cpu()
         audio_seq = model.audio(log_mel)
         face_mask = batch["face_mask"]
         n, t_v = face_mask.shape
@@ -133,7 +142,7 @@ def encode_windows(
         parts["audio_seq"].append(audio_seq.cpu().numpy())
         parts["embeddings"].append(emb.numpy())
         parts["face_mask"].append(face_mask.numpy())
-        parts["audio_mask"].append(batch["audio_mask"].numpy())
+        parts["audio_mask"].append(audio_mask.numpy())
         parts["label"].append(batch["label"].numpy())
         parts["clip"].append(batch["clip"].numpy())
     empty = {
