@@ -211,8 +211,9 @@ def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config:
     """The fusion stage's face embeddings and labels. For training, ``config.fusion_face_views``
     views of every image: the image as it is, then views through the visual stage's augmentation
     (flip, rotation, crop, erasing; drawn from ``config.seed``). The frozen encoder trained on
-    these very images, so their plain embeddings are cleaner than those of faces it never saw;
-    augmented views are closer to what the head meets at run time."""
+    these very images, so their plain embeddings are cleaner than those of faces it never saw; the
+    views were meant to be closer to what the head meets at run time (on validation faces they did
+    worse: README, *What was tried*)."""
     from .augment import FaceAugment
 
     views = [encode_faces(model, images, device)]
