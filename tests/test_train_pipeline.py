@@ -143,11 +143,20 @@ def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
         epochs=1,
         limit=8,
         modality_dropout=0.5,
-        fusion_face_views=2,
-        fusion_audio_views=3,
-        window_offset_ms=500,
     )
     fusion = train(RunSpec(**{**fusion_spec.__dict__, "init": audio_result.best_checkpoint}))
+    views = fusion_spec.config.replace(fusion_face_views=2, fusion_audio_views=3, window_offset_ms=500)
+    viewed = train(
+        RunSpec(
+            **{
+                **fusion_spec.__dict__,
+                "config": views,
+                "out_dir": tmp_path / "fusion-views",
+                "init": audio_result.best_checkpoint,
+            }
+        )
+    )
+    assert len(viewed.history) == 1 and viewed.last_checkpoint.is_file()
     before, after = (
         load_checkpoint(audio_result.best_checkpoint)["model"],
         load_checkpoint(fusion.last_checkpoint)["model"],
@@ -240,7 +249,7 @@ def test_the_fusion_stage_draws_audio_views_for_audio_only_windows():
         clip=np.arange(n),
     )
     views = [
-        (np.full((n, t_a, d_a), v, np.float32), np.full((n, EDGE.model.time_steps), 0.5, np.float32)) for v in (1, 2)
+        (np.full((n, t_a, d_a), v, np.float32), np.full((n, EDGE.model.time_steps), v / 4, np.float32)) for v in (1, 2)
     ]
     faces, face_labels = np.ones((6, d_v), np.float32), np.array([0, 1, 2, 0, 1, 2])
     plain = FusionMixDataset(windows, faces, face_labels, EDGE, faces_per_window=1.0, seed=5)
@@ -255,7 +264,12 @@ def test_the_fusion_stage_draws_audio_views_for_audio_only_windows():
             assert torch.equal(a["label"], b["label"]) and torch.equal(a["embeddings"], b["embeddings"])
             assert float(a["audio_seq"].abs().max()) == 0.0  # without views: the window as it is
             seen[i].add(float(b["audio_seq"][0, 0]))
+            view = float(b["audio_seq"][0, 0])  # a view's mask comes with its sequence
+            assert float(b["audio_mask"][0]) == (1.0 if view == 0.0 and i < n + 3 else view / 4 if view else 0.0)
     for i in (0, 1, 2, 4, 5, 6):  # audio-only windows and their label-paired samples
         assert seen[i] == {0.0, 1.0, 2.0}, (i, seen[i])
     assert seen[3] == {0.0}  # the window with faces
     assert all(seen[i] == {0.0} for i in range(7, len(viewed)))  # face-only: silent audio
+    # faces given as 3 views of 2 images: at most one face-only sample per image and epoch
+    capped = FusionMixDataset(windows, faces, face_labels, EDGE, faces_per_window=1.0, seed=5, face_images=2)
+    assert capped.n_face_items == 2 and plain.n_face_items == n

@@ -48,7 +48,7 @@ class TrainConfig:
     draws its training faces from this many views of each image (the image, then views through
     the visual stage's augmentation; 1 = the images as they are); ``fusion_audio_views``: likewise
     for its audio-only windows (the window as it is, then views moved by up to
-    ``window_offset_ms`` and through the audio augmentation; one drawn per window and epoch).
+    ``window_offset_ms`` and through the audio augmentation; one drawn per sample and epoch).
 
     ``audio_augment``: ``"default"`` (A.4's pitch shift, time stretch, noise) or ``"strong"`` (also
     speed perturbation, gain and SpecAugment masks; :meth:`.augment.AudioAugmentConfig.strong`).
@@ -58,9 +58,9 @@ class TrainConfig:
     (audio stage; 0 = off). ``ferplus``: FER2013 training/validation images with FER+ votes
     (``ferplus_votes``, default ``<fer2013 root>/ferplus_votes.csv``): ``"filter"`` drops the
     images FER+ calls unknown / not a face, ``"soft"`` does that and trains on soft targets:
-    ``ferplus_soft_weight`` of the FER+ votes plus the rest on FER2013's own label (1 = the votes
-    alone; 0.5 keeps FER2013's label, which is what the peers are measured on, the larger part of
-    an image where the annotators agree with it); joins with ``match_rmse >
+    ``ferplus_soft_weight`` of the FER+ vote shares plus the rest on FER2013's own label (1 = the
+    votes alone; at 0.5 FER2013's label, which is what the peers are measured on, keeps at least
+    half of every target); joins with ``match_rmse >
     ferplus_max_match_rmse`` or a second-best image within ``ferplus_min_rmse_gap`` are doubtful
     and keep their FER2013 label. Test images are never touched; accuracy is always measured on
     the FER2013 labels.

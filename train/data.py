@@ -207,6 +207,12 @@ class FusionMixDataset(Dataset):
     the same label from another corpus, repeated over the window's frames); and face-only samples
     (a face image repeated over the frames, audio masked), ``faces_per_window`` times as many as
     windows. Pairings and face draws change with :meth:`set_epoch`.
+
+    ``audio_views``: more ``(audio_seq, audio_mask)`` encodings of the same windows (the fusion
+    stage's ``fusion_audio_views``); each sample of an audio-only window (and its label-paired
+    sample, drawn apart) takes the window as it is or one of its views. ``face_images``: how many
+    distinct images ``face_embeddings`` hold when they are several views of each (caps the face-only
+    samples per epoch at one per image).
     """
 
     def __init__(
@@ -220,6 +226,7 @@ class FusionMixDataset(Dataset):
         seed: int = 0,
         first_face_clip: int = 1 << 30,
         audio_views: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+        face_images: int | None = None,
     ):
         self.w = windows
         self.audio_views = list(audio_views)  # more (audio_seq, audio_mask) of the same windows
@@ -238,7 +245,9 @@ class FusionMixDataset(Dataset):
             [i for i in range(len(windows)) if audio_only[i] and int(windows.label[i]) in self.by_label] if pair else []
         )
         n_faces = len(self.faces)
-        self.n_face_items = min(n_faces, int(round(faces_per_window * max(len(windows), 1)))) if n_faces else 0
+        # at most one face-only sample per image and epoch, however many views of each there are
+        cap = n_faces if face_images is None else min(n_faces, face_images)
+        self.n_face_items = min(cap, int(round(faces_per_window * max(len(windows), 1)))) if n_faces else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -207,6 +207,13 @@ def _image_set(data, face_array, images, all_images, first_clip, soft: bool = Fa
     return FaceImageDataset(face_array, [position[s.key] for s in images], labels, first_clip, targets)
 
 
+def _own_random(device):
+    """Draws inside leave the run's random streams (CPU, and the GPU's when training on one) as
+    they were."""
+    device = torch.device(device)
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
 def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config: TrainConfig):
     """The fusion stage's face embeddings and labels. For training, ``config.fusion_face_views``
     views of every image: the image as it is, then views through the visual stage's augmentation
@@ -218,7 +225,7 @@ def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config:
 
     views = [encode_faces(model, images, device)]
     if train and config.fusion_face_views > 1:
-        with torch.random.fork_rng(devices=[]):  # the run's own random streams stay as they were
+        with _own_random(device):  # the run's own random streams stay as they were
             torch.manual_seed(config.seed)
             augment = FaceAugment()
             views += [encode_faces(model, images, device, augment=augment) for _ in range(config.fusion_face_views - 1)]
@@ -229,8 +236,9 @@ def _encoded_faces(model, images: FaceImageDataset, device, train: bool, config:
 def _audio_views(model, windows: WindowDataset, device, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """``config.fusion_audio_views - 1`` more encodings of the fusion stage's training windows,
     ``(audio_seq, audio_mask)`` each, in the windows' order: each window moved by up to
-    ``config.window_offset_ms`` either way and through the audio stage's augmentation (pitch,
-    stretch, noise), as the audio stage trained. The frozen audio encoder trained on these very
+    ``config.window_offset_ms`` either way and through the audio augmentation (``config.audio_augment``:
+    pitch, stretch, noise by default), the fusion stage's settings of what the audio stage trains
+    with. The frozen audio encoder trained on these very
     windows, so their plain encodings are cleaner than those of a voice it never heard."""
     from .augment import AudioAugment, AudioAugmentConfig
 
@@ -241,7 +249,7 @@ def _audio_views(model, windows: WindowDataset, device, config: TrainConfig) -> 
         )
         moved.set_epoch(v)
         strong = AudioAugmentConfig.strong() if config.audio_augment == "strong" else None
-        with torch.random.fork_rng(devices=[]):  # the run's own random streams stay as they were
+        with _own_random(device):  # the run's own random streams stay as they were
             torch.manual_seed(config.seed * 1000 + v)
             encoded = encode_windows(model, moved, device, augment_audio=AudioAugment(model.preset.audio, strong))
         views.append((encoded.audio_seq, encoded.audio_mask))
@@ -293,6 +301,7 @@ def stage_data(
                 pair=train,
                 seed=config.seed,
                 audio_views=audio_views,
+                face_images=len(images),
             )
             if not train and len(windows) == 0:  # only faces to validate on: use them all
                 sets[part].n_face_items = len(faces[0])
