@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 from clitools import fresh_python
+from extras import HAS_MEDIAPIPE, needs_mediapipe
 from media import SAMPLE_CLIP
 
 from edge_emotion.config import EDGE
@@ -18,8 +19,6 @@ from edge_emotion.frontend.face import DEFAULT_MODEL_PATH, DETECTORS, FaceTracke
 from edge_emotion.sources import VideoFileSource
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
-HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
-NO_MEDIAPIPE = "mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)"
 RUNTIMES = ["onnxruntime"] + (["openvino"] if HAS_OPENVINO else [])
 CLIPS = (
     "crema-d/video/1001_DFA_ANG_XX.flv",
@@ -227,7 +226,7 @@ def test_mediapipes_task_without_mediapipe_names_the_extra():
         FaceTracker(EDGE.visual, detector="mediapipe")
 
 
-@pytest.mark.skipif(not HAS_MEDIAPIPE, reason=NO_MEDIAPIPE)
+@needs_mediapipe
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_detections_are_mediapipes(shared_data, runtime):
     """On real frames the SDK's detector finds the faces MediaPipe's task finds, with the same

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import zipfile
 from dataclasses import replace
@@ -10,16 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from clitools import fresh_python
+from extras import needs_mediapipe
 
 from edge_emotion.config import EDGE, PAPER
 from edge_emotion.frontend.face import FaceObservation, FaceTracker, crop_box, crop_face, face_image_to_input, observe
 from edge_emotion.sources import VideoFileSource
 
 MIN_DETECTION_RATE = 0.9
-needs_mediapipe = pytest.mark.skipif(
-    importlib.util.find_spec("mediapipe") is None,
-    reason="mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)",
-)
 
 
 @pytest.fixture(scope="module")

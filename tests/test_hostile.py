@@ -6,7 +6,6 @@ floods or grows without bound. What would crash the process runs in a subprocess
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pathlib import Path
 import clitools
 import numpy as np
 import pytest
+from extras import needs_mediapipe
 from media import SAMPLE_CLIP
 
 from edge_emotion.errors import InputError
@@ -82,13 +82,7 @@ def push_audio(stream, pcm: np.ndarray, t0_ms: int, chunk_ms: int = 100, poll: b
     "detector",
     [
         "auto",
-        pytest.param(
-            "mediapipe",
-            marks=pytest.mark.skipif(
-                importlib.util.find_spec("mediapipe") is None,
-                reason="mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)",
-            ),
-        ),
+        pytest.param("mediapipe", marks=needs_mediapipe),
     ],
 )
 def test_a_frame_with_a_side_of_32767_px_or_more_does_not_abort_the_process(detector):

@@ -4,7 +4,6 @@ query, and no file created or written (edge_emotion/_offline.py says which libra
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -13,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from extras import needs_mediapipe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP = Path("crema-d") / "video" / "1001_DFA_ANG_XX.flv"
@@ -82,11 +82,9 @@ def test_network_and_write_checks_catch_what_they_look_for():
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (apt-get install strace)")
-@pytest.mark.parametrize("detector", ["auto", "mediapipe"])
+@pytest.mark.parametrize("detector", ["auto", pytest.param("mediapipe", marks=needs_mediapipe)])
 def test_run_sends_nothing_and_writes_nothing_unasked(shared_data, tmp_path, detector):
     """Also with MediaPipe's own face detector task, which would send a usage record when closed."""
-    if detector == "mediapipe" and importlib.util.find_spec("mediapipe") is None:
-        pytest.skip("mediapipe is not installed (the 'mediapipe' extra; only --face-detector mediapipe uses it)")
     clip = shared_data / CLIP
     if not clip.is_file():
         pytest.skip(f"{CLIP} is not in the shared data folder")

@@ -408,13 +408,11 @@ class FaceTracker:
         return max(boxes, key=area)
 
     def close(self) -> None:
-        if self._detector is not None and self.detector != "mediapipe":
-            self._detector = None
-        if self._detector is not None:
+        if self._detector is not None and self.detector == "mediapipe":
             # MediaPipe uploads a usage record on close; it goes nowhere (edge_emotion/_offline.py)
             with native_stderr_silenced(), mediapipe_upload_blocked():
                 self._detector.close()
-            self._detector = None
+        self._detector = None  # the SDK's detector shares its loaded network: nothing to close
 
     def __del__(self) -> None:
         if getattr(self, "_detector", None) is not None:  # closed here, not by MediaPipe's own __del__
