@@ -22,7 +22,6 @@ One recognizer may serve several streams on several threads at once; each stream
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import logging
 import queue
 import threading
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import half_the_cpus
+from .config import half_the_cpus, usable_cpus
 from .errors import BundleError, InputError
 from .frontend.align import FrameSubsampler
 from .frontend.face import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR
@@ -73,6 +72,11 @@ class RecognizerOptions:
     :data:`~edge_emotion.frontend.face.DETECTORS` (``"auto"``: the SDK's own BlazeFace on OpenVINO
     when installed, else ONNX Runtime; ``"mediapipe"``: MediaPipe's ``FaceDetector`` task, the same
     network at about 1.6 times the CPU, whose boxes agree within a pixel but for rare outliers).
+    ``file_decoder``: where :meth:`Recognizer.analyze` decodes a file, one of :data:`FILE_DECODERS`:
+    ``"process"``, a child process started with the recognizer (its start-up overlaps loading the
+    model) and kept for every file; ``"thread"``, a reader thread of this process; ``"auto"``, the
+    default: a process started at the first file when this process may use at least two CPUs on a
+    POSIX system, else a thread (see :mod:`edge_emotion.sources.decoder`). The results are the same.
     """
 
     hop_ms: int | None = None
@@ -82,6 +86,7 @@ class RecognizerOptions:
     max_faces: int = 1
     detect_every: int = DEFAULT_DETECT_EVERY
     face_detector: str = DEFAULT_DETECTOR
+    file_decoder: str = "auto"
 
     def __post_init__(self) -> None:
         from .frontend.face import DETECTORS, SELECTIONS, check_detect_every
@@ -101,6 +106,8 @@ class RecognizerOptions:
         check_detect_every(self.detect_every)
         if self.face_detector not in DETECTORS:
             raise InputError(f"face_detector must be one of {', '.join(DETECTORS)}, got {self.face_detector!r}")
+        if self.file_decoder not in FILE_DECODERS:
+            raise InputError(f"file_decoder must be one of {', '.join(FILE_DECODERS)}, got {self.file_decoder!r}")
 
 
 class Recognizer:
@@ -123,6 +130,7 @@ class Recognizer:
         max_faces: int | None = None,
         detect_every: int | None = None,
         face_detector: str | None = None,
+        file_decoder: str | None = None,
     ):
         overrides = {
             k: v
@@ -134,6 +142,7 @@ class Recognizer:
                 ("max_faces", max_faces),
                 ("detect_every", detect_every),
                 ("face_detector", face_detector),
+                ("file_decoder", file_decoder),
             )
             if v is not None
         }
@@ -143,6 +152,9 @@ class Recognizer:
         self.labels = tuple(model.labels)
         self.options = options
         self._closed = False
+        self._decoder = None  # the DecoderProcess of analyze, when files are decoded in a process
+        self._decoder_lock = threading.Lock()
+        self._decoder_failed = False
         # validate against the model now, not when the first stream is created
         StreamConfig(self.window_ms, self.hop_ms, self.smoothing)
 
@@ -174,6 +186,11 @@ class Recognizer:
     def face_detector(self) -> str:
         return self.options.face_detector
 
+    @property
+    def file_decoder(self) -> str:
+        """Where :meth:`analyze` decodes files: ``"process"`` or ``"thread"`` (``"auto"`` resolved)."""
+        return resolve_file_decoder(self.options.file_decoder)
+
     @classmethod
     def from_bundle(
         cls,
@@ -191,6 +208,7 @@ class Recognizer:
         max_faces: int | None = None,
         detect_every: int | None = None,
         face_detector: str | None = None,
+        file_decoder: str | None = None,
     ) -> Recognizer:
         """Load a bundle directory (``None``: the default model shipped in the package) on a
         runtime backend (``"auto"``: the best one installed for this bundle); ``format`` runs
@@ -209,6 +227,7 @@ class Recognizer:
             "max_faces": max_faces,
             "detect_every": detect_every,
             "face_detector": face_detector,
+            "file_decoder": file_decoder,
         }
         options = dataclasses.replace(
             options or RecognizerOptions(), **{k: v for k, v in fields.items() if v is not None}
@@ -216,8 +235,18 @@ class Recognizer:
         bundle = Bundle.load(Path(path) if path is not None else default_bundle())
         if threads is None:
             threads = stream_threads()
-        model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
-        return cls(model, options)
+        # "process": the decoder starts first, so that its start-up overlaps loading the model
+        decoder = _start_decoder() if options.file_decoder == "process" else None
+        try:
+            model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
+            recognizer = cls(model, options)
+        except BaseException:
+            if decoder is not None:
+                decoder.close()
+            raise
+        recognizer._decoder = decoder
+        recognizer._decoder_failed = options.file_decoder == "process" and decoder is None
+        return recognizer
 
     def close(self) -> None:
         """Release the model's runtime sessions. Streams created earlier must not be used
@@ -225,6 +254,10 @@ class Recognizer:
         if self._closed:
             return
         self._closed = True
+        with self._decoder_lock:
+            decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            decoder.close()
         close = getattr(self.model, "close", None)
         if close is not None:
             close()
@@ -311,16 +344,51 @@ class Recognizer:
         stream = self.create_stream(
             hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video
         )
-        return self._run_stream(media, stream, FrameSubsampler(self.preset) if has_video else None)
+        return self._run_stream(self._file_items(media, has_video, has_audio), stream)
+
+    def _file_items(self, media, has_video: bool, has_audio: bool) -> Iterator[tuple[str, object]]:
+        """The file's frames and chunks in timestamp order, from the decoder process when there is
+        one and it is free, else read here (on :meth:`_run_stream`'s reader thread). Either way the
+        frames the stream's subsampler will keep (its twin, fed the same timestamps) are converted
+        to RGB ahead of the stream, and the others never are (the stream reads only their luma
+        plane, if anything: every frame's with several faces, each kept one's with audio too)."""
+        from .sources.decoder import merged_items
+
+        decoder = self._file_decoder_process()
+        if decoder is not None:
+            size = (media.video.width, media.video.height) if has_video else None
+            read = decoder.try_read(
+                media.path,
+                sample_rate=media.audio.sample_rate if has_audio else None,
+                chunk_ms=media.audio.chunk_ms if has_audio else 100,
+                kept_preset=self.preset if has_video else None,
+                all_luma=has_audio and self.max_faces > 1,
+                size=size,
+            )
+            if read is not None:
+                return read
+        return merged_items(media, FrameSubsampler(self.preset) if has_video else None, _Reader.CONVERT_AHEAD_PIXELS)
+
+    def _file_decoder_process(self):
+        """The decoder process for the next file (started at the first file with ``"auto"``, again
+        after one ended), or None where files are decoded in this process."""
+        if self.file_decoder != "process":
+            return None
+        with self._decoder_lock:
+            if self._decoder is not None and not self._decoder.alive:
+                self._decoder.close()
+                self._decoder = None
+            if self._decoder is None and not self._decoder_failed and not self._closed:
+                self._decoder = _start_decoder()
+                self._decoder_failed = self._decoder is None
+            return self._decoder
 
     @staticmethod
-    def _run_stream(media, stream: EmotionStream, kept: FrameSubsampler | None = None) -> Iterator[EmotionResult]:
-        """Feed the file's frames and chunks to the stream in timestamp order. The file is read
-        (demuxed, decoded, merged) on a reader thread a little ahead of the stream, so decoding
-        overlaps face detection and the encoders. ``kept``: the stream's frame subsampler's twin;
-        the frames it keeps, which the stream will keep too, are converted to RGB on the reader
-        thread, and the others never are (the stream reads only their luma plane, if anything)."""
-        reader = _Reader(media, kept)
+    def _run_stream(items: Iterator[tuple[str, object]], stream: EmotionStream) -> Iterator[EmotionResult]:
+        """Feed a file's frames and chunks (``(kind, item)`` in timestamp order) to the stream. They
+        are read on a reader thread a little ahead of the stream, so that decoding (here or in the
+        decoder process) overlaps face detection and the encoders."""
+        reader = _Reader(items)
         try:
             for kind, item in reader:
                 if kind == "video":  # the frame itself: the stream converts only the frames it keeps
@@ -373,9 +441,29 @@ class Recognizer:
         )
 
 
-def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
-    for item in items:
-        yield item.timestamp_ms, rank, kind, item
+FILE_DECODERS = ("auto", "process", "thread")
+
+
+def resolve_file_decoder(choice: str) -> str:
+    """``"auto"`` -> ``"process"`` when this process may use at least two CPUs on a POSIX system
+    (the decoder then has a CPU of its own), else ``"thread"``; the others as they are."""
+    from .sources.decoder import process_decoding_available
+
+    if choice != "auto":
+        return choice
+    return "process" if usable_cpus() >= 2 and process_decoding_available() else "thread"
+
+
+def _start_decoder():
+    """A new :class:`~edge_emotion.sources.decoder.DecoderProcess`, or None (with a warning) when
+    it cannot start: files are then decoded on a thread."""
+    from .sources.decoder import DecoderProcess
+
+    try:
+        return DecoderProcess()
+    except (OSError, RuntimeError) as exc:
+        log.warning("cannot start a decoder process (%s): files are decoded on a thread", exc)
+        return None
 
 
 def stream_threads() -> int:
@@ -387,41 +475,30 @@ def stream_threads() -> int:
 
 
 class _Reader:
-    """A media file's video frames and audio chunks merged in timestamp order (video first on a
-    tie), read on a daemon thread up to ``DEPTH * BATCH`` items ahead. Iterate it once; errors of the
-    reader (a corrupt file) are raised in the iterating thread, after the items read before it;
-    :meth:`close` stops the reader and waits for it, which closes the file. ``kept``: a twin of the
-    stream's frame subsampler; the frames it keeps are converted to RGB on the reader thread when
-    they have at most :attr:`CONVERT_AHEAD_PIXELS` pixels (a queued kept frame then holds its RGB
-    copy: at 1080p about 6 MB, some ten of them at most; larger frames are converted by the stream,
-    as they come)."""
+    """A media file's ``(kind, item)`` in timestamp order, read on a daemon thread up to ``DEPTH *
+    BATCH`` items ahead. Iterate it once; errors of the reader (a corrupt file) are raised in the
+    iterating thread, after the items read before it; :meth:`close` stops the reader and waits for
+    it, which closes ``items`` (and so the file). Read in this process, the kept frames are
+    converted to RGB on the reader thread when they have at most :attr:`CONVERT_AHEAD_PIXELS` pixels
+    (a queued kept frame then holds its RGB copy: at 1080p about 6 MB, some ten of them at most;
+    larger frames are converted by the stream, as they come)."""
 
     DEPTH = 8  # batches
     BATCH = 8  # items per batch
     CONVERT_AHEAD_PIXELS = 1920 * 1088
     _END = object()
 
-    def __init__(self, media, kept: FrameSubsampler | None = None):
-        self._media = media
-        self._kept = kept
+    def __init__(self, items: Iterator[tuple[str, object]]):
+        self._items = items
         self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="edge-emotion-file-reader", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        sources = [
-            (kind, rank, iter(source))
-            for kind, rank, source in (("video", 0, self._media.video), ("audio", 1, self._media.audio))
-            if source is not None
-        ]
         batch = []  # handed over a few at a time: fewer hand-overs between the threads
         try:
-            keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
-            for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
-                if kind == "video" and self._kept is not None and self._kept.keep(item.timestamp_ms):
-                    if item.width * item.height <= self.CONVERT_AHEAD_PIXELS:
-                        item.image  # noqa: B018 - converted (and kept) here, off the stream's thread
+            for kind, item in self._items:
                 batch.append((kind, item))
                 if len(batch) == self.BATCH:
                     if not self._put(batch):
@@ -435,10 +512,9 @@ class _Reader:
                 return
             self._put(exc)
         finally:
-            for _, _, iterator in sources:  # closes the sources' generators, and so the file, on this thread
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    close()
+            close = getattr(self._items, "close", None)  # closes the file (or stops the decoder), on this thread
+            if close is not None:
+                close()
 
     def _put(self, entry) -> bool:
         while not self._stop.is_set():

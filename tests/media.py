@@ -4,6 +4,7 @@ real clips in ``../shared/data`` (nothing derived is committed).
 :func:`make_vfr_offset` writes a clip with a variable frame rate and an audio track that starts late
 from a CREMA-D original, so that tests can check that timestamps come from each stream's own time
 base. ``tests/conftest.py`` calls it once per session into a temporary folder.
+:func:`make_long_clip` writes a synthetic clip of any length, with either track or both.
 """
 
 from __future__ import annotations
@@ -74,3 +75,36 @@ def remux(src: Path, dst: Path) -> Path:
             packet.stream = streams[packet.stream.index]
             out.mux(packet)
     return dst
+
+
+def make_long_clip(path: Path, seconds: int = 20, *, video: bool = True, audio: bool = True) -> Path:
+    """A small synthetic clip (grey frames, a tone; ``video`` / ``audio`` choose the tracks) long
+    enough that the reader is still reading when the first window's result comes out."""
+    with av.open(str(path), mode="w") as container:
+        picture_stream = container.add_stream("mpeg4", rate=30) if video else None
+        sound_stream = container.add_stream("aac", rate=16000) if audio else None
+        if sound_stream is not None:
+            sound_stream.layout = "mono"
+        if picture_stream is not None:
+            picture_stream.width, picture_stream.height, picture_stream.pix_fmt = 128, 96, "yuv420p"
+            frames = []
+            for i in range(30 * seconds):
+                frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i % 256, np.uint8), format="rgb24")
+                frame.pts = i
+                frames.append(frame)
+            encode_all(container, picture_stream, frames)
+        if sound_stream is not None:
+            tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000 * seconds) / 16000)).astype(np.float32)
+            chunks = []
+            for at in range(0, tone.size, 1024):
+                frame = av.AudioFrame.from_ndarray(tone[None, at : at + 1024].copy(), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, at
+                chunks.append(frame)
+            encode_all(container, sound_stream, chunks)
+    return path
+
+
+def encode_all(container, stream, frames) -> None:
+    """Encode ``frames`` on ``stream``, flush the encoder, and mux every packet into ``container``."""
+    for frame in [*frames, None]:
+        container.mux(stream.encode(frame))

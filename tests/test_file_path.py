@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import encode_all, make_long_clip
 
 import edge_emotion.sources.files as files
 from edge_emotion.errors import BundleError, MediaError
@@ -30,8 +31,10 @@ RAVDESS = "ravdess/av/01-01-01-01-01-01-01.mp4"  # 3.3 s, 1280x720, 29.97 fps, f
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
+    """Files read in this process (the reader thread these tests watch; ``tests/test_decoder.py``
+    tests the decoder process)."""
     try:
-        return Recognizer.from_bundle(backend="onnxruntime")
+        return Recognizer.from_bundle(backend="onnxruntime", file_decoder="thread")
     except BundleError as exc:
         pytest.skip(f"the shipped model is not in this install ({exc})")
 
@@ -194,38 +197,8 @@ def test_a_decoding_error_on_the_reader_thread_reaches_the_caller(recognizer, sa
     assert not _readers()
 
 
-def _long_clip(path: Path, seconds: int = 20) -> Path:
-    """A small synthetic clip (grey frames, a tone) long enough that the reader is still reading
-    when the first window's result comes out."""
-    with av.open(str(path), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=30)
-        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        frames = []
-        for i in range(30 * seconds):
-            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), i % 256, np.uint8), format="rgb24")
-            frame.pts = i
-            frames.append(frame)
-        _encode(container, video, frames)
-        tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(16000 * seconds) / 16000)).astype(np.float32)
-        chunks = []
-        for at in range(0, tone.size, 1024):
-            frame = av.AudioFrame.from_ndarray(tone[None, at : at + 1024].copy(), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, at
-            chunks.append(frame)
-        _encode(container, audio, chunks)
-    return path
-
-
-def _encode(container, stream, frames) -> None:
-    """Encode ``frames`` on ``stream``, flush the encoder, and mux every packet into ``container``."""
-    for frame in [*frames, None]:
-        container.mux(stream.encode(frame))
-
-
 def test_the_reader_stops_when_the_caller_stops(recognizer, tmp_path):
-    results = recognizer.analyze(_long_clip(tmp_path / "long.mp4"), hop_ms=500)
+    results = recognizer.analyze(make_long_clip(tmp_path / "long.mp4"), hop_ms=500)
     first = next(results)
     assert first.t_start_ms == 0 and _readers()  # 20 s of input: the reader is still at work
     results.close()  # the caller stops early: the reader thread ends and the file is closed
@@ -269,7 +242,7 @@ def _rgb_clip(path: Path, frames: int = 6) -> Path:
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), format="rgb24")
             frame.pts = i
             pictures.append(frame)
-        _encode(container, video, pictures)
+        encode_all(container, video, pictures)
     return path
 
 
@@ -308,7 +281,7 @@ def test_several_people_read_the_dropped_frames_luma_not_rgb(crema_flv, monkeypa
     """With max_faces > 1 mouths are watched on every frame: the frames the model drops are read
     from their luma plane, never converted to RGB."""
     try:
-        two = Recognizer.from_bundle(backend="onnxruntime", max_faces=2)
+        two = Recognizer.from_bundle(backend="onnxruntime", max_faces=2, file_decoder="thread")
     except BundleError as exc:
         pytest.skip(f"the shipped model is not in this install ({exc})")
     convert = _Counting(files.video_frame_to_rgb)

@@ -165,6 +165,12 @@ def register(app: typer.Typer) -> None:
             "openvino, onnxruntime, or mediapipe (MediaPipe's own task, the 'mediapipe' extra: the same "
             "boxes within a pixel, about 1.6 times the CPU).",
         ),
+        file_decoder: str = typer.Option(
+            "auto",
+            "--file-decoder",
+            help="Where --video is decoded: process (a child process, beside the recognizer), thread (a "
+            "thread of this process), or auto (process when two or more CPUs are usable). Same results.",
+        ),
     ) -> None:
         """Recognise emotions from --camera / --mic (live) or --video (a file), printing one result per window."""
         from ..recognizer import Recognizer
@@ -184,6 +190,13 @@ def register(app: typer.Typer) -> None:
 
             if display or display_problem() is None:  # the default stays quiet without a display
                 window = _open_window()  # before the recognizer and PyAV load
+        from ..recognizer import FILE_DECODERS, resolve_file_decoder
+
+        if file_decoder not in FILE_DECODERS:
+            raise fail(f"--file-decoder must be one of {', '.join(FILE_DECODERS)}, got {file_decoder!r}")
+        analyzing = video is not None and mic is None and window is None  # the file goes through analyze()
+        # a file to analyze: the decoder process (if any) starts before the model loads, beside it
+        file_decoder = resolve_file_decoder(file_decoder) if analyzing else "thread"
         recognizer = Recognizer.from_bundle(
             model,
             backend=backend,
@@ -194,14 +207,18 @@ def register(app: typer.Typer) -> None:
             max_faces=max_faces,
             detect_every=detect_every,
             face_detector=face_detector,
+            file_decoder=file_decoder,
         )
         emit = _Printer(output)
 
-        if video is not None and mic is None and window is None:
-            for result in recognizer.analyze(video):
-                emit(result)
-                if emit.error is not None:
-                    raise fail(emit.failure())
+        if analyzing:
+            try:
+                for result in recognizer.analyze(video):
+                    emit(result)
+                    if emit.error is not None:
+                        raise fail(emit.failure())
+            finally:
+                recognizer.close()  # and its decoder process
             return
 
         video_source = audio_source = None

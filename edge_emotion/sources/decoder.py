@@ -1,0 +1,542 @@
+"""Media files decoded in a separate process: :class:`DecoderProcess`.
+
+:meth:`~edge_emotion.recognizer.Recognizer.analyze` reads a file a little ahead of the stream, so
+that decoding overlaps face detection and the encoders. On a reader *thread* the two halves fight
+for Python's GIL: PyAV takes it back between FFmpeg calls and waits up to a switch interval for it
+each time the stream's thread holds it (a decoding thread beside a pure-Python loop decoded 2.6
+times slower than alone; BENCHMARKS.md §4). A decoder *process* has its own interpreter. It opens
+the file with the same sources (:func:`~edge_emotion.sources.open_media`), merges video frames and
+audio chunks in timestamp order, converts to RGB the frames the stream will keep (the stream's
+:class:`~edge_emotion.frontend.align.FrameSubsampler`, run on the same timestamps) and reads the
+luma plane of the frames whose luma the stream will read, and hands them over: pictures through a
+small shared buffer of slots, timestamps and audio pickled through a socket pair. The recognizer's
+process only copies each picture out of its slot. The frames, pictures and chunks are the ones the
+reader thread gives (``tests/test_decoder.py`` compares them, and the results).
+
+The child is a plain ``python -m edge_emotion.sources.decoder`` process (not ``multiprocessing``'s
+spawn, which would re-run an application's main module in it): it serves one file after another
+until its socket closes, so a :class:`~edge_emotion.recognizer.Recognizer` starts it once. It ends
+by itself when its parent dies (the socket closes). POSIX only (it passes a file descriptor over
+the socket); elsewhere :func:`process_decoding_available` is False and files are read on a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import MediaError
+from .frames import AudioChunk, VideoFrame
+
+log = logging.getLogger(__name__)
+
+#: Items per message from the child.
+BATCH = 8
+#: The shared buffer's size is about this many bytes: as many slots of one frame's RGB picture
+#: plus its luma plane as fit, at least :data:`MIN_SLOTS` and at most :data:`MAX_SLOTS` (640x480:
+#: 40 slots; 1080p: 5). It lives in ``/dev/shm`` where that has room for it, else in the temporary
+#: folder (a writing beyond a full ``/dev/shm`` would crash the child).
+BUFFER_BYTES = 48 * 1024 * 1024
+MIN_SLOTS = 4
+MAX_SLOTS = 64
+#: How long closing waits for the child to stop a file or to exit before it is killed.
+STOP_TIMEOUT_S = 5.0
+
+_END, _STOP, _DONE = "end", "stop", "done"
+
+
+def process_decoding_available() -> bool:
+    """Whether files can be decoded in a separate process here (POSIX: a file descriptor is passed
+    to the child over a socket)."""
+    return os.name == "posix" and hasattr(__import__("socket"), "AF_UNIX")
+
+
+class TransferredFrame(VideoFrame):
+    """A video frame handed over by a :class:`DecoderProcess`: its RGB ``image`` when the stream
+    keeps it (else None), its ``luma`` when the stream reads it (else computed from ``image``).
+    Reading the ``image`` of a frame that was not converted raises :class:`RuntimeError`: the
+    decoder converts exactly the frames the stream's subsampler keeps."""
+
+    def __init__(self, timestamp_ms: int, size: tuple[int, int], rgb: np.ndarray | None, luma: np.ndarray | None):
+        # frozen dataclass parent: attributes are set through object.__setattr__, as dataclasses do
+        object.__setattr__(self, "timestamp_ms", int(timestamp_ms))
+        object.__setattr__(self, "_rgb", rgb)
+        object.__setattr__(self, "_luma", luma)
+        object.__setattr__(self, "_size", (int(size[0]), int(size[1])))
+
+    @property
+    def image(self) -> np.ndarray:  # type: ignore[override]
+        if self._rgb is None:
+            raise RuntimeError(
+                f"the frame at {self.timestamp_ms} ms was not converted by the decoder process (a frame the "
+                "stream's subsampler drops)"
+            )
+        return self._rgb
+
+    def luma(self) -> np.ndarray:
+        if self._luma is None:
+            object.__setattr__(self, "_luma", super().luma())  # from the RGB picture (raises without it)
+        return self._luma
+
+    @property
+    def converted(self) -> bool:
+        return self._rgb is not None
+
+    @property
+    def width(self) -> int:
+        return self._size[0]
+
+    @property
+    def height(self) -> int:
+        return self._size[1]
+
+    def __repr__(self) -> str:
+        return f"TransferredFrame({self.width}x{self.height}, timestamp_ms={self.timestamp_ms})"
+
+
+def merged_items(media, kept=None, convert_ahead_pixels: int | None = None) -> Iterator[tuple[str, Any]]:
+    """A :class:`~edge_emotion.sources.MediaFile`'s video frames and audio chunks as ``(kind,
+    item)`` in timestamp order (video first on a tie). ``kept``: a frame subsampler (``keep(ms)``);
+    the frames it keeps with at most ``convert_ahead_pixels`` pixels (None: any) are converted to
+    RGB here. Closing the iterator closes the file."""
+    import heapq
+
+    sources = [
+        (kind, rank, iter(source))
+        for kind, rank, source in (("video", 0, media.video), ("audio", 1, media.audio))
+        if source is not None
+    ]
+    try:
+        keyed = [_keyed(iterator, rank, kind) for kind, rank, iterator in sources]
+        for _, _, kind, item in heapq.merge(*keyed, key=lambda entry: entry[:2]):
+            if kind == "video" and kept is not None and kept.keep(item.timestamp_ms):
+                if convert_ahead_pixels is None or item.width * item.height <= convert_ahead_pixels:
+                    item.image  # noqa: B018 - converted (and kept) here
+            yield kind, item
+    finally:
+        for _, _, iterator in sources:  # closes the sources' generators, and so the file
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+
+def _room_in(directory: str) -> int:
+    """Free bytes in ``directory`` (0 when it is not there)."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
+
+
+def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
+    for item in items:
+        yield item.timestamp_ms, rank, kind, item
+
+
+class DecoderProcess:
+    """A child process that decodes media files for this one, one file at a time (see the module
+    docstring). :meth:`read` starts a file; :meth:`close` ends the process. Thread-safe: a
+    :meth:`read` while another is in progress raises :class:`RuntimeError` (see :meth:`try_read`)."""
+
+    def __init__(self):
+        import socket
+
+        if not process_decoding_available():
+            raise RuntimeError("decoding in a separate process needs a POSIX system")
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "edge_emotion.sources.decoder", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._lock = threading.Lock()
+        self._busy = False
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self._process.poll() is None
+
+    def try_read(self, path, sample_rate: int | None, chunk_ms: int, kept_preset, all_luma: bool, size):
+        """:meth:`read`, or None when the process is busy with another file or has ended."""
+        with self._lock:
+            if self._busy or not self.alive:
+                return None
+            self._busy = True
+        try:
+            return _FileRead(self, path, sample_rate, chunk_ms, kept_preset, all_luma, size)
+        except BaseException:
+            self._release()
+            raise
+
+    def read(self, path, sample_rate: int | None, chunk_ms: int, kept_preset, all_luma: bool, size):
+        """An iterator of ``(kind, item)`` over ``path`` (``"video"``, :class:`TransferredFrame`;
+        ``"audio"``, :class:`~edge_emotion.sources.AudioChunk`), in timestamp order, as
+        :func:`merged_items` of ``open_media(path, sample_rate=sample_rate, chunk_ms=chunk_ms)``
+        gives them. ``kept_preset``: the preset of the stream's frame subsampler (the frames it keeps
+        come with their RGB picture; None: every frame does); ``all_luma``: every frame comes with
+        its luma plane (else only the kept ones); ``size``: ``(width, height)`` of the video (sizes
+        the shared slots; None for a file without video). Close the iterator to stop early."""
+        read = self.try_read(path, sample_rate, chunk_ms, kept_preset, all_luma, size)
+        if read is None:
+            raise RuntimeError("the decoder process is busy with another file or has ended")
+        return read
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy = False
+
+    def close(self) -> None:
+        """End the child: its socket is closed, so it exits; killed if it has not within
+        :data:`STOP_TIMEOUT_S`."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.close()
+        finally:
+            try:
+                self._process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def _kill(self) -> None:
+        """The child does not answer: end it (a later file is read by another process)."""
+        log.warning("the decoder process %d does not answer: killing it", self._process.pid)
+        self._closed = True
+        self._process.kill()
+        self._process.wait()
+        self._conn.close()
+
+    def __enter__(self) -> DecoderProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class _FileRead:
+    """One file through a :class:`DecoderProcess`: an iterator of ``(kind, item)``."""
+
+    def __init__(self, decoder: DecoderProcess, path, sample_rate, chunk_ms, kept_preset, all_luma, size):
+        from multiprocessing.reduction import send_handle
+
+        self._decoder = decoder
+        self._conn = decoder._conn
+        self._finished = False
+        width, height = size if size is not None else (0, 0)
+        frame_bytes = 4 * int(width) * int(height)  # RGB + luma
+        if frame_bytes:
+            self._slots = max(MIN_SLOTS, min(MAX_SLOTS, BUFFER_BYTES // frame_bytes))
+            self._slot_bytes = frame_bytes
+        else:
+            self._slots, self._slot_bytes = 0, 0
+        size_bytes = max(mmap.PAGESIZE, self._slots * self._slot_bytes)
+        directory = "/dev/shm" if _room_in("/dev/shm") > 2 * size_bytes else None
+        with tempfile.TemporaryFile(dir=directory) as handle:  # no name: nothing to clean up after a crash
+            handle.truncate(size_bytes)
+            self._buffer = mmap.mmap(handle.fileno(), size_bytes)
+            request = {
+                "path": os.fspath(path),
+                "sample_rate": sample_rate,
+                "chunk_ms": int(chunk_ms),
+                "kept_preset": kept_preset,
+                "all_luma": bool(all_luma),
+                "slots": self._slots,
+                "slot_bytes": self._slot_bytes,
+                "buffer_bytes": size_bytes,
+            }
+            try:
+                self._conn.send(request)
+                send_handle(self._conn, handle.fileno(), decoder.pid)
+            except OSError as exc:
+                self._buffer.close()
+                decoder._kill()
+                raise MediaError(f"the decoder process ended unexpectedly ({exc})") from None
+        self._items = self._iterate()
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return self._items
+
+    def __next__(self) -> tuple[str, Any]:
+        return next(self._items)
+
+    def close(self) -> None:
+        self._items.close()
+
+    def _receive(self):
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise self._ended() from None
+
+    def _send(self, message) -> None:
+        try:
+            self._conn.send(message)
+        except OSError:
+            raise self._ended() from None
+
+    def _ended(self) -> MediaError:
+        try:
+            code = self._decoder._process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._decoder._closed = True
+        return MediaError(f"the decoder process ended unexpectedly (exit code {code})")
+
+    def _iterate(self) -> Iterator[tuple[str, Any]]:
+        try:
+            while True:
+                message = self._receive()
+                if message == _END:
+                    self._finished = True
+                    return
+                if isinstance(message, tuple) and message and message[0] == "error":
+                    self._finished = True
+                    raise message[1]
+                items, freed = [], []
+                for entry in message:
+                    items.append(self._item(entry, freed))
+                if freed:
+                    self._send(freed)
+                yield from items
+        finally:
+            self._finish()
+
+    def _item(self, entry: tuple, freed: list[int]) -> tuple[str, Any]:
+        if entry[0] == "audio":
+            _, timestamp_ms, pcm, sample_rate = entry
+            return "audio", AudioChunk(pcm, sample_rate, timestamp_ms)
+        _, timestamp_ms, size, slot, rgb, luma = entry
+        if slot is not None:  # rgb / luma are True / False: the pictures are in the slot
+            width, height = size
+            offset = slot * self._slot_bytes
+            pictures = []
+            for present, shape in ((rgb, (height, width, 3)), (luma, (height, width))):
+                if present:
+                    count = int(np.prod(shape))
+                    view = np.frombuffer(self._buffer, np.uint8, count, offset)
+                    pictures.append(view.reshape(shape).copy())
+                    offset += count
+                else:
+                    pictures.append(None)
+            rgb, luma = pictures
+            freed.append(slot)
+        return "video", TransferredFrame(timestamp_ms, size, rgb, luma)
+
+    def _finish(self) -> None:
+        """Stop the child if the file is not finished, wait for its end of the file, tell it the
+        file is done (it then waits for the next one) and free the buffer."""
+        try:
+            if not self._decoder._closed:
+                if not self._finished:
+                    self._send(_STOP)
+                    self._drain()
+                if not self._decoder._closed:
+                    self._send(_DONE)
+        except MediaError:  # the child has ended: a later file starts another
+            pass
+        finally:
+            try:
+                self._buffer.close()
+            except BufferError:  # a view still exported: the buffer is freed with it
+                pass
+            self._decoder._release()
+
+    def _drain(self) -> None:
+        while True:
+            if not self._conn.poll(STOP_TIMEOUT_S):
+                self._decoder._kill()
+                return
+            message = self._receive()
+            if message == _END or (isinstance(message, tuple) and message and message[0] == "error"):
+                return
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any exception that does not pickle is sent as its message
+        return MediaError(f"{type(exc).__name__}: {exc}")
+
+
+class _ParentGone(Exception):
+    """The parent closed its end of the socket (it ended, or closed its decoder)."""
+
+
+class _Channel:
+    """The child's end of the socket: a closed parent raises :class:`_ParentGone`."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def send(self, obj) -> None:
+        try:
+            self._conn.send(obj)
+        except (EOFError, OSError):
+            raise _ParentGone from None
+
+    def recv(self):
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise _ParentGone from None
+
+    def poll(self) -> bool:
+        try:
+            return self._conn.poll()
+        except (EOFError, OSError):
+            raise _ParentGone from None
+
+
+def _serve(conn) -> None:
+    from multiprocessing.reduction import recv_handle
+
+    channel = _Channel(conn)
+    while True:
+        try:
+            request = conn.recv()
+            fd = recv_handle(conn)
+        except (EOFError, OSError):
+            return
+        try:
+            _decode(channel, request, fd)
+            while channel.recv() != _DONE:  # the parent's last word on this file (freed slots before it)
+                pass
+        except _ParentGone:
+            return
+
+
+def _decode(conn, request: dict, fd: int) -> None:
+    from ..frontend.align import FrameSubsampler
+    from .files import open_media
+
+    buffer = mmap.mmap(fd, request["buffer_bytes"])
+    os.close(fd)
+    slots, slot_bytes = request["slots"], request["slot_bytes"]
+    free = deque(range(slots))
+    stopped = False
+
+    def messages(block: bool) -> None:
+        nonlocal stopped
+        while not stopped and (block or conn.poll()):
+            message = conn.recv()
+            if message == _STOP:
+                stopped = True
+            elif message != _DONE:
+                free.extend(message)
+            block = False
+
+    batch: list[tuple] = []
+    items = None
+    try:
+        media = open_media(request["path"], sample_rate=request["sample_rate"], chunk_ms=request["chunk_ms"])
+        preset = request["kept_preset"]
+        kept = FrameSubsampler(preset) if preset is not None else None
+        items = merged_items(media)
+        for kind, item in items:
+            messages(block=False)
+            if stopped:
+                break
+            if kind == "audio":
+                batch.append(("audio", item.timestamp_ms, item.pcm, item.sample_rate))
+            else:
+                keep = kept is None or kept.keep(item.timestamp_ms)
+                rgb = item.image if keep else None
+                luma = item.luma() if keep or request["all_luma"] else None
+                nbytes = sum(p.nbytes for p in (rgb, luma) if p is not None)
+                size = (item.width, item.height)
+                if nbytes == 0 or nbytes > slot_bytes:  # nothing to send, or larger than the video was
+                    batch.append(("video", item.timestamp_ms, size, None, rgb, luma))
+                else:
+                    if not free and batch:  # the parent frees slots as it receives them
+                        conn.send(batch)
+                        batch = []
+                    while not free and not stopped:
+                        messages(block=True)
+                    if stopped:
+                        break
+                    slot = free.popleft()
+                    offset = slot * slot_bytes
+                    for picture in (rgb, luma):
+                        if picture is not None:
+                            buffer[offset : offset + picture.nbytes] = np.ascontiguousarray(picture).data
+                            offset += picture.nbytes
+                    batch.append(("video", item.timestamp_ms, size, slot, rgb is not None, luma is not None))
+            if len(batch) >= BATCH:
+                conn.send(batch)
+                batch = []
+        if batch and not stopped:
+            conn.send(batch)
+        last: Any = _END
+    except _ParentGone:
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed to the parent, raised there
+        if batch and not stopped:
+            conn.send(batch)
+        last = ("error", _picklable(exc))
+    finally:
+        if items is not None:
+            items.close()
+        buffer.close()
+    conn.send(last)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from multiprocessing.connection import Connection
+
+    argv = sys.argv[1:] if argv is None else argv
+    conn = Connection(int(argv[0]))
+    # what decoding a file needs, loaded now, while the parent loads its model
+    import av  # noqa: F401
+
+    from ..frontend import align  # noqa: F401
+    from . import files  # noqa: F401
+
+    try:
+        _serve(conn)
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["DecoderProcess", "TransferredFrame", "merged_items", "process_decoding_available"]
