@@ -367,6 +367,8 @@ class Recognizer:
             )
             if read is not None:
                 return read
+            if decoder.broken:
+                self._file_decoder_process()  # forgets it, with a warning
         return merged_items(media, FrameSubsampler(self.preset) if has_video else None, _Reader.CONVERT_AHEAD_PIXELS)
 
     def _file_decoder_process(self):
@@ -376,6 +378,9 @@ class Recognizer:
             return None
         with self._decoder_lock:
             if self._decoder is not None and not self._decoder.alive:
+                if self._decoder.broken:  # it could not start: no use starting another
+                    log.warning("files are decoded on a thread from here on")
+                    self._decoder_failed = True
                 self._decoder.close()
                 self._decoder = None
             if self._decoder is None and not self._decoder_failed and not self._closed:

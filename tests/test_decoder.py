@@ -271,3 +271,32 @@ def test_a_decoder_that_cannot_start_leaves_files_to_a_thread(recognizers, sampl
     with Recognizer.from_bundle(backend="onnxruntime", file_decoder="process") as fallback:
         assert _dicts(fallback.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
         assert fallback._decoder is None
+
+
+def test_a_child_that_cannot_start_leaves_files_to_a_thread(recognizers, sample_clip, monkeypatch, caplog):
+    """A Python that cannot run the child (here: a program that exits at once)."""
+    here, _ = recognizers
+    with Recognizer.from_bundle(backend="onnxruntime", file_decoder="process") as broken:
+        broken._decoder.close()
+        broken._decoder = None
+        monkeypatch.setattr(sys, "executable", "/bin/false")
+        with caplog.at_level("WARNING", logger="edge_emotion"):
+            assert _dicts(broken.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
+        assert "did not start" in caplog.text
+        assert broken._decoder is None and broken._decoder_failed
+        monkeypatch.undo()
+        assert _dicts(broken.analyze(sample_clip))  # still on a thread, without trying again
+        assert broken._decoder is None
+
+
+def test_ctrl_c_is_left_to_the_parent():
+    """Ctrl-C in a terminal reaches the whole process group; the parent closes its child."""
+    import os
+    import signal
+
+    with DecoderProcess() as decoder:
+        assert decoder._await_ready()
+        os.kill(decoder.pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert decoder.alive
+    assert decoder._process.poll() == 0  # closed: it ended on its own, not by a signal

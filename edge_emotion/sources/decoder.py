@@ -13,15 +13,18 @@ small shared buffer of slots, timestamps and audio pickled through a socket pair
 process only copies each picture out of its slot. The frames, pictures and chunks are the ones the
 reader thread gives (``tests/test_decoder.py`` compares them, and the results).
 
-The child is a plain ``python -m edge_emotion.sources.decoder`` process (not ``multiprocessing``'s
-spawn, which would re-run an application's main module in it): it serves one file after another
-until its socket closes, so a :class:`~edge_emotion.recognizer.Recognizer` starts it once. It ends
-by itself when its parent dies (the socket closes). POSIX only (it passes a file descriptor over
-the socket); elsewhere :func:`process_decoding_available` is False and files are read on a thread.
+The child is a plain ``python`` process that runs this module's :func:`main` with the parent's
+``sys.path`` (not ``multiprocessing``'s spawn, which would re-run an application's main module in
+it). It tells its parent when it is ready, then serves one file after another until its socket
+closes, so a :class:`~edge_emotion.recognizer.Recognizer` starts it once; it ignores Ctrl-C (its
+parent closes it) and ends by itself when its parent dies (the socket closes). POSIX only (it passes
+a file descriptor over the socket); elsewhere :func:`process_decoding_available` is False and files
+are read on a thread.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import mmap
 import os
@@ -51,8 +54,16 @@ MIN_SLOTS = 4
 MAX_SLOTS = 64
 #: How long closing waits for the child to stop a file or to exit before it is killed.
 STOP_TIMEOUT_S = 5.0
+#: How long the first file waits for the child to have started (imported what it needs).
+READY_TIMEOUT_S = 60.0
 
-_END, _STOP, _DONE = "end", "stop", "done"
+_READY, _END, _STOP, _DONE = "ready", "end", "stop", "done"
+#: The child's command: this module's :func:`main` with the parent's ``sys.path`` (an application that
+#: found the package through its own path entries finds it in the child too).
+_CHILD = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from edge_emotion.sources.decoder import main; main(sys.argv[2:])"
+)
 
 
 def process_decoding_available() -> bool:
@@ -147,7 +158,9 @@ def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
 class DecoderProcess:
     """A child process that decodes media files for this one, one file at a time (see the module
     docstring). :meth:`read` starts a file; :meth:`close` ends the process. Thread-safe: a
-    :meth:`read` while another is in progress raises :class:`RuntimeError` (see :meth:`try_read`)."""
+    :meth:`read` while another is in progress raises :class:`RuntimeError` (see :meth:`try_read`).
+    Starting does not wait for the child: the first file waits until it is ready; a child that
+    ended before it was ready is :attr:`broken` (no file is read through it)."""
 
     def __init__(self):
         import socket
@@ -159,7 +172,7 @@ class DecoderProcess:
         ours, theirs = socket.socketpair()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "edge_emotion.sources.decoder", str(theirs.fileno())],
+                [sys.executable, "-c", _CHILD, json.dumps(sys.path), str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -171,6 +184,8 @@ class DecoderProcess:
         self._lock = threading.Lock()
         self._busy = False
         self._closed = False
+        self._ready = False
+        self.broken = False  # the child ended (or did not answer) before it was ready
 
     @property
     def pid(self) -> int:
@@ -180,6 +195,23 @@ class DecoderProcess:
     def alive(self) -> bool:
         return not self._closed and self._process.poll() is None
 
+    def _await_ready(self) -> bool:
+        """Whether the child has started (waits for it the first time, at most
+        :data:`READY_TIMEOUT_S`); marks it :attr:`broken` when it has not."""
+        if self._ready:
+            return True
+        try:
+            ready = self._conn.poll(READY_TIMEOUT_S) and self._conn.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.broken = True
+            code = self._process.poll()
+            log.warning("the decoder process did not start (exit code %s)", code)
+            self._kill() if code is None else self.close()
+        self._ready = ready
+        return ready
+
     def try_read(self, path, sample_rate: int | None, chunk_ms: int, kept_preset, all_luma: bool, size):
         """:meth:`read`, or None when the process is busy with another file or has ended."""
         with self._lock:
@@ -187,6 +219,9 @@ class DecoderProcess:
                 return None
             self._busy = True
         try:
+            if not self._await_ready():
+                self._release()
+                return None
             return _FileRead(self, path, sample_rate, chunk_ms, kept_preset, all_luma, size)
         except BaseException:
             self._release()
@@ -227,6 +262,8 @@ class DecoderProcess:
     def _kill(self) -> None:
         """The child does not answer: end it (a later file is read by another process)."""
         log.warning("the decoder process %d does not answer: killing it", self._process.pid)
+        if self._closed:
+            return
         self._closed = True
         self._process.kill()
         self._process.wait()
@@ -311,7 +348,7 @@ class _FileRead:
             code = self._decoder._process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             code = None
-        self._decoder._closed = True
+        self._decoder.close()  # the socket too (the child is gone, or is killed)
         return MediaError(f"the decoder process ended unexpectedly (exit code {code})")
 
     def _iterate(self) -> Iterator[tuple[str, Any]]:
@@ -519,8 +556,11 @@ def _decode(conn, request: dict, fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The child: ``argv`` is the socket's file descriptor."""
+    import signal
     from multiprocessing.connection import Connection
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which closes this process
     argv = sys.argv[1:] if argv is None else argv
     conn = Connection(int(argv[0]))
     # what decoding a file needs, loaded now, while the parent loads its model
@@ -528,6 +568,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from ..frontend import align  # noqa: F401
     from . import files  # noqa: F401
+
+    try:
+        conn.send(_READY)
+    except OSError:
+        return
 
     try:
         _serve(conn)
