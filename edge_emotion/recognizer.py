@@ -344,7 +344,9 @@ class Recognizer:
         stream = self.create_stream(
             hop_ms=hop_ms, window_ms=window_ms, smoothing=smoothing, audio=has_audio, video=has_video
         )
-        return self._run_stream(self._file_items(media, has_video, has_audio), stream)
+        # the file is claimed (the decoder process, or this process's reader) when the results are
+        # first asked for: results dropped unread hold nothing
+        return self._run_stream(lambda: self._file_items(media, has_video, has_audio), stream)
 
     def _file_items(self, media, has_video: bool, has_audio: bool) -> Iterator[tuple[str, object]]:
         """The file's frames and chunks in timestamp order, from the decoder process when there is
@@ -389,11 +391,19 @@ class Recognizer:
             return self._decoder
 
     @staticmethod
-    def _run_stream(items: Iterator[tuple[str, object]], stream: EmotionStream) -> Iterator[EmotionResult]:
-        """Feed a file's frames and chunks (``(kind, item)`` in timestamp order) to the stream. They
-        are read on a reader thread a little ahead of the stream, so that decoding (here or in the
-        decoder process) overlaps face detection and the encoders."""
-        reader = _Reader(items)
+    def _run_stream(
+        items: Callable[[], Iterator[tuple[str, object]]], stream: EmotionStream
+    ) -> Iterator[EmotionResult]:
+        """Feed a file's frames and chunks (``items()``: ``(kind, item)`` in timestamp order) to the
+        stream. They are read on a reader thread a little ahead of the stream, so that decoding (here
+        or in the decoder process) overlaps face detection and the encoders."""
+        try:
+            reader = _Reader(items())
+        except BaseException:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            raise
         try:
             for kind, item in reader:
                 if kind == "video":  # the frame itself: the stream converts only the frames it keeps

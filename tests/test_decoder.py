@@ -62,6 +62,27 @@ def _dicts(results) -> list[dict]:
     return [r.to_dict() for r in results]
 
 
+def _through_process(recognizer: Recognizer, path, **kwargs) -> list[dict]:
+    """``analyze`` results, checking that the recognizer's decoder process read the file."""
+    decoder = recognizer._file_decoder_process()
+    assert decoder is not None and decoder.alive
+    before = decoder.files_read
+    results = _dicts(recognizer.analyze(path, **kwargs))
+    assert recognizer._decoder is decoder and decoder.files_read == before + 1
+    return results
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """A protocol that waits on both sides would hang the suite: end the run with every thread's
+    traceback instead (pytest-timeout is not a dependency)."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
 @pytest.mark.parametrize(
     ("all_luma", "slots"),
     [(False, "many"), (True, "many"), (True, "few"), (True, "too small")],
@@ -113,7 +134,7 @@ def test_analyze_gives_the_same_results_from_the_process(recognizers, clip, max_
         assert (here.file_decoder, there.file_decoder) == ("thread", "process")
         expected = _dicts(here.analyze(clip))
         assert expected
-        assert _dicts(there.analyze(clip)) == expected
+        assert _through_process(there, clip) == expected
         assert there._decoder is not None and there._decoder.alive
     finally:
         if max_faces > 1:
@@ -134,7 +155,7 @@ def test_files_with_one_track_go_through_the_process(recognizers, tmp_path):
     for path in (video_only, sound):
         expected = _dicts(here.analyze(path))
         assert expected
-        assert _dicts(there.analyze(path)) == expected
+        assert _through_process(there, path) == expected
 
 
 def test_a_file_the_child_cannot_read_raises_here_and_the_process_goes_on(recognizers, sample_clip, tmp_path):
@@ -146,7 +167,7 @@ def test_a_file_the_child_cannot_read_raises_here_and_the_process_goes_on(recogn
         list(decoder.read(broken, 16000, 100, there.preset, False, (320, 240)))
     assert decoder.alive
     assert there._file_decoder_process() is decoder
-    assert _dicts(there.analyze(sample_clip))  # the next file is read by the same process
+    assert _through_process(there, sample_clip)  # the next file is read by the same process
 
 
 def test_a_caller_that_stops_early_leaves_the_process_ready(recognizers, sample_clip, tmp_path):
@@ -157,7 +178,7 @@ def test_a_caller_that_stops_early_leaves_the_process_ready(recognizers, sample_
     decoder = there._decoder
     results.close()  # 20 s of input: the child is stopped mid-file
     assert decoder.alive and there._decoder is decoder
-    assert _dicts(there.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
+    assert _through_process(there, sample_clip) == _dicts(here.analyze(sample_clip))
 
 
 def test_a_child_that_dies_mid_file_raises_and_a_new_one_reads_the_next(recognizers, sample_clip, tmp_path):
@@ -169,8 +190,8 @@ def test_a_child_that_dies_mid_file_raises_and_a_new_one_reads_the_next(recogniz
     with pytest.raises(MediaError, match="decoder process ended unexpectedly"):
         list(results)
     assert not dead.alive
-    assert _dicts(there.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
-    assert there._decoder is not dead and there._decoder.alive
+    assert _through_process(there, sample_clip) == _dicts(here.analyze(sample_clip))
+    assert there._decoder is not dead
 
 
 def test_a_second_file_at_once_is_read_here(recognizers, sample_clip, tmp_path):
@@ -179,7 +200,9 @@ def test_a_second_file_at_once_is_read_here(recognizers, sample_clip, tmp_path):
     next(first)  # the process is busy with this file
     try:
         assert there._decoder.try_read(sample_clip, 16000, 100, None, False, (320, 240)) is None
+        before = there._decoder.files_read
         assert _dicts(there.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
+        assert there._decoder.files_read == before  # read here, on a thread
     finally:
         first.close()
 
@@ -243,12 +266,15 @@ def test_decoder_processes_read_files_from_several_threads(recognizers, sample_c
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcomes.append(exc)
 
+    decoder = there._file_decoder_process()
+    before = decoder.files_read
     threads = [threading.Thread(target=work) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert outcomes == [expected] * 3
+    assert 1 <= decoder.files_read - before <= 3
 
 
 def test_auto_picks_the_process_where_a_cpu_is_free_for_it(monkeypatch):
@@ -300,3 +326,60 @@ def test_ctrl_c_is_left_to_the_parent():
         time.sleep(0.5)
         assert decoder.alive
     assert decoder._process.poll() == 0  # closed: it ended on its own, not by a signal
+
+
+def test_results_dropped_unread_hold_nothing(recognizers, sample_clip):
+    _, there = recognizers
+    unread = there.analyze(sample_clip)
+    del unread
+    assert _through_process(there, sample_clip)
+
+
+def test_a_read_closed_before_it_is_iterated_frees_the_process(recognizers, sample_clip):
+    _, there = recognizers
+    decoder = there._file_decoder_process()
+    read = decoder.read(sample_clip, 16000, 100, there.preset, False, (320, 240))
+    read.close()
+    assert decoder.alive
+    assert _through_process(there, sample_clip)
+
+
+def test_a_relative_path_is_the_callers_after_a_change_of_folder(recognizers, sample_clip, tmp_path, monkeypatch):
+    """The child started in another working folder: it is given the absolute path."""
+    here, there = recognizers
+    there._file_decoder_process()  # started in this folder
+    (tmp_path / "clip.mp4").write_bytes(sample_clip.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert _through_process(there, "clip.mp4") == _dicts(here.analyze(sample_clip))
+
+
+def test_no_room_for_the_shared_buffer_leaves_the_file_to_a_thread(recognizers, sample_clip, monkeypatch, caplog):
+    here, there = recognizers
+    decoder = there._file_decoder_process()
+    before = decoder.files_read
+
+    def no_room(size_bytes):
+        raise decoder_module._NoBuffer("/dev/shm: no space left (simulated)")
+
+    monkeypatch.setattr(decoder_module, "_buffer_file", no_room)
+    with caplog.at_level("WARNING", logger="edge_emotion"):
+        assert _dicts(there.analyze(sample_clip)) == _dicts(here.analyze(sample_clip))
+    assert "no shared buffer" in caplog.text
+    assert decoder.files_read == before and decoder.alive  # read here; the process waits for the next
+    monkeypatch.undo()
+    assert _through_process(there, sample_clip)
+
+
+def test_closing_the_recognizer_while_a_file_is_read_ends_that_read(sample_clip, tmp_path):
+    try:
+        recognizer = Recognizer.from_bundle(backend="onnxruntime", file_decoder="process")
+    except BundleError as exc:
+        pytest.skip(f"the shipped model is not in this install ({exc})")
+    results = recognizer.analyze(make_long_clip(tmp_path / "long.mp4"), hop_ms=500)
+    next(results)
+    decoder = recognizer._decoder
+    recognizer.close()
+    with pytest.raises(MediaError):
+        list(results)
+    assert decoder._process.poll() is not None
+    assert decoder._conn.closed

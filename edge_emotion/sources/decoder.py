@@ -67,16 +67,19 @@ _CHILD = (
 
 
 def process_decoding_available() -> bool:
-    """Whether files can be decoded in a separate process here (POSIX: a file descriptor is passed
-    to the child over a socket)."""
-    return os.name == "posix" and hasattr(__import__("socket"), "AF_UNIX")
+    """Whether files can be decoded in a separate process here: on a POSIX system (a file
+    descriptor is passed to the child over a socket), from a Python interpreter (a frozen
+    application's executable would run the application again, not the child)."""
+    return os.name == "posix" and hasattr(__import__("socket"), "AF_UNIX") and not getattr(sys, "frozen", False)
 
 
 class TransferredFrame(VideoFrame):
     """A video frame handed over by a :class:`DecoderProcess`: its RGB ``image`` when the stream
     keeps it (else None), its ``luma`` when the stream reads it (else computed from ``image``).
     Reading the ``image`` of a frame that was not converted raises :class:`RuntimeError`: the
-    decoder converts exactly the frames the stream's subsampler keeps."""
+    decoder converts exactly the frames the stream's subsampler keeps. (The two subsamplers see the
+    same timestamps: the stream skips a frame only when it comes more than its ``max_lead_ms``
+    behind the audio, which merged timestamp order rules out.)"""
 
     def __init__(self, timestamp_ms: int, size: tuple[int, int], rgb: np.ndarray | None, luma: np.ndarray | None):
         # frozen dataclass parent: attributes are set through object.__setattr__, as dataclasses do
@@ -141,13 +144,33 @@ def merged_items(media, kept=None, convert_ahead_pixels: int | None = None) -> I
                 close()
 
 
-def _room_in(directory: str) -> int:
-    """Free bytes in ``directory`` (0 when it is not there)."""
-    try:
-        stat = os.statvfs(directory)
-    except OSError:
-        return 0
-    return stat.f_bavail * stat.f_frsize
+class _NoBuffer(OSError):
+    """No room for the shared buffer: the file is read on a thread instead."""
+
+
+def _buffer_file(size_bytes: int):
+    """An unnamed temporary file of ``size_bytes``, its space reserved (a write into a full
+    ``/dev/shm`` would crash the child instead): in ``/dev/shm`` where there is room, else in the
+    temporary folder. Raises :class:`_NoBuffer` where neither has room."""
+    problems = []
+    for directory in ("/dev/shm", None):
+        if directory is not None and not os.path.isdir(directory):
+            continue
+        try:
+            handle = tempfile.TemporaryFile(dir=directory)
+        except OSError as exc:
+            problems.append(f"{directory or tempfile.gettempdir()}: {exc}")
+            continue
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(handle.fileno(), 0, size_bytes)
+            else:
+                handle.truncate(size_bytes)
+            return handle
+        except OSError as exc:
+            handle.close()
+            problems.append(f"{directory or tempfile.gettempdir()}: {exc}")
+    raise _NoBuffer("; ".join(problems) or "no folder for it")
 
 
 def _keyed(items: Iterator, rank: int, kind: str) -> Iterator[tuple]:
@@ -178,9 +201,14 @@ class DecoderProcess:
                 stdout=subprocess.DEVNULL,
                 close_fds=True,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        self._conn = Connection(ours.detach())
+        self._socket = ours  # kept to shut down: that wakes a thread waiting in recv
+        self._conn = Connection(os.dup(ours.fileno()))
+        self.files_read = 0  # files handed to the child so far
         self._lock = threading.Lock()
         self._busy = False
         self._closed = False
@@ -222,10 +250,16 @@ class DecoderProcess:
             if not self._await_ready():
                 self._release()
                 return None
-            return _FileRead(self, path, sample_rate, chunk_ms, kept_preset, all_luma, size)
+            read = _FileRead(self, path, sample_rate, chunk_ms, kept_preset, all_luma, size)
+        except _NoBuffer as exc:
+            log.warning("no shared buffer for the decoder process (%s): this file is read on a thread", exc)
+            self._release()
+            return None
         except BaseException:
             self._release()
             raise
+        self.files_read += 1
+        return read
 
     def read(self, path, sample_rate: int | None, chunk_ms: int, kept_preset, all_luma: bool, size):
         """An iterator of ``(kind, item)`` over ``path`` (``"video"``, :class:`TransferredFrame`;
@@ -243,21 +277,40 @@ class DecoderProcess:
     def _release(self) -> None:
         with self._lock:
             self._busy = False
+        if self._closed:  # closed while the file was read: the socket is closed now
+            self._conn.close()
+            self._socket.close()
 
     def close(self) -> None:
-        """End the child: its socket is closed, so it exits; killed if it has not within
-        :data:`STOP_TIMEOUT_S`."""
+        """End the child: its socket is shut down, so it exits; killed if it has not within
+        :data:`STOP_TIMEOUT_S`. A file being read meanwhile ends with :class:`MediaError`."""
         if self._closed:
             return
         self._closed = True
+        self._shut()
         try:
-            self._conn.close()
-        finally:
-            try:
-                self._process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            self._process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._release_socket()
+
+    def _shut(self) -> None:
+        import socket
+
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already shut, or the child is gone
+            pass
+
+    def _release_socket(self) -> None:
+        """Close the socket, unless a file is being read: that read's thread closes it when it
+        stops (so that it never reads from a descriptor number reused meanwhile)."""
+        with self._lock:
+            if self._busy:
+                return
+        self._conn.close()
+        self._socket.close()
 
     def _kill(self) -> None:
         """The child does not answer: end it (a later file is read by another process)."""
@@ -265,9 +318,10 @@ class DecoderProcess:
         if self._closed:
             return
         self._closed = True
+        self._shut()
         self._process.kill()
         self._process.wait()
-        self._conn.close()
+        self._release_socket()
 
     def __enter__(self) -> DecoderProcess:
         return self
@@ -299,12 +353,14 @@ class _FileRead:
         else:
             self._slots, self._slot_bytes = 0, 0
         size_bytes = max(mmap.PAGESIZE, self._slots * self._slot_bytes)
-        directory = "/dev/shm" if _room_in("/dev/shm") > 2 * size_bytes else None
-        with tempfile.TemporaryFile(dir=directory) as handle:  # no name: nothing to clean up after a crash
-            handle.truncate(size_bytes)
-            self._buffer = mmap.mmap(handle.fileno(), size_bytes)
+        with _buffer_file(size_bytes) as handle:  # no name: nothing to clean up after a crash
+            try:
+                self._buffer = mmap.mmap(handle.fileno(), size_bytes)
+            except OSError as exc:
+                raise _NoBuffer(str(exc)) from None
             request = {
-                "path": os.fspath(path),
+                "path": os.path.abspath(path),  # the child's working folder is where this one's was
+                # when it started
                 "sample_rate": sample_rate,
                 "chunk_ms": int(chunk_ms),
                 "kept_preset": kept_preset,
@@ -320,6 +376,7 @@ class _FileRead:
                 self._buffer.close()
                 decoder._kill()
                 raise MediaError(f"the decoder process ended unexpectedly ({exc})") from None
+        self._started = self._done = False
         self._items = self._iterate()
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
@@ -329,7 +386,13 @@ class _FileRead:
         return next(self._items)
 
     def close(self) -> None:
-        self._items.close()
+        """Stop reading (the child stops too) and free the process for the next file. Iterate a
+        read or close it: one that is neither keeps its process busy."""
+        if self._started:
+            self._items.close()
+        else:  # closing a generator that never ran does not run its clean-up
+            self._items.close()
+            self._finish()
 
     def _receive(self):
         try:
@@ -352,6 +415,7 @@ class _FileRead:
         return MediaError(f"the decoder process ended unexpectedly (exit code {code})")
 
     def _iterate(self) -> Iterator[tuple[str, Any]]:
+        self._started = True
         try:
             while True:
                 message = self._receive()
@@ -393,7 +457,10 @@ class _FileRead:
 
     def _finish(self) -> None:
         """Stop the child if the file is not finished, wait for its end of the file, tell it the
-        file is done (it then waits for the next one) and free the buffer."""
+        file is done (it then waits for the next one) and free the buffer. Once."""
+        if self._done:
+            return
+        self._done = True
         try:
             if not self._decoder._closed:
                 if not self._finished:
@@ -412,7 +479,11 @@ class _FileRead:
 
     def _drain(self) -> None:
         while True:
-            if not self._conn.poll(STOP_TIMEOUT_S):
+            try:
+                waiting = self._conn.poll(STOP_TIMEOUT_S)
+            except OSError:  # closed meanwhile
+                raise self._ended() from None
+            if not waiting:
                 self._decoder._kill()
                 return
             message = self._receive()
