@@ -260,6 +260,12 @@ def half_the_cpus() -> int:
     return max(1, usable_cpus() // 2)
 
 
+def with_visual_width(preset: PresetConfig, width: int) -> PresetConfig:
+    """``preset`` with a face encoder ``width`` channels wide in its first stage (the embedding:
+    8 times that); the preprocessing is the same, so are the preprocessing caches."""
+    return dataclasses.replace(preset, model=dataclasses.replace(preset.model, visual_width=int(width)))
+
+
 def get_preset(name: str) -> PresetConfig:
     try:
         return PRESETS[name]
@@ -277,4 +283,5 @@ __all__ = [
     "EDGE",
     "PRESETS",
     "get_preset",
+    "with_visual_width",
 ]

@@ -89,9 +89,9 @@ class _FakeSteps:
 def _run_recipe(recipe, monkeypatch, tmp_path, steps: _FakeSteps, *more: str, merged: list | None = None) -> None:
     monkeypatch.setattr(recipe, "edge_emotion", steps)
 
-    def merge_encoders(visual, audio, out):
+    def merge_encoders(visual, audio, out, visual_width=None):
         if merged is not None:
-            merged.append((visual, audio))
+            merged.append((visual, audio) if visual_width is None else (visual, audio, visual_width))
         return out
 
     monkeypatch.setattr(recipe, "merge_encoders", merge_encoders)
@@ -205,6 +205,21 @@ def test_stages_merge_when_what_each_trained_matches_the_preset(recipe, tmp_path
     other_width = _stage_checkpoint(tmp_path / "a2.pt", "audio", weights, visual_width=32)
     with pytest.raises(SystemExit, match="audio checkpoint"):
         recipe.merge_encoders(visual, other_width, tmp_path / "m3.pt")
+
+    # a recipe with a wider face encoder merges stages of that width, and only those
+    wide_visual = _stage_checkpoint(tmp_path / "v32.pt", "visual", weights, visual_width=32)
+    merged = torch.load(recipe.merge_encoders(wide_visual, other_width, tmp_path / "m4.pt", 32), weights_only=True)
+    assert merged["preset"]["model"]["visual_width"] == 32
+    with pytest.raises(SystemExit, match="visual checkpoint"):
+        recipe.merge_encoders(visual, other_width, tmp_path / "m5.pt", 32)
+
+
+def test_a_wider_face_encoder_reaches_every_stage(recipe, monkeypatch, tmp_path):
+    steps, merged = _FakeSteps(), []
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, "--visual-width", "24", merged=merged)
+    trained = [c for c in steps.calls if c[0] == "train"]
+    assert trained and all(c[c.index("--visual-width") + 1] == "24" for c in trained)
+    assert merged and all(m[-1] == 24 for m in merged)
 
 
 def test_the_fusion_stage_must_split_the_face_images_as_the_visual_stage_did(recipe):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import assert_one_line_error, cli
 
 torch = pytest.importorskip("torch", reason="training needs torch (the 'train' extra)")
 
@@ -169,6 +170,35 @@ def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     )
     full = train(RunSpec(**{**full_spec.__dict__, "protocol": "random"}))
     assert len(full.history) == 1 and full.best_checkpoint.is_file()
+
+
+def test_the_command_line_trains_a_wider_face_encoder(shared_data, tmp_path):
+    """``--visual-width`` overrides the preset's face-encoder width; the checkpoint carries it."""
+    out = tmp_path / "wide"
+    common = ["train", "--stage", "visual", "--dataset", "fer2013", "--root", str(shared_data / "fer2013")]
+    proc = cli(
+        *common,
+        "--limit",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--visual-width",
+        "8",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_checkpoint(out / "last.pt")
+    assert state["preset"]["model"]["visual_width"] == 8
+    assert state["model"]["visual.conv1.weight"].shape[0] == 8  # the stem's output channels
+    assert_one_line_error(cli(*common, "--visual-width", "0", "--out", str(tmp_path / "no")), "--visual-width")
 
 
 def test_native_bf16_is_read_from_the_cpu_flags():

@@ -2,7 +2,7 @@
 
     python tools/train_default_model.py --data ../shared/data --out runs/default --cv-fusion \\
         [--jobs 2] [--install edge_emotion/models/default] [--folds 5] [--visual-epochs 75] \\
-        [--audio-epochs 60] [--device cpu|cuda]
+        [--audio-epochs 60] [--visual-width 16] [--device cpu|cuda]
 
 The recipe (the model card in README.md explains why):
 1. ``visual``: the face encoder + a linear head on FER2013 ``train.zip`` (10 % of it held out for
@@ -234,17 +234,18 @@ def image_split_mismatch(visual_split: dict, fusion_split: dict, prefix: str = "
     return None
 
 
-def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
+def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path, visual_width: int | None = None) -> Path:
     """A checkpoint with the visual encoder of the visual stage and the audio encoder + fusion head
     of the audio stage: the fusion stage's starting point. (The two stages train disjoint
-    parameters, so they can run at the same time.)"""
+    parameters, so they can run at the same time.) ``visual_width``: the recipe's face-encoder
+    width (None: the edge preset's)."""
     import torch
     from edge_emotion.train.checkpoint import load_checkpoint, preset_of
 
-    from edge_emotion.config import EDGE
+    from edge_emotion.config import EDGE, with_visual_width
 
     visual, audio = load_checkpoint(visual_ckpt), load_checkpoint(audio_ckpt)
-    current = EDGE.to_dict()
+    current = (EDGE if visual_width is None else with_visual_width(EDGE, visual_width)).to_dict()
     for name, state in (("visual", visual), ("audio", audio)):
         # Weights carry over when the architecture of what the stage trained (the visual stage: the
         # face encoder; the audio stage: the rest) and the labels are the same; preprocessing the
@@ -255,7 +256,7 @@ def merge_encoders(visual_ckpt: Path, audio_ckpt: Path, out: Path) -> Path:
             trained_fields(current["model"], name),
             current["labels"],
         ):
-            sys.exit(f"the {name} checkpoint has another architecture or labels than the edge preset")
+            sys.exit(f"the {name} checkpoint has another architecture or labels than the recipe's edge preset")
     merged = dict(audio)
     merged["preset"] = current
     merged["model"] = {k: (visual["model"][k] if k.startswith("visual.") else v) for k, v in audio["model"].items()}
@@ -330,6 +331,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audio-epochs", type=int, default=60)
     parser.add_argument("--visual-epochs", type=int, default=75)
     parser.add_argument(
+        "--visual-width",
+        type=int,
+        default=None,
+        help="the face encoder's width for every stage (default: the edge preset's 16; wider costs more per "
+        "face: BENCHMARKS.md)",
+    )
+    parser.add_argument(
         "--visual-refine-epochs",
         type=int,
         default=0,
@@ -368,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     log = out / "recipe.log"
     cache = out / "cache"
     common = ["--preset", "edge", "--config", args.config, "--cache", cache, "--no-progress"]
+    if args.visual_width is not None:  # every stage: the fusion head takes the embedding's size
+        common += ["--visual-width", args.visual_width]
     if args.device:
         common += ["--device", args.device]
     ravdess = ["--dataset", "ravdess-audio", "--root", data / "ravdess"]
@@ -453,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         scored = audio
         if args.cv_fusion or k == args.ship_fold:
             if not (fusion / "results.json").exists():
-                start = merge_encoders(face_stage / "best.pt", audio / "best.pt", fold / "init.pt")
+                start = merge_encoders(face_stage / "best.pt", audio / "best.pt", fold / "init.pt", args.visual_width)
                 # the audio stage's corpora too: the head must not forget the voices the encoder learnt
                 extra = [
                     a for i in range(0, len(speech), 4) if speech[i + 1] != "ravdess-audio" for a in speech[i : i + 4]

@@ -31,6 +31,12 @@ def register(app: typer.Typer) -> None:
             ..., "--root", help="The corpus's folder (repeatable, paired with --dataset in order)."
         ),
         preset: str = typer.Option("edge", "--preset", help="Model preset: paper or edge."),
+        visual_width: int | None = typer.Option(
+            None,
+            "--visual-width",
+            help="Override the preset's face-encoder width (the ResNet-18's first stage's channels: 64 in "
+            "the paper, 16 in the edge preset); the checkpoints and bundles made from it carry it.",
+        ),
         stage: str = typer.Option("full", "--stage", help="visual, audio, fusion or full."),
         protocol: str = typer.Option(
             "actor-kfold", "--protocol", help="actor-kfold (speaker-independent) or random (80:20)."
@@ -72,7 +78,7 @@ def register(app: typer.Typer) -> None:
             raise fail("training needs torch: pip install 'edge-emotion[train]'")
         if len(dataset) != len(root):
             raise fail(f"give one --root per --dataset (got {len(dataset)} datasets and {len(root)} roots)")
-        from ..config import get_preset
+        from ..config import get_preset, with_visual_width
         from ..train.config import load_train_config
         from ..train.trainer import RunSpec
         from ..train.trainer import train as run_training
@@ -81,6 +87,10 @@ def register(app: typer.Typer) -> None:
             preset_config = get_preset(preset)
         except ValueError as exc:
             raise fail(str(exc)) from None
+        if visual_width is not None:
+            if visual_width < 1:
+                raise fail(f"--visual-width must be at least 1, got {visual_width}")
+            preset_config = with_visual_width(preset_config, visual_width)
         train_config = load_train_config(
             config,
             stage,
