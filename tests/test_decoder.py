@@ -383,3 +383,12 @@ def test_closing_the_recognizer_while_a_file_is_read_ends_that_read(sample_clip,
         list(results)
     assert decoder._process.poll() is not None
     assert decoder._conn.closed
+
+
+def test_a_child_that_ended_before_its_first_file_is_broken(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    decoder = DecoderProcess()
+    monkeypatch.undo()
+    decoder._process.wait(timeout=30)  # gone before anything was asked of it
+    assert decoder.try_read("clip.mp4", 16000, 100, None, False, None) is None
+    assert decoder.broken and not decoder.alive

@@ -243,11 +243,12 @@ class DecoderProcess:
     def try_read(self, path, sample_rate: int | None, chunk_ms: int, kept_preset, all_luma: bool, size):
         """:meth:`read`, or None when the process is busy with another file or has ended."""
         with self._lock:
-            if self._busy or not self.alive:
+            if self._busy or self._closed:
                 return None
             self._busy = True
         try:
-            if not self._await_ready():
+            # a child that ended before it was ready is broken (not merely gone): asked here
+            if not self._await_ready() or not self.alive:
                 self._release()
                 return None
             read = _FileRead(self, path, sample_rate, chunk_ms, kept_preset, all_luma, size)
