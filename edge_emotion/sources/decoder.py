@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from .frames import AudioChunk, VideoFrame
+from .frames import AudioChunk, _DeferredFrame
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def process_decoding_available() -> bool:
     return os.name == "posix" and hasattr(__import__("socket"), "AF_UNIX") and not getattr(sys, "frozen", False)
 
 
-class TransferredFrame(VideoFrame):
+class TransferredFrame(_DeferredFrame):
     """A video frame handed over by a :class:`DecoderProcess`: its RGB ``image`` when the stream
     keeps it (else None), its ``luma`` when the stream reads it (else computed from ``image``).
     Reading the ``image`` of a frame that was not converted raises :class:`RuntimeError`: the
@@ -101,18 +101,6 @@ class TransferredFrame(VideoFrame):
         if self._luma is None:
             object.__setattr__(self, "_luma", super().luma())  # from the RGB picture (raises without it)
         return self._luma
-
-    @property
-    def converted(self) -> bool:
-        return self._rgb is not None
-
-    @property
-    def width(self) -> int:
-        return self._size[0]
-
-    @property
-    def height(self) -> int:
-        return self._size[1]
 
     def __repr__(self) -> str:
         return f"TransferredFrame({self.width}x{self.height}, timestamp_ms={self.timestamp_ms})"

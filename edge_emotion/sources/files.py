@@ -33,7 +33,7 @@ from ._av import (
     video_frame_luma,
     video_frame_to_rgb,
 )
-from .frames import AudioChunk, VideoFrame
+from .frames import AudioChunk, _DeferredFrame
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _probe(path: Path) -> _Probe:
         )
 
 
-class DecodedVideoFrame(VideoFrame):
+class DecodedVideoFrame(_DeferredFrame):
     """A :class:`VideoFrame` as it leaves the decoder: ``image`` ``(H, W, 3) uint8`` RGB is
     converted from the decoded picture on first access and kept.
 
@@ -106,19 +106,6 @@ class DecodedVideoFrame(VideoFrame):
                         luma = super().luma()  # reads image, which is set: the lock is not taken again
                     object.__setattr__(self, "_luma", luma)
         return luma
-
-    @property
-    def converted(self) -> bool:
-        """Whether ``image`` has been converted (read) yet."""
-        return self._rgb is not None
-
-    @property
-    def width(self) -> int:
-        return self._size[0]
-
-    @property
-    def height(self) -> int:
-        return self._size[1]
 
     def __repr__(self) -> str:
         state = "converted" if self.converted else "not converted"

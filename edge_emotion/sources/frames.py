@@ -35,6 +35,25 @@ class VideoFrame:
         return cv2.cvtColor(self.image, cv2.COLOR_RGB2GRAY)
 
 
+class _DeferredFrame(VideoFrame):
+    """A frame whose RGB picture is made later, or not at all: it keeps its size (``_size``,
+    ``(width, height)``) and its picture once there is one (``_rgb``) beside the dataclass fields
+    (set through ``object.__setattr__``, the parent being frozen)."""
+
+    @property
+    def converted(self) -> bool:
+        """Whether ``image`` has its RGB picture yet."""
+        return self._rgb is not None
+
+    @property
+    def width(self) -> int:
+        return self._size[0]
+
+    @property
+    def height(self) -> int:
+        return self._size[1]
+
+
 @dataclass(frozen=True)
 class AudioChunk:
     """Mono PCM ``pcm`` ``(S,) float32`` in [-1, 1] at ``sample_rate`` Hz; its first sample was
