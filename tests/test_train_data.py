@@ -17,7 +17,13 @@ torch = pytest.importorskip("torch", reason="training needs torch (the 'train' e
 
 from edge_emotion.train.config import TrainConfig  # noqa: E402
 from edge_emotion.train.data import WindowDataset, shifted_window, window_refs  # noqa: E402
-from edge_emotion.train.trainer import RunSpec, soft_cross_entropy, train  # noqa: E402
+from edge_emotion.train.trainer import (  # noqa: E402
+    RunSpec,
+    consistency_loss,
+    pair_views,
+    soft_cross_entropy,
+    train,
+)
 
 from edge_emotion.config import EDGE  # noqa: E402
 from edge_emotion.eval.ferplus import CLASSES  # noqa: E402
@@ -64,6 +70,61 @@ def test_window_offsets_change_with_the_epoch_and_are_off_for_evaluation(shared_
     assert any(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert any(not torch.equal(a, fixed[i]["log_mel"]) for i, a in enumerate(first))
     assert WindowDataset(refs, EDGE, with_faces=True, offset_ms=1000).offset_ms == 0  # faces would not move
+
+
+def test_paired_windows_keep_the_first_placement_and_draw_a_second_one(shared_data, tmp_path):
+    from edge_emotion.train.cache import clip_path, save_clip
+
+    from edge_emotion.eval.datasets import Sample
+
+    sample = Sample(key="ravdess-audio/x", dataset="ravdess-audio", label="angry", audio_path=shared_data / CLIP)
+    path = clip_path(tmp_path, EDGE, sample)
+    save_clip(path, preprocess_clip(EDGE, audio_path=shared_data / CLIP), "stamp")
+    refs = window_refs([path], [4], EDGE)
+    single = WindowDataset(refs, EDGE, with_faces=False, offset_ms=1000, seed=1)
+    paired = WindowDataset(refs, EDGE, with_faces=False, offset_ms=1000, seed=1, pairs=True)
+    moved = 0
+    for epoch in range(4):
+        single.set_epoch(epoch)
+        paired.set_epoch(epoch)
+        for i in range(len(refs)):
+            a, b = single[i], paired[i]
+            assert torch.equal(a["log_mel"], b["log_mel"]) and torch.equal(a["audio_mask"], b["audio_mask"])
+            assert b["log_mel_b"].shape == b["log_mel"].shape and b["audio_mask_b"].shape == b["audio_mask"].shape
+            assert b["label"] == a["label"] and "log_mel_b" not in a
+            moved += not torch.equal(b["log_mel_b"], b["log_mel"])
+    assert moved >= len(refs) * 2  # the second placement is drawn on its own, not a copy of the first
+    assert not WindowDataset(refs, EDGE, with_faces=False, pairs=True).pairs  # no offsets, nothing to pair
+
+
+def test_pair_views_stacks_the_second_placements_after_the_first():
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "log_mel": torch.randn(3, 1, 4, 5, generator=g),
+        "log_mel_b": torch.randn(3, 1, 4, 5, generator=g),
+        "audio_mask": torch.ones(3, 2),
+        "audio_mask_b": torch.zeros(3, 2),
+        "face_mask": torch.ones(3, 2),
+        "label": torch.tensor([0, 4, 2]),
+    }
+    stacked, n = pair_views(dict(batch))
+    assert n == 3 and set(stacked) == {"log_mel", "audio_mask", "face_mask", "label"}
+    assert torch.equal(stacked["log_mel"], torch.cat([batch["log_mel"], batch["log_mel_b"]]))
+    assert torch.equal(stacked["audio_mask"], torch.cat([batch["audio_mask"], batch["audio_mask_b"]]))
+    assert stacked["label"].tolist() == [0, 4, 2, 0, 4, 2] and stacked["face_mask"].shape == (6, 2)
+    single = {k: v for k, v in batch.items() if not k.endswith("_b")}
+    assert pair_views(single) == (single, 0)
+
+
+def test_consistency_loss_is_the_symmetric_kl_divergence_of_the_two_placements():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
+    assert float(consistency_loss(torch.cat([a, a]), 5)) == pytest.approx(0.0, abs=1e-6)
+    assert float(consistency_loss(torch.cat([a, a + 3.0]), 5)) == pytest.approx(0.0, abs=1e-6)  # same softmax
+    p, q = torch.softmax(a, -1), torch.softmax(b, -1)
+    want = 0.5 * ((p * (p / q).log()).sum(-1) + (q * (q / p).log()).sum(-1)).mean()
+    assert float(consistency_loss(torch.cat([a, b]), 5)) == pytest.approx(float(want), rel=1e-5)
+    assert float(consistency_loss(torch.cat([b, a]), 5)) == pytest.approx(float(want), rel=1e-5)
 
 
 def test_soft_cross_entropy_equals_cross_entropy_on_one_hot_targets():

@@ -15,6 +15,9 @@ on load. Layout (``format`` = ``"edge-emotion-checkpoint"``, ``version`` = 1)::
     metrics       this epoch's metrics (floats)
     history       [metrics per epoch]
     rng           torch's CPU RNG state (a uint8 tensor)
+    ema           the moving average of the weights (``last.pt`` of a run with ``ema_decay``:
+                  {"decay", "steps", "shadow": state_dict}; its ``model`` holds the trained weights,
+                  ``best.pt``'s the average)
 
 A run writes ``last.pt`` after every epoch (resume) and ``best.pt`` whenever validation unweighted
 accuracy improves (the model to export).
@@ -51,6 +54,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     scaler: Any = None,
+    ema: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
@@ -72,6 +76,8 @@ def save_checkpoint(
         "history": [_plain(h) for h in (history or [])],
         "rng": torch.get_rng_state(),
     }
+    if ema is not None:
+        state["ema"] = ema
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)

@@ -50,6 +50,14 @@ class TrainConfig:
     for its audio-only windows (the window as it is, then views moved by up to
     ``window_offset_ms`` and through the audio augmentation; one drawn per sample and epoch).
 
+    ``shift_consistency``: the weight of a consistency loss between two placements of one training
+    window (audio stage; needs ``window_offset_ms``): each window is drawn at two random offsets,
+    both are trained on, and this weight times the symmetric Kullback-Leibler divergence between
+    their predicted distributions is added (0 = off; a step then computes twice the windows).
+    ``ema_decay``: the weights the run validates, keeps (``best.pt``) and tests are an exponential
+    moving average of the trained ones, updated after every step with this decay (warmed up as
+    ``min(decay, (1 + t) / (10 + t))`` at step ``t``; 0 = off, the trained weights themselves).
+
     ``audio_augment``: ``"default"`` (A.4's pitch shift, time stretch, noise) or ``"strong"`` (also
     speed perturbation, gain and SpecAugment masks; :meth:`.augment.AudioAugmentConfig.strong`).
     ``mixup_alpha``: mixup of training samples with ``Beta(alpha, alpha)`` weights (0 = off).
@@ -95,6 +103,8 @@ class TrainConfig:
     ferplus_soft_weight: float = 1.0
     ferplus_max_match_rmse: float = 5.0
     ferplus_min_rmse_gap: float = 0.0
+    shift_consistency: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -116,6 +126,14 @@ class TrainConfig:
             raise InputError(f"ferplus_soft_weight must be in [0, 1], got {self.ferplus_soft_weight}")
         if self.mixup_alpha < 0 or self.window_offset_ms < 0 or self.val_speakers < 0:
             raise InputError("mixup_alpha, window_offset_ms and val_speakers must be >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.shift_consistency < 0:
+            raise InputError(f"shift_consistency must be >= 0, got {self.shift_consistency}")
+        if self.shift_consistency > 0 and self.window_offset_ms == 0:
+            raise InputError("shift_consistency compares two placements of a window: it needs window_offset_ms > 0")
+        if self.shift_consistency > 0 and self.mixup_alpha > 0:
+            raise InputError("shift_consistency and mixup_alpha do not go together (mixup pairs other windows)")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -13,7 +13,9 @@ soft targets).
 Random window offsets (:class:`WindowDataset` with ``offset_ms``): a training window is moved by
 a random offset in ``[-offset_ms, offset_ms]`` (drawn per item and epoch) and re-assembled from
 the clip's cached windows (:func:`shifted_window`), so the model meets a clip at every placement,
-as the live recognizer does, rather than only at the cached ones.
+as the live recognizer does, rather than only at the cached ones. With ``pairs`` an item also
+carries a second placement of the same window, ``log_mel_b`` and ``audio_mask_b`` (its own offset),
+for a loss that asks both placements for the same prediction (``TrainConfig.shift_consistency``).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class WindowDataset(Dataset):
         memory_clips: int = 256,
         offset_ms: int = 0,
         seed: int = 0,
+        pairs: bool = False,
     ):
         self.refs = refs
         self.preset = preset
@@ -106,6 +109,7 @@ class WindowDataset(Dataset):
         self._memory = memory_clips
         self.offset_ms = 0 if with_faces else int(offset_ms)  # faces would have to move with the audio
         self.seed = seed
+        self.pairs = bool(pairs) and self.offset_ms > 0
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,10 +126,12 @@ class WindowDataset(Dataset):
                 self._clips.popitem(last=False)
         return clip
 
-    def _audio(self, clip, ref: WindowRef, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def _audio(self, clip, ref: WindowRef, i: int, view: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Window ``ref`` of ``clip``, moved by this item's random offset (``view`` 1: the second
+        placement's, drawn independently)."""
         log_mel, speech = clip.log_mel[ref.window], clip.speech[ref.window]
         if self.offset_ms > 0:
-            rng = np.random.default_rng((self.seed, self.epoch, i))
+            rng = np.random.default_rng((self.seed, self.epoch, i) if view == 0 else (self.seed, self.epoch, i, view))
             offset = int(rng.integers(-self.offset_ms, self.offset_ms + 1))
             if offset == 0:
                 return log_mel, speech
@@ -144,6 +150,10 @@ class WindowDataset(Dataset):
             "label": torch.tensor(ref.label, dtype=torch.long),
             "clip": torch.tensor(ref.clip, dtype=torch.long),
         }
+        if self.pairs:
+            log_mel_b, speech_b = self._audio(clip, ref, i, view=1)
+            item["log_mel_b"] = torch.from_numpy(np.ascontiguousarray(log_mel_b))[None]
+            item["audio_mask_b"] = torch.from_numpy(speech_b.astype(np.float32))
         faces, mask = clip.window_faces(ref.window, self.preset)
         item["face_mask"] = torch.from_numpy(mask.astype(np.float32))
         if self.with_faces:

@@ -187,7 +187,8 @@ def _window_set(
         notes[f"{part}_windows_without_speech_or_face"] = dropped
     offset = config.window_offset_ms if (train and config is not None) else 0
     seed = config.seed if config is not None else 0
-    return WindowDataset(refs, preset, with_faces=with_faces, offset_ms=offset, seed=seed)
+    pairs = offset > 0 and config.shift_consistency > 0
+    return WindowDataset(refs, preset, with_faces=with_faces, offset_ms=offset, seed=seed, pairs=pairs)
 
 
 def _image_set(data, face_array, images, all_images, first_clip, soft: bool = False) -> FaceImageDataset:

@@ -35,6 +35,7 @@ from edge_emotion.config import PresetConfig
 from edge_emotion.eval.metrics import classification_result, clip_probabilities
 
 from .augment import AudioAugment, AudioAugmentConfig, FaceAugment, mixup, modality_dropout
+from .averaging import WeightAverage
 from .checkpoint import load_checkpoint, preset_of, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, barrier, broadcast_value, cleanup, init_distributed, mean_across
@@ -141,6 +142,25 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothi
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / target.shape[1]
     return -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def pair_views(batch: dict) -> tuple[dict, int]:
+    """A batch whose items carry a second placement of their window (``log_mel_b``,
+    ``audio_mask_b``: ``TrainConfig.shift_consistency``) -> one batch of ``2N`` windows, the ``N``
+    first placements then the ``N`` second ones (labels and the rest repeated), and ``N``; a batch
+    without them is returned as it is, with 0."""
+    if "log_mel_b" not in batch:
+        return batch, 0
+    n = int(batch["log_mel"].shape[0])
+    second = {"log_mel": batch.pop("log_mel_b"), "audio_mask": batch.pop("audio_mask_b")}
+    return {k: torch.cat([v, second.get(k, v)]) for k, v in batch.items()}, n
+
+
+def consistency_loss(logits: torch.Tensor, n: int) -> torch.Tensor:
+    """The symmetric Kullback-Leibler divergence between the predicted distributions of rows
+    ``[:n]`` and ``[n:2n]`` (two placements of the same windows), averaged over the pairs."""
+    lp, lq = F.log_softmax(logits[:n], dim=-1), F.log_softmax(logits[n : 2 * n], dim=-1)
+    return 0.5 * ((lp.exp() * (lp - lq)).sum(-1) + (lq.exp() * (lq - lp)).sum(-1)).mean()
 
 
 def training_loss(logits: torch.Tensor, batch: dict, label_smoothing: float) -> torch.Tensor:
@@ -364,6 +384,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     heads = (lambda: {"visual_head": net.head.state_dict()}) if stage == "visual" else (lambda: {})
 
     start_epoch, history, best = 0, [], {"val_ua": -1.0, "epoch": -1}
+    resumed_ema = None
     keep_last = config.val_speakers == 0
     last_path, best_path = out / "last.pt", out / "best.pt"
     if spec.resume and last_path.is_file():
@@ -383,6 +404,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         if state["scaler"] is not None and use_amp:
             scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
+        resumed_ema = state.get("ema")
         start_epoch, history, best = state["epoch"] + 1, list(state["history"]), dict(state["best"])
         log.info(
             "resuming %s at epoch %d (best val UA %.3f at epoch %d)",
@@ -393,6 +415,11 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         )
     elif spec.resume:
         log.warning("nothing to resume in %s; starting from epoch 0", out)
+    ema = WeightAverage(net, config.ema_decay) if config.ema_decay > 0 else None
+    if ema is not None and resumed_ema is not None:
+        ema.load_state_dict(resumed_ema)
+    elif ema is not None and start_epoch > 0:
+        log.warning("%s holds no weight average; averaging from the resumed weights", last_path)
 
     train_net: nn.Module = net
     if ctx.distributed:
@@ -423,10 +450,13 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
 
             bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
         for batch in bar:
-            batch = augment(_to(batch, ctx.device))
+            batch, pairs = pair_views(_to(batch, ctx.device))
+            batch = augment(batch)
             with autocast():
                 logits = train_net(batch)
                 loss = training_loss(logits.float(), batch, config.label_smoothing)
+                if pairs:
+                    loss = loss + config.shift_consistency * consistency_loss(logits.float(), pairs)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip_norm > 0:
@@ -434,6 +464,8 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
                 nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip_norm)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(net)
             n = int(batch["label"].shape[0])
             total += float(loss.detach()) * n
             count += n
@@ -442,35 +474,46 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         train_loss = mean_across(ctx, total / max(count, 1), count)
-        val = clip_metrics(net, sets.val, ctx.device, eval_batch, labels) if ctx.is_main else {"ua": 0.0}
-        val_ua = broadcast_value(ctx, val["ua"] if not math.isnan(val["ua"]) else -1.0)
+        # with ema_decay, the average is what is validated and kept; last.pt holds the trained weights
+        with ema.applied(net) if ema is not None else contextlib.nullcontext():
+            val = clip_metrics(net, sets.val, ctx.device, eval_batch, labels) if ctx.is_main else {"ua": 0.0}
+            val_ua = broadcast_value(ctx, val["ua"] if not math.isnan(val["ua"]) else -1.0)
+            if ctx.is_main:
+                row = {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "train_loss": train_loss,
+                    "val_loss": val["loss"],
+                    "val_wa": val["wa"],
+                    "val_ua": val["ua"],
+                    "seconds": round(time.time() - t0, 2),
+                }
+                history.append(row)
+                # val_speakers = 0: a refit on every non-test speaker keeps its last epoch
+                improved = keep_last or val_ua > best["val_ua"]
+                if improved:
+                    best = {"val_ua": val_ua, "epoch": epoch}
+                common = dict(
+                    train_config=config.to_dict(),
+                    stage=stage,
+                    epoch=epoch,
+                    metrics=row,
+                    history=history,
+                    best=best,
+                )
+                if improved or not best_path.is_file():
+                    save_checkpoint(best_path, model, heads=heads(), **common)
         if ctx.is_main:
-            row = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": train_loss,
-                "val_loss": val["loss"],
-                "val_wa": val["wa"],
-                "val_ua": val["ua"],
-                "seconds": round(time.time() - t0, 2),
-            }
-            history.append(row)
-            # val_speakers = 0: a refit on every non-test speaker keeps its last epoch
-            improved = keep_last or val_ua > best["val_ua"]
-            if improved:
-                best = {"val_ua": val_ua, "epoch": epoch}
-            common = dict(
-                train_config=config.to_dict(),
-                stage=stage,
-                epoch=epoch,
-                metrics=row,
-                history=history,
-                best=best,
+            save_checkpoint(
+                last_path,
+                model,
                 heads=heads(),
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=scaler,
+                ema=ema.state_dict() if ema is not None else None,
+                **common,
             )
-            save_checkpoint(last_path, model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, **common)
-            if improved or not best_path.is_file():
-                save_checkpoint(best_path, model, **common)
             logger(row)
         else:
             best = {"val_ua": max(best["val_ua"], val_ua), "epoch": epoch}
@@ -507,4 +550,14 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
     )
 
 
-__all__ = ["RunSpec", "TrainResult", "train", "predict", "clip_metrics", "soft_cross_entropy", "training_loss"]
+__all__ = [
+    "RunSpec",
+    "TrainResult",
+    "train",
+    "predict",
+    "clip_metrics",
+    "soft_cross_entropy",
+    "training_loss",
+    "pair_views",
+    "consistency_loss",
+]
