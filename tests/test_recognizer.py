@@ -238,7 +238,7 @@ def test_visual_encoder_runs_once_per_kept_frame_despite_overlapping_windows(bun
     # The sample is 25 fps: at the model's 10 fps the stream keeps every other frame (a frame once
     # 3/4 of the model's frame period has passed since the last kept one).
     kept = (len(frames) + 1) // 2
-    assert sum(calls) <= kept  # once per kept frame, no recompute
+    assert 0.8 * kept <= sum(calls) <= kept  # once per kept frame (the face is in nearly all), no recompute
 
 
 def test_smoothing_averages_successive_scores(bundle, shared_data):

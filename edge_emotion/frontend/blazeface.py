@@ -139,8 +139,9 @@ class BlazeFaceDetector:
         """The network loaded on ``runtime``, once per process: every detector shares it, so a new
         stream's detector costs nothing to make (compiling took 0.1-0.2 s, a thirtieth of a 6-s
         clip's run). Both backends take calls from several threads at once (ONNX Runtime runs them
-        in parallel; OpenVINO's ``infer`` keeps Python's GIL, so its calls take turns whether or
-        not the threads share a compiled graph: BENCHMARKS.md §4). One copy per thread was tried:
+        in parallel; OpenVINO's calls take turns on the plugin's inference thread whether or not the
+        threads share a compiled graph, letting Python's GIL go meanwhile: BENCHMARKS.md §4). One
+        copy per thread was tried:
         the full test suite's process then died (exit status 127, twice, in the same live-session
         test, which passes alone), so the copies stay shared."""
         key = (str(path.resolve()), runtime)
