@@ -134,6 +134,7 @@ def test_visual_fusion_and_full_stages_run(shared_data, audio_run, tmp_path):
     )
     state = load_checkpoint(visual.best_checkpoint)
     assert "visual_head" in state["heads"] and state["stage"] == "visual"
+    assert "visual_head" in load_checkpoint(visual.last_checkpoint)["heads"]  # resuming needs it too
 
     fusion_spec = _spec(
         shared_data,
