@@ -52,7 +52,8 @@ def test_a_shifted_window_is_close_to_the_window_cut_at_that_place(shared_data, 
     assert (speech == want_speech[0]).mean() >= 0.9
 
 
-def test_window_offsets_change_with_the_epoch_and_are_off_for_evaluation(shared_data, tmp_path):
+def _cached_window_refs(shared_data: Path, tmp_path: Path) -> list:
+    """The windows of CLIP, preprocessed into a cache under ``tmp_path`` as training reads them."""
     from edge_emotion.train.cache import clip_path, save_clip
 
     from edge_emotion.eval.datasets import Sample
@@ -60,7 +61,11 @@ def test_window_offsets_change_with_the_epoch_and_are_off_for_evaluation(shared_
     sample = Sample(key="ravdess-audio/x", dataset="ravdess-audio", label="angry", audio_path=shared_data / CLIP)
     path = clip_path(tmp_path, EDGE, sample)
     save_clip(path, preprocess_clip(EDGE, audio_path=shared_data / CLIP), "stamp")
-    refs = window_refs([path], [4], EDGE)
+    return window_refs([path], [4], EDGE)
+
+
+def test_window_offsets_change_with_the_epoch_and_are_off_for_evaluation(shared_data, tmp_path):
+    refs = _cached_window_refs(shared_data, tmp_path)
     fixed = WindowDataset(refs, EDGE, with_faces=False)
     moving = WindowDataset(refs, EDGE, with_faces=False, offset_ms=1000, seed=1)
     first = [moving[i]["log_mel"] for i in range(len(refs))]
@@ -73,14 +78,7 @@ def test_window_offsets_change_with_the_epoch_and_are_off_for_evaluation(shared_
 
 
 def test_paired_windows_keep_the_first_placement_and_draw_a_second_one(shared_data, tmp_path):
-    from edge_emotion.train.cache import clip_path, save_clip
-
-    from edge_emotion.eval.datasets import Sample
-
-    sample = Sample(key="ravdess-audio/x", dataset="ravdess-audio", label="angry", audio_path=shared_data / CLIP)
-    path = clip_path(tmp_path, EDGE, sample)
-    save_clip(path, preprocess_clip(EDGE, audio_path=shared_data / CLIP), "stamp")
-    refs = window_refs([path], [4], EDGE)
+    refs = _cached_window_refs(shared_data, tmp_path)
     single = WindowDataset(refs, EDGE, with_faces=False, offset_ms=1000, seed=1)
     paired = WindowDataset(refs, EDGE, with_faces=False, offset_ms=1000, seed=1, pairs=True)
     moved = 0
