@@ -105,3 +105,74 @@ def test_peer_file_carries_its_licence():
         pytest.skip("the peer model is not carried in this checkout")
     licence = (REPO_ROOT / "tools" / "peers" / "LICENSE.fer").read_text()
     assert "MIT License" in licence and "Justin Shenk" in licence
+
+
+def _synthetic_corpus(baselines, n_speakers: int, per_speaker: int, seed: int, name: str = "synthetic"):
+    """Three well separated classes (neutral, happy, sad) in both feature blocks."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per_speaker
+    y = np.tile(np.array([0, 2, 3]), n // 3 + 1)[:n]  # EDGE.labels indices: neutral, happy, sad
+    centres = rng.normal(size=(8, 4 * baselines.N_MFCC + 2 * EDGE.audio.n_mels)) * 3
+    x = (centres[y] + rng.normal(size=(n, centres.shape[1]))).astype(np.float32)
+    speakers = np.repeat([f"{name}-{i}" for i in range(n_speakers)], per_speaker)
+    return baselines.CorpusFeatures(
+        corpus=name,
+        root=Path("."),
+        samples=[None] * n,
+        blocks={"mfcc": x[:, : 4 * baselines.N_MFCC], "logmel": x[:, 4 * baselines.N_MFCC :]},
+        y=y,
+        speakers=speakers,
+        keys=[f"{name}/{i}" for i in range(n)],
+        seconds=0.0,
+        unmapped={},
+    )
+
+
+def test_fit_and_score_never_looks_at_its_targets(baselines):
+    train = _synthetic_corpus(baselines, n_speakers=4, per_speaker=30, seed=0)
+    target = _synthetic_corpus(baselines, n_speakers=2, per_speaker=30, seed=0)  # the same class centres
+    scrambled = _synthetic_corpus(baselines, n_speakers=2, per_speaker=30, seed=0)
+    scrambled.y = np.random.default_rng(1).permutation(scrambled.y)
+    tr = np.arange(len(train.y))
+    every = np.arange(len(target.y))
+    a = baselines.fit_and_score(train, tr, 4, {"t": (target, every)})
+    b = baselines.fit_and_score(train, tr, 4, {"t": (scrambled, every)})
+    # the choice (and each model's inner-CV score) is the training speakers' alone
+    assert a["selected"] == b["selected"]
+    assert {k: (m["params"], m["inner_cv_ua"]) for k, m in a["models"].items()} == {
+        k: (m["params"], m["inner_cv_ua"]) for k, m in b["models"].items()
+    }
+    chosen = a["selected"]["model"]
+    assert a["selected"]["inner_cv_ua"] > 0.9
+    assert a["models"][chosen]["t"]["ua"] > 0.9  # separable classes are learnt ...
+    assert b["models"][chosen]["t"]["ua"] < 0.6  # ... and a scrambled target scores by chance
+    assert a["models"][chosen]["t"]["result"]["n"] == len(every)
+
+
+def test_cross_corpus_trains_on_each_folds_non_test_actors(baselines, shared_data, monkeypatch):
+    from edge_emotion.eval.datasets import get_dataset
+    from edge_emotion.labels import LabelMapper
+
+    mapper = LabelMapper(EDGE.labels)
+    ravdess = [s for s in get_dataset("ravdess-audio", shared_data / "ravdess" / "audio16k").samples if mapper(s.label)]
+    source = _synthetic_corpus(baselines, n_speakers=1, per_speaker=len(ravdess), seed=0)
+    source.samples, source.keys = ravdess, [s.key for s in ravdess]
+    source.speakers = np.array([s.speaker for s in ravdess])
+    target = _synthetic_corpus(baselines, n_speakers=3, per_speaker=20, seed=1, name="savee")
+    monkeypatch.setattr(baselines, "corpus_features", lambda data, c: source if c == "ravdess-audio" else target)
+    seen = []
+
+    def fake_fit(train, tr, inner_folds, targets):
+        seen.append((set(train.speakers[tr]), {k: idx.tolist() for k, (_, idx) in targets.items()}))
+        row = {"wa": 0.5, "ua": 0.5}
+        return {"models": {"m": {"params": {}, "inner_cv_ua": 0.5, "savee": row}}, "selected": {"model": "m"}}
+
+    monkeypatch.setattr(baselines, "fit_and_score", fake_fit)
+    settings = baselines.audio_split_settings(REPO_ROOT / "configs" / "edge.toml")
+    report = baselines.run_audio_cross_corpus(shared_data, None, settings, 4, ["savee"])
+    assert len(seen) == settings["folds"]
+    all_actors = {f"ravdess-{i:02d}" for i in range(1, 21)}
+    held_out = [all_actors - trained for trained, _ in seen]
+    assert all(len(h) == 4 for h in held_out) and set().union(*held_out) == all_actors
+    assert all(targets == {"savee": list(range(60))} for _, targets in seen)  # every target clip
+    assert report["summary"]["savee"]["selected by inner CV"]["ua"]["mean"] == 0.5

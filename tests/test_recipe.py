@@ -288,3 +288,22 @@ def test_no_refit_keeps_validation_actors(recipe, monkeypatch, tmp_path):
     steps = _FakeSteps()
     _run_recipe(recipe, monkeypatch, tmp_path, steps, "--no-refit")
     assert not [c for c in steps.calls if "--val-speakers" in c]
+
+
+def test_audio_stages_only_trains_and_scores_the_folds_audio_stages_alone(recipe, monkeypatch, tmp_path):
+    steps = _FakeSteps()
+    _run_recipe(recipe, monkeypatch, tmp_path, steps, *ALL_CORPORA, "--audio-stages-only")
+    out = tmp_path / "out"
+    trained = [c[c.index("--out") + 1] for c in steps.calls if c[0] == "train"]
+    assert sorted(trained) == [str(out / "fold0/audio"), str(out / "fold1/audio")]  # no face or fusion stage
+    assert all(c[0] in ("train", "eval") for c in steps.calls)  # no export
+    assert not (out / "bundle").exists()
+    evals = sorted((c[c.index("--dataset") + 1], c[c.index("--model") + 1]) for c in steps.calls if c[0] == "eval")
+    assert evals == sorted(
+        (corpus, str(out / f"fold{k}/audio/best.pt")) for k in (0, 1) for corpus in ("ravdess-audio", "savee")
+    )  # the fake folds hold out a SAVEE speaker and no EmoDB one
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["audio_corpora"] == list(ALL_CORPORA[1:])
+    assert metrics["ravdess_audio_only_actor_kfold"]["folds_run"] == 2
+    assert metrics["ravdess_audio_only_actor_kfold"]["unweighted_accuracy_mean"] == 0.25
+    assert metrics["savee_leave_speakers_out"]["n"] == 8 and "emodb_leave_speakers_out" not in metrics

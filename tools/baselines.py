@@ -20,6 +20,9 @@ Writes ``OUT/baselines.json`` (everything the model card needs) and prints a tab
    the chosen model, refitted on all non-test actors, predicts them once. ``--audio-corpora savee
    emodb`` runs the same on SAVEE and EmoDB, leave-speakers-out within each corpus, on the folds
    the multi-corpus recipe deals their speakers into (folds without a test speaker are left out).
+   ``--audio-cross-corpus savee emodb`` scores those corpora cross-corpus instead: per RAVDESS fold,
+   the models chosen and fitted on that fold's non-test actors (what the deep model's audio stage
+   of the fold trains on) classify every clip of the other corpus.
 2. **Classical face** on FER2013: train -> public test. Features: raw pixels (48x48 grey,
    standardised, PCA) and HOG (``cv2.HOGDescriptor``), alone and concatenated; standardisation +
    logistic regression (multinomial). C, PCA size and HOG cell size are chosen on a stratified
@@ -210,123 +213,188 @@ AUDIO_CORPORA = {
 }
 
 
+@dataclass
+class CorpusFeatures:
+    """One corpus's clips (those with a label of ours) and their feature blocks."""
+
+    corpus: str
+    root: Path
+    samples: list
+    blocks: dict[str, np.ndarray]
+    y: np.ndarray
+    speakers: np.ndarray
+    keys: list[str]
+    seconds: float
+    unmapped: dict
+
+    def X(self, feature_set: str) -> np.ndarray:
+        return np.concatenate([self.blocks[p] for p in AUDIO_FEATURE_SETS[feature_set]], axis=1)
+
+
+def corpus_features(data: Path, corpus: str) -> CorpusFeatures:
+    """Every clip of ``corpus`` under ``data`` whose label maps onto ours, with its feature blocks."""
+    from edge_emotion.eval.datasets import get_dataset
+
+    root = data / AUDIO_CORPORA[corpus][0]
+    mapper = LabelMapper(EDGE.labels)
+    samples = [s for s in get_dataset(corpus, root).samples if mapper(s.label) is not None]
+    log(f"audio: {len(samples)} {corpus} clips from {root}; features ...")
+    t0 = time.perf_counter()
+    blocks: dict[str, list] = {"mfcc": [], "logmel": []}
+    for s in samples:
+        b = audio_feature_blocks(read_audio(s.audio_path, EDGE.audio.sample_rate), EDGE.audio)
+        for k in blocks:
+            blocks[k].append(b[k])
+    seconds = time.perf_counter() - t0
+    log(f"audio: {corpus} features in {seconds:.1f} s")
+    return CorpusFeatures(
+        corpus=corpus,
+        root=root,
+        samples=samples,
+        blocks={k: np.stack(v) for k, v in blocks.items()},
+        y=np.array([mapper.index(s.label) for s in samples]),
+        speakers=np.array([s.speaker for s in samples]),
+        keys=[s.key for s in samples],
+        seconds=seconds,
+        unmapped=mapper.report(),
+    )
+
+
+def fit_and_score(
+    train: CorpusFeatures, tr: np.ndarray, inner_folds: int, targets: dict[str, tuple[CorpusFeatures, np.ndarray]]
+) -> dict:
+    """Choose each feature set x classifier's hyper-parameters, and the best of all ("selected"), by
+    a grouped inner cross-validation over ``train``'s clips ``tr`` (groups = speakers, criterion UA);
+    refit each chosen model on all of ``tr`` and score it on each target's clips. Returns
+    ``{"models": {name: {"params", "inner_cv_ua", TARGET: {"wa", "ua", "result"}}}, "selected":
+    {"model", "params", "inner_cv_ua"}}``. No target is looked at before the models are fixed."""
+    from sklearn.base import clone
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GroupKFold
+
+    X_of = {fs: train.X(fs) for fs in AUDIO_FEATURE_SETS}
+    combos = []  # (feature set, classifier, params, pipeline)
+    for fs, X in X_of.items():
+        for clf, grid in audio_models(X.shape[1]).items():
+            for params, pipe in grid:
+                combos.append((fs, clf, params, pipe))
+    y, speakers = train.y, train.speakers
+    n_groups = min(inner_folds, len(set(speakers[tr])))
+    inner = list(GroupKFold(n_splits=n_groups).split(tr, y[tr], speakers[tr]))
+    scores = []
+    for fs, _clf, _params, pipe in combos:
+        s = []
+        for a, b in inner:
+            m = clone(pipe).fit(X_of[fs][tr[a]], y[tr[a]])
+            s.append(balanced_accuracy_score(y[tr[b]], m.predict(X_of[fs][tr[b]])))
+        scores.append(float(np.mean(s)))
+    models: dict[str, dict] = {}
+    best_overall = None
+    for fs in AUDIO_FEATURE_SETS:
+        for clf in ("logreg", "linear-svm", "rbf-svm"):
+            idx = [i for i, c in enumerate(combos) if c[0] == fs and c[1] == clf]
+            best = max(idx, key=lambda i: scores[i])
+            if best_overall is None or scores[best] > scores[best_overall]:
+                best_overall = best
+            _, _, params, pipe = combos[best]
+            m = clone(pipe).fit(X_of[fs][tr], y[tr])
+            entry = {"params": params, "inner_cv_ua": scores[best]}
+            for name, (target, te) in targets.items():
+                r = metrics(target.y[te], m.predict(target.X(fs)[te]), EDGE.labels)
+                entry[name] = {"wa": r["weighted_accuracy"], "ua": r["unweighted_accuracy"], "result": r}
+            models[f"{fs} / {clf}"] = entry
+    fs, clf, params, _ = combos[best_overall]
+    selected = {"model": f"{fs} / {clf}", "params": params, "inner_cv_ua": scores[best_overall]}
+    return {"models": models, "selected": selected}
+
+
+def fold_summary(per_fold: list[dict], score) -> dict:
+    """Mean, std and per-fold WA / UA of each model over the folds, and of the one the inner CV
+    selected in each; ``score(fold_result, model_name)`` is that model's ``{"wa", "ua"}`` there."""
+    summary = {}
+    names = [*per_fold[0]["models"], "selected by inner CV"]
+    for name in names:
+        rows = [score(f, f["selected"]["model"] if name == "selected by inner CV" else name) for f in per_fold]
+        summary[name] = {
+            "wa": mean_std([r["wa"] for r in rows]),
+            "ua": mean_std([r["ua"] for r in rows]),
+            "wa_per_fold": [r["wa"] for r in rows],
+            "ua_per_fold": [r["ua"] for r in rows],
+        }
+    summary["selected by inner CV"]["chosen_per_fold"] = [f["selected"]["model"] for f in per_fold]
+    return summary
+
+
+def features_note(feats: CorpusFeatures) -> dict:
+    return {
+        "front_end": "edge_emotion.frontend.features.log_mel with edge_emotion.config.EDGE.audio "
+        f"({EDGE.audio.n_mels} mels, n_fft {EDGE.audio.n_fft}, win {EDGE.audio.win_length}, "
+        f"hop {EDGE.audio.hop_length} at {EDGE.audio.sample_rate} Hz)",
+        "frames": "speech frames of edge_emotion.frontend.features.speech_frames "
+        f"(all frames when fewer than {MIN_SPEECH_FRAMES})",
+        "logmel": f"mean and std of each of the {EDGE.audio.n_mels} bands ({feats.blocks['logmel'].shape[1]} values)",
+        "mfcc": f"{N_MFCC} MFCCs = scipy.fft.dct(log_mel, type 2, ortho) over the mel axis; mean, std, "
+        f"std of deltas, std of delta-deltas ({feats.blocks['mfcc'].shape[1]} values)",
+        "seconds_to_extract": round(feats.seconds, 1),
+    }
+
+
+CLASSIFIERS_NOTE = {
+    "logreg": "StandardScaler + LogisticRegression (lbfgs, multinomial), C in 0.001..1",
+    "linear-svm": "StandardScaler + SVC(kernel=linear), C in 0.0003..0.3",
+    "rbf-svm": "StandardScaler + SVC(kernel=rbf), C in 1..100, gamma in (0.25, 1, 4)/n_features",
+}
+
+
 def run_audio(
     data: Path, folds: list[int] | None, settings: dict, inner_folds: int, corpus: str = "ravdess-audio"
 ) -> dict:
     """The classical audio baselines on one corpus (within-corpus: trained on the fold's non-test
     speakers of that corpus, tested on its test speakers); folds without test speakers of the
     corpus (a corpus with fewer speakers than folds) are left out."""
-    from sklearn.base import clone
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import GroupKFold
-
-    from edge_emotion.eval.datasets import get_dataset
     from edge_emotion.eval.splits import make_split
 
     folder, description = AUDIO_CORPORA[corpus]
-    root = data / folder
-    index = get_dataset(corpus, root)
-    labels = EDGE.labels
-    mapper = LabelMapper(labels)
-    samples = [s for s in index.samples if mapper(s.label) is not None]
-    log(f"audio: {len(samples)} {corpus} clips from {root}; features ...")
-    t0 = time.perf_counter()
-    blocks = {"mfcc": [], "logmel": []}
-    for s in samples:
-        b = audio_feature_blocks(read_audio(s.audio_path, EDGE.audio.sample_rate), EDGE.audio)
-        for k in blocks:
-            blocks[k].append(b[k])
-    blocks = {k: np.stack(v) for k, v in blocks.items()}
-    feature_s = time.perf_counter() - t0
-    y = np.array([mapper.index(s.label) for s in samples])
-    speakers = np.array([s.speaker for s in samples])
-    keys = [s.key for s in samples]
-    log(f"audio: features in {feature_s:.1f} s; fitting ...")
-
+    feats = corpus_features(data, corpus)
     folds = list(range(settings["folds"])) if folds is None else folds
-    combos = []  # (feature set, classifier, params, pipeline)
-    for fs, parts in AUDIO_FEATURE_SETS.items():
-        d = sum(blocks[p].shape[1] for p in parts)
-        for clf, grid in audio_models(d).items():
-            for params, pipe in grid:
-                combos.append((fs, clf, params, pipe))
-    X_of = {fs: np.concatenate([blocks[p] for p in parts], axis=1) for fs, parts in AUDIO_FEATURE_SETS.items()}
-
     per_fold = []
     for fold in folds:
-        split = make_split(samples, "actor-kfold", fold, settings["folds"], settings["seed"], settings["val_speakers"])
+        split = make_split(
+            feats.samples, "actor-kfold", fold, settings["folds"], settings["seed"], settings["val_speakers"]
+        )
         test_keys = set(split.test)
-        is_test = np.array([k in test_keys for k in keys])
+        is_test = np.array([k in test_keys for k in feats.keys])
         tr = np.flatnonzero(~is_test)
         te = np.flatnonzero(is_test)
         if te.size == 0:
             continue
-        n_groups = min(inner_folds, len(set(speakers[tr])))
-        inner = list(GroupKFold(n_splits=n_groups).split(tr, y[tr], speakers[tr]))
-        scores = []
-        for fs, _clf, _params, pipe in combos:
-            X = X_of[fs]
-            s = []
-            for a, b in inner:
-                m = clone(pipe).fit(X[tr[a]], y[tr[a]])
-                s.append(balanced_accuracy_score(y[tr[b]], m.predict(X[tr[b]])))
-            scores.append(float(np.mean(s)))
-        fold_result = {
-            "fold": fold,
-            "test_speakers": list(split.test_speakers),
-            "val_speakers_of_deep_model": list(split.val_speakers),
-            "n_train": int(tr.size),
-            "n_test": int(te.size),
-            "models": {},
+        fitted = fit_and_score(feats, tr, inner_folds, {"test": (feats, te)})
+        models = {
+            name: {"params": m["params"], "inner_cv_ua": m["inner_cv_ua"], **m["test"]}
+            for name, m in fitted["models"].items()
         }
-        best_overall = None
-        for fs in AUDIO_FEATURE_SETS:
-            for clf in ("logreg", "linear-svm", "rbf-svm"):
-                idx = [i for i, c in enumerate(combos) if c[0] == fs and c[1] == clf]
-                best = max(idx, key=lambda i: scores[i])
-                if best_overall is None or scores[best] > scores[best_overall]:
-                    best_overall = best
-                _, _, params, pipe = combos[best]
-                m = clone(pipe).fit(X_of[fs][tr], y[tr])
-                r = metrics(y[te], m.predict(X_of[fs][te]), labels)
-                fold_result["models"][f"{fs} / {clf}"] = {
-                    "params": params,
-                    "inner_cv_ua": scores[best],
-                    "wa": r["weighted_accuracy"],
-                    "ua": r["unweighted_accuracy"],
-                    "result": r,
-                }
-        fs, clf, params, _ = combos[best_overall]
-        fold_result["selected"] = {"model": f"{fs} / {clf}", "params": params, "inner_cv_ua": scores[best_overall]}
-        chosen = fold_result["models"][f"{fs} / {clf}"]
-        fold_result["selected"].update({"wa": chosen["wa"], "ua": chosen["ua"]})
-        per_fold.append(fold_result)
-        log(
-            f"audio fold {fold}: test {','.join(split.test_speakers)}; selected {fs} / {clf} {params}: "
-            f"WA {chosen['wa']:.3f} UA {chosen['ua']:.3f}"
+        chosen = models[fitted["selected"]["model"]]
+        per_fold.append(
+            {
+                "fold": fold,
+                "test_speakers": list(split.test_speakers),
+                "val_speakers_of_deep_model": list(split.val_speakers),
+                "n_train": int(tr.size),
+                "n_test": int(te.size),
+                "models": models,
+                "selected": {**fitted["selected"], "wa": chosen["wa"], "ua": chosen["ua"]},
+            }
         )
-
-    summary = {}
-    for name in per_fold[0]["models"]:
-        summary[name] = {
-            "wa": mean_std([f["models"][name]["wa"] for f in per_fold]),
-            "ua": mean_std([f["models"][name]["ua"] for f in per_fold]),
-            "wa_per_fold": [f["models"][name]["wa"] for f in per_fold],
-            "ua_per_fold": [f["models"][name]["ua"] for f in per_fold],
-        }
-    summary["selected by inner CV"] = {
-        "wa": mean_std([f["selected"]["wa"] for f in per_fold]),
-        "ua": mean_std([f["selected"]["ua"] for f in per_fold]),
-        "wa_per_fold": [f["selected"]["wa"] for f in per_fold],
-        "ua_per_fold": [f["selected"]["ua"] for f in per_fold],
-        "chosen_per_fold": [f["selected"]["model"] for f in per_fold],
-    }
+        log(
+            f"audio fold {fold}: test {','.join(split.test_speakers)}; selected {fitted['selected']['model']} "
+            f"{fitted['selected']['params']}: WA {chosen['wa']:.3f} UA {chosen['ua']:.3f}"
+        )
     return {
         "corpus": f"{description} (../shared/data/{folder})",
         "dataset": corpus,
-        "n_clips": len(samples),
-        "unmapped_labels": mapper.report(),
-        "labels": list(labels),
+        "n_clips": len(feats.samples),
+        "unmapped_labels": feats.unmapped,
+        "labels": list(EDGE.labels),
         "split": {
             **settings,
             "folds_run": [f["fold"] for f in per_fold],
@@ -335,28 +403,57 @@ def run_audio(
             "test": "all clips of the fold's test actors",
             "train": "all clips of the other actors (the deep model's train + val speakers)",
         },
-        "features": {
-            "front_end": "edge_emotion.frontend.features.log_mel with edge_emotion.config.EDGE.audio "
-            f"({EDGE.audio.n_mels} mels, n_fft {EDGE.audio.n_fft}, win {EDGE.audio.win_length}, "
-            f"hop {EDGE.audio.hop_length} at {EDGE.audio.sample_rate} Hz)",
-            "frames": "speech frames of edge_emotion.frontend.features.speech_frames "
-            f"(all frames when fewer than {MIN_SPEECH_FRAMES})",
-            "logmel": f"mean and std of each of the {EDGE.audio.n_mels} bands ({blocks['logmel'].shape[1]} values)",
-            "mfcc": f"{N_MFCC} MFCCs = scipy.fft.dct(log_mel, type 2, ortho) over the mel axis; mean, std, "
-            f"std of deltas, std of delta-deltas ({blocks['mfcc'].shape[1]} values)",
-            "seconds_to_extract": round(feature_s, 1),
-        },
-        "classifiers": {
-            "logreg": "StandardScaler + LogisticRegression (lbfgs, multinomial), C in 0.001..1",
-            "linear-svm": "StandardScaler + SVC(kernel=linear), C in 0.0003..0.3",
-            "rbf-svm": "StandardScaler + SVC(kernel=rbf), C in 1..100, gamma in (0.25, 1, 4)/n_features",
-        },
+        "features": features_note(feats),
+        "classifiers": CLASSIFIERS_NOTE,
         "selection": f"GroupKFold({inner_folds}, or fewer when fewer non-test speakers) over the non-test actors "
         "(groups = actors), criterion UA "
         "(balanced accuracy); best hyper-parameters per feature set x classifier, and the best of all "
         "for the 'selected by inner CV' row; refitted on all non-test actors",
         "std": "population std over folds (ddof 0)",
-        "summary": summary,
+        "summary": fold_summary(per_fold, lambda f, name: f["models"][name]),
+        "per_fold": per_fold,
+    }
+
+
+def run_audio_cross_corpus(
+    data: Path, folds: list[int] | None, settings: dict, inner_folds: int, targets: list[str]
+) -> dict:
+    """Cross-corpus: per RAVDESS fold, the classical models trained (and selected) on the fold's
+    non-test RAVDESS actors, as the deep model's audio stage of that fold is, then scored on every
+    clip of each target corpus, which neither ever heard."""
+    from edge_emotion.eval.splits import make_split
+
+    source = corpus_features(data, "ravdess-audio")
+    target_feats = {t: corpus_features(data, t) for t in targets}
+    folds = list(range(settings["folds"])) if folds is None else folds
+    per_fold = []
+    for fold in folds:
+        split = make_split(
+            source.samples, "actor-kfold", fold, settings["folds"], settings["seed"], settings["val_speakers"]
+        )
+        test_keys = set(split.test)
+        tr = np.flatnonzero([k not in test_keys for k in source.keys])
+        every = {t: (f, np.arange(len(f.samples))) for t, f in target_feats.items()}
+        fitted = fit_and_score(source, tr, inner_folds, every)
+        per_fold.append({"fold": fold, "ravdess_train_actors": int(len(set(source.speakers[tr]))), **fitted})
+        log(
+            f"audio cross-corpus fold {fold}: selected {fitted['selected']['model']}: "
+            + ", ".join(f"{t} UA {fitted['models'][fitted['selected']['model']][t]['ua']:.3f}" for t in targets)
+        )
+    return {
+        "trained_on": "RAVDESS speech, each fold's non-test actors (../shared/data/ravdess/audio16k)",
+        "tested_on": {
+            t: f"every clip of {AUDIO_CORPORA[t][1].split(',')[0]} ({len(f.samples)})" for t, f in target_feats.items()
+        },
+        "unmapped_labels": {t: f.unmapped for t, f in target_feats.items()},
+        "labels": list(EDGE.labels),
+        "split": {**settings, "folds_run": [f["fold"] for f in per_fold]},
+        "features": features_note(source),
+        "classifiers": CLASSIFIERS_NOTE,
+        "selection": f"GroupKFold({inner_folds}) over the fold's non-test RAVDESS actors, criterion UA; "
+        "no target clip is seen before the models are fixed",
+        "std": "population std over folds (ddof 0)",
+        "summary": {t: fold_summary(per_fold, lambda f, name, t=t: f["models"][name][t]) for t in targets},
         "per_fold": per_fold,
     }
 
@@ -736,7 +833,7 @@ def table(report: dict) -> str:
     lines = []
     la = report["machine"]
     lines.append(f"load average at start {la['loadavg_start']}, at end {la['loadavg_end']} ({la['cpu_count']} cores)")
-    for key in [k for k in report if k == "audio" or k.startswith("audio-")]:
+    for key in [k for k in report if k == "audio" or (k.startswith("audio-") and k != "audio-cross-corpus")]:
         a = report[key]
         s = a["split"]
         lines.append("")
@@ -751,6 +848,20 @@ def table(report: dict) -> str:
                 f"{m['ua']['mean']:.3f}±{m['ua']['std']:.3f}   " + " ".join(f"{v:.3f}" for v in m["ua_per_fold"])
             )
         lines.append("  selected per fold: " + ", ".join(a["summary"]["selected by inner CV"]["chosen_per_fold"]))
+    cross = report.get("audio-cross-corpus")
+    if cross:
+        for target, summary in cross["summary"].items():
+            lines.append("")
+            lines.append(
+                f"AUDIO CROSS-CORPUS: trained on RAVDESS (each fold's non-test actors), tested on "
+                f"{cross['tested_on'][target]} (folds run: {cross['split']['folds_run']})"
+            )
+            lines.append(f"  {'model':<32} {'WA mean±std':>14} {'UA mean±std':>14}   UA per fold")
+            for name, m in summary.items():
+                lines.append(
+                    f"  {name:<32} {m['wa']['mean']:.3f}±{m['wa']['std']:.3f}    "
+                    f"{m['ua']['mean']:.3f}±{m['ua']['std']:.3f}   " + " ".join(f"{v:.3f}" for v in m["ua_per_fold"])
+                )
     f = report.get("face")
     if f:
         lines.append("")
@@ -816,6 +927,14 @@ def main(argv: list[str] | None = None) -> int:
         help="corpora of the classical audio baseline (report key 'audio' for RAVDESS, 'audio-NAME' for the others)",
     )
     ap.add_argument(
+        "--audio-cross-corpus",
+        nargs="*",
+        default=[],
+        choices=[c for c in AUDIO_CORPORA if c != "ravdess-audio"],
+        help="also score these corpora cross-corpus: every clip, by the classical models of each RAVDESS fold "
+        "(report key 'audio-cross-corpus'; runs with --skip audio too)",
+    )
+    ap.add_argument(
         "--select-limit", type=int, default=0, help="face: training images used for hyper-parameter selection (0 = all)"
     )
     ap.add_argument("--face-train-limit", type=int, default=0, help="face: training images for the final fit (0 = all)")
@@ -860,6 +979,10 @@ def main(argv: list[str] | None = None) -> int:
         for corpus in args.audio_corpora:
             key = "audio" if corpus == "ravdess-audio" else f"audio-{corpus}"
             report[key] = run_audio(args.data, args.folds, settings, args.inner_folds, corpus)
+    if args.audio_cross_corpus:  # asked for by name: runs with --skip audio too
+        report["audio-cross-corpus"] = run_audio_cross_corpus(
+            args.data, args.folds, audio_split_settings(args.train_config), args.inner_folds, args.audio_cross_corpus
+        )
     fer = None
     if "face" not in args.skip or args.fer_model or args.bundle:
         log("faces: loading FER2013 ...")

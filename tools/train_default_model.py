@@ -20,6 +20,8 @@ The recipe (the model card in README.md explains why):
    speaker, by the shipped fold's audio stage). By default (``--refit``) no validation actors are
    held out (16 train) and the audio and fusion stages keep their last epoch; ``--no-refit`` holds
    4 out and keeps the best epoch on them.
+   ``--audio-stages-only`` stops here, with the folds' figures in ``OUT/metrics.json``: it measures
+   an audio recipe (another ``--audio-corpora``, say) on every fold without a face stage or a bundle.
 3. The model of fold ``--ship-fold`` is exported (ONNX FP32 + INT8, OpenVINO FP32 + INT8, calibrated
    on its own training actors' speech and on FER2013 training faces), evaluated (FER2013 public
    test, as ``auto`` runs it and through its ONNX Runtime INT8 graphs; the real AV clips; its fold's
@@ -194,6 +196,46 @@ def leave_speakers_out(folds: list[dict], corpus: str) -> dict:
     }
 
 
+def audio_kfold(folds: list[dict], note: str) -> dict:
+    """The folds' RAVDESS figures -> their per-fold list, mean and (population) std."""
+    was = [f["weighted_accuracy"] for f in folds]
+    uas = [f["unweighted_accuracy"] for f in folds]
+    return {
+        "folds": folds,
+        "weighted_accuracy_mean": statistics.mean(was),
+        "weighted_accuracy_std": statistics.pstdev(was),
+        "unweighted_accuracy_mean": statistics.mean(uas),
+        "unweighted_accuracy_std": statistics.pstdev(uas),
+        "folds_run": len(folds),
+        "note": note,
+    }
+
+
+def write_audio_stage_metrics(out: Path, folds: list[dict], cross_corpus: dict, corpora: list[str]) -> None:
+    """``--audio-stages-only``: the folds' audio-stage figures into ``OUT/metrics.json`` (and printed)."""
+    metrics = {
+        "command": "python tools/train_default_model.py " + shlex.join(sys.argv[1:]),
+        "audio_corpora": corpora,
+        "ravdess_audio_only_actor_kfold": audio_kfold(
+            folds, "each fold's audio stage (audio encoder + fusion head on audio-only windows) on its unseen actors"
+        ),
+        **{
+            f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus)
+            for corpus in HELD_OUT_CORPORA
+            if leave_speakers_out(folds, corpus)
+        },
+        **{f"{corpus}_cross_corpus": report for corpus, report in cross_corpus.items()},
+        "epoch_seconds_sum": round(epoch_seconds(out)),
+    }
+    with open(out / "metrics.json", "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    shown = {k: v for k, v in metrics["ravdess_audio_only_actor_kfold"].items() if k != "folds"}
+    for corpus in HELD_OUT_CORPORA:
+        if f"{corpus}_leave_speakers_out" in metrics:
+            shown[corpus] = {k: v for k, v in metrics[f"{corpus}_leave_speakers_out"].items() if k != "folds"}
+    print(json.dumps(shown, indent=2))
+
+
 def training_provenance(split_paths: list[Path]) -> dict:
     """The manifest's ``training_speakers`` / ``training_images``: the train + validation parts of
     the shipped model's stages (edge_emotion/eval/provenance.py)."""
@@ -361,6 +403,12 @@ def main(argv: list[str] | None = None) -> None:
         "best epochs were 45-59, with validation UA moving by a few points from epoch to epoch), on 16 actors "
         "instead of 12; --no-refit holds 4 validation actors out and keeps the best epoch on them",
     )
+    parser.add_argument(
+        "--audio-stages-only",
+        action="store_true",
+        help="train and score the folds' audio stages only (no face stage, fusion stage or export): to measure "
+        "an audio recipe (e.g. another --audio-corpora) on every fold; the figures go to OUT/metrics.json",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
         "--jobs",
@@ -420,17 +468,17 @@ def main(argv: list[str] | None = None) -> None:
         ]
 
     if args.jobs > 1:  # the stages that do not depend on each other, side by side
-        steps = [("visual", visual_args)] if not (visual / "results.json").exists() else []
+        steps = [("visual", visual_args)] if not (args.audio_stages_only or (visual / "results.json").exists()) else []
         steps += [
             (f"fold{k}-audio", audio_args(k))
             for k in range(args.folds)
             if not (out / f"fold{k}" / "audio" / "results.json").exists()
         ]
         edge_emotion_parallel(steps, args.jobs, out / "logs")
-    if not (visual / "results.json").exists():
+    if not (args.audio_stages_only or (visual / "results.json").exists()):
         edge_emotion(*visual_args, log=log)
     face_stage = visual  # the face encoder the bundle gets
-    if args.visual_refine_epochs > 0:
+    if args.visual_refine_epochs > 0 and not args.audio_stages_only:
         face_stage = out / "visual-refine"
         if not (face_stage / "results.json").exists():
             edge_emotion(
@@ -461,7 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (audio / "results.json").exists():
             edge_emotion(*audio_args(k), log=log)
         scored = audio
-        if args.cv_fusion or k == args.ship_fold:
+        if not args.audio_stages_only and (args.cv_fusion or k == args.ship_fold):
             if not (fusion / "results.json").exists():
                 start = merge_encoders(face_stage / "best.pt", audio / "best.pt", fold / "init.pt", args.visual_width)
                 # the audio stage's corpora too: the head must not forget the voices the encoder learnt
@@ -526,6 +574,10 @@ def main(argv: list[str] | None = None) -> None:
                 **held_out,
             }
         )
+
+    if args.audio_stages_only:
+        write_audio_stage_metrics(out, folds, cross_corpus, audio_corpora)
+        return
 
     ship = out / f"fold{args.ship_fold}" / "fusion"
     bundle = out / "bundle"
@@ -596,20 +648,15 @@ def main(argv: list[str] | None = None) -> None:
         name: {k: v for k, v in r.items() if k != "clips"} for name, r in read_json(shift_report)["sets"].items()
     }
 
-    was = [f["weighted_accuracy"] for f in folds]
-    uas = [f["unweighted_accuracy"] for f in folds]
     metrics = {
         "ravdess_audio_only_actor_kfold": {
-            "folds": folds,
-            "weighted_accuracy_mean": statistics.mean(was),
-            "weighted_accuracy_std": statistics.pstdev(was),
-            "unweighted_accuracy_mean": statistics.mean(uas),
-            "unweighted_accuracy_std": statistics.pstdev(uas),
-            "folds_run": len(folds),
+            **audio_kfold(
+                folds,
+                "each fold's model on its 4 unseen actors, audio only (video masked): after the fusion stage "
+                "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
+                "on audio-only windows)",
+            ),
             "of_folds": read_json(out / "fold0" / "audio" / "split.json").get("folds"),
-            "note": "each fold's model on its 4 unseen actors, audio only (video masked): after the fusion stage "
-            "where it ran (scored_after), else after the audio stage (audio encoder + fusion head trained "
-            "on audio-only windows)",
         },
         **{
             f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus)
