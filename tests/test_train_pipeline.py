@@ -54,6 +54,30 @@ def test_a_short_real_run_lowers_the_training_loss(audio_run):
     assert set(rows[0]) >= {"train_loss", "val_loss", "val_wa", "val_ua"}
 
 
+def test_a_validation_set_of_two_corpora_is_also_scored_per_corpus(shared_data, audio_run, tmp_path):
+    spec, _ = audio_run
+    assert not (spec.out_dir / "metrics_by_corpus.csv").exists()  # one corpus: nothing per corpus
+    two = _spec(
+        shared_data,
+        tmp_path / "two",
+        spec.cache_dir,
+        "audio",
+        [("ravdess-audio", "ravdess"), ("emodb", "emodb")],
+        epochs=1,
+        limit=24,
+    )
+    result = train(two)
+    split = json.loads((two.out_dir / "split.json").read_text())
+    val_corpora = sorted({key.split("/")[0] for key in split["val"]})
+    assert val_corpora == ["emodb", "ravdess-audio"], split["val_speakers"]
+    rows = list(csv.DictReader((two.out_dir / "metrics_by_corpus.csv").open()))
+    assert sorted(r["corpus"] for r in rows) == val_corpora
+    assert sum(int(r["val_n"]) for r in rows) == len(split["val"])  # one clip each
+    assert result.history[0]["val_by_corpus"].keys() == set(val_corpora)
+    results = json.loads((two.out_dir / "results.json").read_text())
+    assert sum(m["n"] for m in results["test_by_corpus"].values()) == results["test"]["n"]
+
+
 def test_run_directory_holds_split_results_and_weights_only_checkpoints(audio_run):
     spec, result = audio_run
     split = json.loads((spec.out_dir / "split.json").read_text())

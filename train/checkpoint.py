@@ -85,11 +85,14 @@ def save_checkpoint(
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    """Numbers as Python floats/ints (numpy scalars would not load with weights_only)."""
+    """Numbers as Python floats/ints (numpy scalars would not load with weights_only); nested dicts
+    (a row's per-corpus validation figures) alike."""
     out: dict[str, Any] = {}
     for k, v in values.items():
         if isinstance(v, bool | int | str) or v is None:
             out[k] = v
+        elif isinstance(v, dict):
+            out[k] = _plain(v)
         else:
             out[k] = float(v)
     return out

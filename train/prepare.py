@@ -188,7 +188,10 @@ def _window_set(
     offset = config.window_offset_ms if (train and config is not None) else 0
     seed = config.seed if config is not None else 0
     pairs = offset > 0 and config.shift_consistency > 0
-    return WindowDataset(refs, preset, with_faces=with_faces, offset_ms=offset, seed=seed, pairs=pairs)
+    windows = WindowDataset(refs, preset, with_faces=with_faces, offset_ms=offset, seed=seed, pairs=pairs)
+    # clip number -> corpus, for per-corpus validation figures (window_refs numbers the clips in order)
+    windows.clip_groups = {first_clip + i: s.dataset for i, s in enumerate(clips)}
+    return windows
 
 
 def _image_set(data, face_array, images, all_images, first_clip, soft: bool = False) -> FaceImageDataset:

@@ -209,18 +209,32 @@ def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: 
     ids, clip_p = clip_probabilities(probs, clips)
     first = {c: i for i, c in reversed(list(enumerate(clips)))}
     truth = np.array([y[first[c]] for c in ids])
-    result = classification_result(truth, clip_p.argmax(1), labels)
-    return {
+    predicted = clip_p.argmax(1)
+    result = classification_result(truth, predicted, labels)
+    out = {
         "loss": loss,
         "wa": result.weighted_accuracy,
         "ua": result.unweighted_accuracy,
         "n": result.n,
         "report": result.to_dict(),
     }
+    groups = getattr(ds, "clip_groups", None)  # clip number -> its corpus (window sets of several corpora)
+    if groups is not None and len({groups[int(c)] for c in ids}) > 1:
+        of_clip = np.array([groups[int(c)] for c in ids])
+        out["by_corpus"] = {}
+        for corpus in sorted({str(c) for c in of_clip}):  # plain str: checkpoints hold these rows
+            part = classification_result(truth[of_clip == corpus], predicted[of_clip == corpus], labels)
+            out["by_corpus"][corpus] = {
+                "n": int(part.n),
+                "wa": float(part.weighted_accuracy),
+                "ua": float(part.unweighted_accuracy),
+            }
+    return out
 
 
 class _Logger:
-    """Console + ``metrics.csv`` + TensorBoard (if importable); rank 0 only."""
+    """Console + ``metrics.csv`` + TensorBoard (if importable); rank 0 only. A validation set of
+    several corpora also gets each corpus's clip WA / UA, in ``metrics_by_corpus.csv``."""
 
     FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_wa", "val_ua", "seconds")
 
@@ -229,6 +243,9 @@ class _Logger:
         if not (resume and self.path.is_file()):
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self.FIELDS)
+        self.by_corpus_path = out_dir / "metrics_by_corpus.csv"
+        if not resume:
+            self.by_corpus_path.unlink(missing_ok=True)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -255,6 +272,19 @@ class _Logger:
             row["val_ua"],
             row["seconds"],
         )
+        by_corpus = row.get("val_by_corpus") or {}
+        if by_corpus:
+            new = not self.by_corpus_path.is_file()
+            with self.by_corpus_path.open("a", newline="") as f:
+                writer = csv.writer(f)
+                if new:
+                    writer.writerow(("epoch", "corpus", "val_n", "val_wa", "val_ua"))
+                for corpus, m in by_corpus.items():
+                    writer.writerow((row["epoch"], corpus, m["n"], m["wa"], m["ua"]))
+            log.info(
+                "  validation by corpus: %s",
+                ", ".join(f"{c} UA {m['ua']:.3f} (n={m['n']})" for c, m in by_corpus.items()),
+            )
 
     def close(self) -> None:
         if self.tb is not None:
@@ -487,6 +517,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
                     "val_wa": val["wa"],
                     "val_ua": val["ua"],
                     "seconds": round(time.time() - t0, 2),
+                    **({"val_by_corpus": val["by_corpus"]} if "by_corpus" in val else {}),
                 }
                 history.append(row)
                 # val_speakers = 0: a refit on every non-test speaker keeps its last epoch
@@ -539,6 +570,7 @@ def _train(spec: RunSpec, ctx: DistContext) -> TrainResult:
             "epoch_chosen_by": "last epoch (no validation speakers)" if keep_last else "best validation UA",
             "test": test.get("report"),
             "test_loss": test.get("loss"),
+            **({"test_by_corpus": test["by_corpus"]} if "by_corpus" in test else {}),
             "unmapped_labels": data.unmapped,
             "failed_preprocessing": len(data.failed),
             "notes": sets.notes,
