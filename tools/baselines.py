@@ -260,6 +260,16 @@ def corpus_features(data: Path, corpus: str) -> CorpusFeatures:
     )
 
 
+def fold_split(feats: CorpusFeatures, fold: int, settings: dict):
+    """The deep model's split of ``feats``'s clips for ``fold`` and which clips it tests on."""
+    from edge_emotion.eval.splits import make_split
+
+    folds, seed, val_speakers = settings["folds"], settings["seed"], settings["val_speakers"]
+    split = make_split(feats.samples, "actor-kfold", fold, folds, seed, val_speakers)
+    test_keys = set(split.test)
+    return split, np.array([k in test_keys for k in feats.keys])
+
+
 def fit_and_score(
     train: CorpusFeatures, tr: np.ndarray, inner_folds: int, targets: dict[str, tuple[CorpusFeatures, np.ndarray]]
 ) -> dict:
@@ -352,18 +362,12 @@ def run_audio(
     """The classical audio baselines on one corpus (within-corpus: trained on the fold's non-test
     speakers of that corpus, tested on its test speakers); folds without test speakers of the
     corpus (a corpus with fewer speakers than folds) are left out."""
-    from edge_emotion.eval.splits import make_split
-
     folder, description = AUDIO_CORPORA[corpus]
     feats = corpus_features(data, corpus)
     folds = list(range(settings["folds"])) if folds is None else folds
     per_fold = []
     for fold in folds:
-        split = make_split(
-            feats.samples, "actor-kfold", fold, settings["folds"], settings["seed"], settings["val_speakers"]
-        )
-        test_keys = set(split.test)
-        is_test = np.array([k in test_keys for k in feats.keys])
+        split, is_test = fold_split(feats, fold, settings)
         tr = np.flatnonzero(~is_test)
         te = np.flatnonzero(is_test)
         if te.size == 0:
@@ -421,18 +425,13 @@ def run_audio_cross_corpus(
     """Cross-corpus: per RAVDESS fold, the classical models trained (and selected) on the fold's
     non-test RAVDESS actors, as the deep model's audio stage of that fold is, then scored on every
     clip of each target corpus, which neither ever heard."""
-    from edge_emotion.eval.splits import make_split
-
     source = corpus_features(data, "ravdess-audio")
     target_feats = {t: corpus_features(data, t) for t in targets}
     folds = list(range(settings["folds"])) if folds is None else folds
     per_fold = []
     for fold in folds:
-        split = make_split(
-            source.samples, "actor-kfold", fold, settings["folds"], settings["seed"], settings["val_speakers"]
-        )
-        test_keys = set(split.test)
-        tr = np.flatnonzero([k not in test_keys for k in source.keys])
+        _, is_test = fold_split(source, fold, settings)
+        tr = np.flatnonzero(~is_test)
         every = {t: (f, np.arange(len(f.samples))) for t, f in target_feats.items()}
         fitted = fit_and_score(source, tr, inner_folds, every)
         per_fold.append({"fold": fold, "ravdess_train_actors": int(len(set(source.speakers[tr]))), **fitted})

@@ -185,15 +185,8 @@ def leave_speakers_out(folds: list[dict], corpus: str) -> dict:
     scored = [f[corpus] for f in folds if f.get(corpus, {}).get("n")]
     if not scored:
         return {}
-    uas = [r["unweighted_accuracy"] for r in scored]
-    was = [r["weighted_accuracy"] for r in scored]
-    return {
-        "folds": scored,
-        "unweighted_accuracy_mean": statistics.mean(uas),
-        "weighted_accuracy_mean": statistics.mean(was),
-        "n": sum(r["n"] for r in scored),
-        "note": f"each fold's audio-stage model on the {corpus} speakers that fold holds out (never trained on)",
-    }
+    note = f"each fold's audio-stage model on the {corpus} speakers that fold holds out (never trained on)"
+    return {**audio_kfold(scored, note), "n": sum(r["n"] for r in scored)}
 
 
 def audio_kfold(folds: list[dict], note: str) -> dict:
