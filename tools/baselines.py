@@ -428,11 +428,11 @@ def run_audio_cross_corpus(
     source = corpus_features(data, "ravdess-audio")
     target_feats = {t: corpus_features(data, t) for t in targets}
     folds = list(range(settings["folds"])) if folds is None else folds
+    every = {t: (f, np.arange(len(f.samples))) for t, f in target_feats.items()}
     per_fold = []
     for fold in folds:
         _, is_test = fold_split(source, fold, settings)
         tr = np.flatnonzero(~is_test)
-        every = {t: (f, np.arange(len(f.samples))) for t, f in target_feats.items()}
         fitted = fit_and_score(source, tr, inner_folds, every)
         per_fold.append({"fold": fold, "ravdess_train_actors": int(len(set(source.speakers[tr]))), **fitted})
         log(

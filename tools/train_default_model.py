@@ -204,6 +204,16 @@ def audio_kfold(folds: list[dict], note: str) -> dict:
     }
 
 
+def other_corpora_metrics(folds: list[dict], cross_corpus: dict) -> dict:
+    """The metrics' SAVEE / EmoDB part: ``CORPUS_leave_speakers_out`` where some fold held out its
+    speakers, ``CORPUS_cross_corpus`` where no stage trained on it."""
+    held_out = {corpus: leave_speakers_out(folds, corpus) for corpus in HELD_OUT_CORPORA}
+    return {
+        **{f"{corpus}_leave_speakers_out": report for corpus, report in held_out.items() if report},
+        **{f"{corpus}_cross_corpus": report for corpus, report in cross_corpus.items()},
+    }
+
+
 def write_audio_stage_metrics(out: Path, folds: list[dict], cross_corpus: dict, corpora: list[str]) -> None:
     """``--audio-stages-only``: the folds' audio-stage figures into ``OUT/metrics.json`` (and printed)."""
     metrics = {
@@ -212,12 +222,7 @@ def write_audio_stage_metrics(out: Path, folds: list[dict], cross_corpus: dict, 
         "ravdess_audio_only_actor_kfold": audio_kfold(
             folds, "each fold's audio stage (audio encoder + fusion head on audio-only windows) on its unseen actors"
         ),
-        **{
-            f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus)
-            for corpus in HELD_OUT_CORPORA
-            if leave_speakers_out(folds, corpus)
-        },
-        **{f"{corpus}_cross_corpus": report for corpus, report in cross_corpus.items()},
+        **other_corpora_metrics(folds, cross_corpus),
         "epoch_seconds_sum": round(epoch_seconds(out)),
     }
     with open(out / "metrics.json", "w") as fh:
@@ -651,12 +656,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             "of_folds": read_json(out / "fold0" / "audio" / "split.json").get("folds"),
         },
-        **{
-            f"{corpus}_leave_speakers_out": leave_speakers_out(folds, corpus)
-            for corpus in HELD_OUT_CORPORA
-            if leave_speakers_out(folds, corpus)
-        },
-        **{f"{corpus}_cross_corpus": report for corpus, report in cross_corpus.items()},
+        **other_corpora_metrics(folds, cross_corpus),
         "window_shift_consistency": window_shift,
         "shipped_model": {
             name: {

@@ -219,10 +219,11 @@ def clip_metrics(net: nn.Module, ds: Dataset, device: torch.device, batch_size: 
         "report": result.to_dict(),
     }
     groups = getattr(ds, "clip_groups", None)  # clip number -> its corpus (window sets of several corpora)
-    if groups is not None and len({groups[int(c)] for c in ids}) > 1:
-        of_clip = np.array([groups[int(c)] for c in ids])
+    of_clip = np.array([str(groups[int(c)]) for c in ids]) if groups is not None else np.array([])
+    corpora = sorted(set(of_clip.tolist()))  # plain str: checkpoints hold these rows
+    if len(corpora) > 1:
         out["by_corpus"] = {}
-        for corpus in sorted({str(c) for c in of_clip}):  # plain str: checkpoints hold these rows
+        for corpus in corpora:
             part = classification_result(truth[of_clip == corpus], predicted[of_clip == corpus], labels)
             out["by_corpus"][corpus] = {
                 "n": int(part.n),
