@@ -2,9 +2,10 @@
 
 An :class:`EmotionStream` holds one input's state (like sherpa-onnx's streams); the model lives in
 the :class:`~edge_emotion.recognizer.Recognizer` that created it. Video frames are subsampled to the
-model's frame rate, the face is tracked and encoded **once per frame as it arrives**, and the
-embedding is cached by timestamp, so overlapping windows never recompute a frame (docs/DESIGN.md,
-principle 1). Audio is kept at its source rate and each window is resampled on its own, so the
+model's frame rate, the face is tracked and encoded **once per frame** (as the frame arrives, or
+with other frames' faces in one call: ``StreamConfig.face_batch``), and the embedding is cached by
+timestamp, so overlapping windows never recompute a frame (docs/DESIGN.md, principle 1). Audio is
+kept at its source rate and each window is resampled on its own, so the
 results do not depend on how the audio was chunked.
 
 Several people (``StreamConfig.max_faces`` > 1): every followed face has a track id
@@ -93,6 +94,12 @@ class StreamConfig:
     ``max_faces``: how many people a window's results are about (see the module docstring); the
     face detector must follow as many. ``max_pending_results``: how many results computed at push
     a stream keeps for a :meth:`EmotionStream.poll` that does not come (the oldest go first).
+    ``face_batch``: how many face crops the visual encoder takes in one call. 1 (the default)
+    encodes each frame's faces as the frame arrives; N > 1 holds the crops until N wait or a window
+    needs them, and encodes them together, N at most per call (for files: an encoder called once
+    per frame finds its weights gone from the CPU's caches, one called on N faces pays that once;
+    BENCHMARKS.md, §4). The results are the same either way (the graph's batch axis is
+    independent); a model whose graphs take a fixed or bounded batch needs N within it.
     """
 
     window_ms: int
@@ -103,6 +110,7 @@ class StreamConfig:
     max_lead_ms: int = 60_000
     max_faces: int = 1
     max_pending_results: int = 3600
+    face_batch: int = 1
 
     def __post_init__(self) -> None:
         if self.window_ms <= 0 or self.hop_ms <= 0:
@@ -118,12 +126,17 @@ class StreamConfig:
         pending = self.max_pending_results
         if isinstance(pending, bool) or not isinstance(pending, int) or pending < 1:
             raise InputError(f"max_pending_results must be a whole number of at least 1, got {pending!r}")
+        batch = self.face_batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InputError(f"face_batch must be a whole number of at least 1, got {batch!r}")
 
 
 @dataclass
 class _Frame:
     timestamp_ms: int
-    people: dict[int, tuple[np.ndarray, FaceInfo]]  # track id -> (embedding, face); empty: no usable face
+    # track id -> (embedding, face); empty: no usable face. The embedding is None while the face's
+    # crop waits to be encoded with others (StreamConfig.face_batch).
+    people: dict[int, tuple[np.ndarray | None, FaceInfo]]
 
 
 class EmotionStream:
@@ -179,6 +192,7 @@ class EmotionStream:
         self._finished = False
         # video state
         self._frames: deque[_Frame] = deque()
+        self._unencoded: list[tuple[_Frame, int, np.ndarray]] = []  # (frame, track id, crop): face_batch
         self._last_video_ms: int | None = None  # the last pushed (timestamps strictly increase)
         self._last_frame_ms: int | None = None  # the last placed since the stream (re)started
         self._video_end_ms: float | None = None
@@ -311,17 +325,34 @@ class EmotionStream:
         if self._speaker is not None:
             picture = frame if luma is None else luma
             self._speaker.push_frame(picture, timestamp_ms, {tf.track_id: tf.observation for tf in followed})
-        people: dict[int, tuple[np.ndarray, FaceInfo]] = {}
+        entry = _Frame(timestamp_ms, {})
         if followed:
             from .frontend.face import crop_face
 
             crops = np.stack([crop_face(frame, tf.bbox, self._preset.visual) for tf in followed]).astype(np.float32)
-            embeddings = self._model.encode_faces(crops)
-            for tf, embedding in zip(followed, embeddings, strict=True):
-                face = FaceInfo(tuple(int(v) for v in tf.bbox), float(tf.observation.score))
-                people[tf.track_id] = (embedding, face)
-        self._frames.append(_Frame(timestamp_ms, people))
+            faces = [FaceInfo(tuple(int(v) for v in tf.bbox), float(tf.observation.score)) for tf in followed]
+            if self._config.face_batch == 1:
+                embeddings = self._model.encode_faces(crops)
+                for tf, embedding, face in zip(followed, embeddings, faces, strict=True):
+                    entry.people[tf.track_id] = (embedding, face)
+            else:
+                for tf, crop, face in zip(followed, crops, faces, strict=True):
+                    entry.people[tf.track_id] = (None, face)
+                    self._unencoded.append((entry, tf.track_id, crop))
+                if len(self._unencoded) >= self._config.face_batch:
+                    self._encode_waiting()
+        self._frames.append(entry)
         self._bound_buffers()
+
+    def _encode_waiting(self) -> None:
+        """Encode the crops waiting for a batch (``StreamConfig.face_batch`` at most per call)."""
+        waiting, self._unencoded = self._unencoded, []
+        size = self._config.face_batch
+        for first in range(0, len(waiting), size):
+            part = waiting[first : first + size]
+            embeddings = self._model.encode_faces(np.stack([crop for _, _, crop in part]))
+            for (entry, track_id, _), embedding in zip(part, embeddings, strict=True):
+                entry.people[track_id] = (embedding, entry.people[track_id][1])
 
     def _follow(self, frame: np.ndarray, timestamp_ms: int) -> list[TrackedFace]:
         """The usable faces of a frame with their track ids."""
@@ -406,6 +437,7 @@ class EmotionStream:
         self._next_window = 0
         self._smoothed = {}
         self._frames.clear()
+        self._unencoded = []
         if self._speaker is not None:  # nobody keeps the turn across a gap
             self._speaker = ActiveSpeaker(self._preset)
         self._last_frame_ms = self._video_end_ms = None
@@ -568,6 +600,8 @@ class EmotionStream:
         :mod:`edge_emotion.frontend.align`, the functions training's preprocessing uses."""
         preset, m = self._preset, self._preset.model
         length_ms = end - start
+        if self._unencoded:
+            self._encode_waiting()
 
         audio_seq = np.zeros((1, preset.audio_steps, m.audio_dim), np.float32)
         speech = np.zeros(m.time_steps, bool)

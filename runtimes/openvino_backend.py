@@ -8,6 +8,12 @@ arithmetic), so the numbers would depend on the CPU. Every graph is compiled wit
 and the precision the compiled model reports is checked and kept in
 :attr:`OpenVinoBackend.inference_precision`.
 
+CPU pinning is off unless asked for (``cpu_pinning``). The CPU plugin's default pins the thread
+that runs an inference to a core: with one inference thread, the caller's own thread, to CPU 0.
+Every process that uses the SDK then computes on that one core while the others may idle, and an
+app's thread is moved there whenever it runs a graph. Two ``edge-emotion run`` processes side by
+side on a 2-core CPU took 14.9-15.4 s each pinned and 12.3-13.8 s unpinned (BENCHMARKS.md, §4).
+
 Thread safety: one compiled model serves every thread; each thread gets its own ``InferRequest``
 (an infer request holds its input and output tensors, so two threads must never share one).
 """
@@ -50,6 +56,14 @@ def inference_precision_for(format_precision: str, capabilities: tuple[str, ...]
     raise BackendError(f"openvino: unknown format precision {format_precision!r}; use fp32, fp16 or int8")
 
 
+def _supported(core, device: str) -> tuple[str, ...]:
+    """The property names ``device``'s plugin accepts (empty if it does not list them)."""
+    try:
+        return tuple(str(name) for name in core.get_property(device, "SUPPORTED_PROPERTIES"))
+    except Exception:
+        return ()
+
+
 class OpenVinoBackend:
     """One graph compiled by ``openvino.Core``.
 
@@ -61,7 +75,10 @@ class OpenVinoBackend:
     ``"f16"``, ``"bf16"``) overrides that choice explicitly, and is refused on a device that lacks
     it. :attr:`inference_precision` is what the compiled model reports (None on virtual devices
     such as ``AUTO``, which forward the hint to the device they pick but do not report it).
-    ``weights_path``: an IR's ``.bin`` (None: the one beside the ``.xml``).
+    ``weights_path``: an IR's ``.bin`` (None: the one beside the ``.xml``). ``cpu_pinning``: let the
+    CPU plugin pin its inference threads to cores (``ENABLE_CPU_PINNING``; off by default, see the
+    module docstring); :attr:`cpu_pinning` is what the compiled model reports (None where the
+    device has no such property).
     """
 
     name = "openvino"
@@ -75,6 +92,7 @@ class OpenVinoBackend:
         precision: str = "fp32",
         inference_precision: str | None = None,
         weights_path: str | Path | None = None,
+        cpu_pinning: bool = False,
     ):
         ov = import_runtime("openvino", "openvino", "openvino", "the openvino backend")
         self.graph_path = Path(graph_path)
@@ -96,6 +114,8 @@ class OpenVinoBackend:
             config: dict = {"INFERENCE_PRECISION_HINT": wanted}
             if threads is not None:
                 config["INFERENCE_NUM_THREADS"] = threads
+            if base == "CPU" and "ENABLE_CPU_PINNING" in _supported(core, "CPU"):
+                config["ENABLE_CPU_PINNING"] = bool(cpu_pinning)
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with its own messages
             raise BackendError(f"openvino could not load {self.graph_path} on {self.device}: {exc}") from exc
@@ -106,6 +126,7 @@ class OpenVinoBackend:
                 f"but the plugin chose {self.inference_precision}"
             )
         self.threads = threads
+        self.cpu_pinning = self._compiled_pinning() if base == "CPU" else None
         self.input_specs = tuple(self._spec(port) for port in self.compiled.inputs)
         self.output_specs = tuple(self._spec(port) for port in self.compiled.outputs)
         self._local = threading.local()  # .request: this thread's InferRequest
@@ -132,6 +153,13 @@ class OpenVinoBackend:
                 f"openvino: {self.device} cannot compute in {explicit} (it offers: {', '.join(sorted(capabilities))})"
             )
         return explicit
+
+    def _compiled_pinning(self) -> bool | None:
+        """Whether the compiled model pins its inference threads (None: it does not say)."""
+        try:
+            return bool(self.compiled.get_property("ENABLE_CPU_PINNING"))
+        except Exception:  # an OpenVINO without the property
+            return None
 
     def _compiled_precision(self) -> str | None:
         """The inference precision the compiled model reports (``"f32"``, ``"f16"``, ``"bf16"``)."""

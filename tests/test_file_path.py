@@ -96,6 +96,84 @@ def test_analyze_converts_only_the_kept_frames_and_gives_the_results_of_converti
     assert any(r.face is not None for r in lazy) and any("video" in r.modalities for r in lazy)
 
 
+def _same_results(a_results, b_results) -> None:
+    assert len(a_results) == len(b_results) > 0
+    for a, b in zip(a_results, b_results, strict=True):
+        assert (a.t_start_ms, a.t_end_ms, a.label, a.modalities, a.face, a.person, a.speaking) == (
+            b.t_start_ms,
+            b.t_end_ms,
+            b.label,
+            b.modalities,
+            b.face,
+            b.person,
+            b.speaking,
+        )
+        assert list(a.scores) == list(b.scores)
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(list(a.raw_scores.values()), list(b.raw_scores.values()), rtol=0, atol=1e-5)
+
+
+def test_analyze_encodes_faces_in_batches_with_the_results_of_one_face_a_call(recognizer, clip, monkeypatch):
+    """``analyze`` holds the kept frames' face crops and encodes ``FILE_FACE_BATCH`` of them a
+    call (the last of a window fewer), with the results of encoding each frame's face as it comes."""
+    import edge_emotion.recognizer as recognizer_module
+
+    model = type(recognizer.model)
+    sizes: list[int] = []
+    encode = model.encode_faces
+
+    def counting(self, faces):
+        sizes.append(len(faces))
+        return encode(self, faces)
+
+    monkeypatch.setattr(model, "encode_faces", counting)
+    batch = recognizer_module.FILE_FACE_BATCH
+    assert recognizer._file_face_batch() == batch > 1
+    batched = list(recognizer.analyze(clip))
+    batched_sizes, sizes[:] = list(sizes), []
+    monkeypatch.setattr(recognizer_module, "FILE_FACE_BATCH", 1)
+    one_by_one = list(recognizer.analyze(clip))
+    assert set(sizes) == {1}  # one face in view: a call per kept frame
+    assert sum(batched_sizes) == len(sizes)  # every face encoded once either way
+    assert max(batched_sizes) == batch
+    assert len(batched_sizes) < len(sizes) / 2
+    _same_results(batched, one_by_one)
+
+
+def test_a_stream_s_face_batch_bounds_every_call_and_waits_for_no_window(recognizer, crema_flv):
+    """Pushed frame by frame with ``face_batch`` 3, a stream never encodes more than 3 faces at
+    once, encodes what waits when a window needs it, and gives the results of ``face_batch`` 1."""
+    frames = list(VideoFileSource(crema_flv))
+    results = {}
+    for batch in (1, 3):
+        sizes: list[int] = []
+        with recognizer.create_stream(audio=False, face_batch=batch, hop_ms=500) as stream:
+            stream._model = _Recording(stream._model, sizes)
+            got = []
+            for frame in frames:
+                stream.push_video(frame, frame.timestamp_ms)
+                got += stream.poll()
+            results[batch] = got + stream.flush()
+        assert sizes and max(sizes) <= batch
+        if batch == 3:
+            assert 1 in sizes or 2 in sizes  # a window came before 3 faces waited: encoded as they were
+    _same_results(results[3], results[1])
+
+
+class _Recording:
+    """A model that records how many faces each ``encode_faces`` call gets."""
+
+    def __init__(self, model, sizes: list[int]):
+        self._model, self._sizes = model, sizes
+
+    def encode_faces(self, faces):
+        self._sizes.append(len(faces))
+        return self._model.encode_faces(faces)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
 def test_a_decoded_frame_converts_on_first_read_and_once(crema_flv, monkeypatch):
     convert = _Counting(files.video_frame_to_rgb)
     monkeypatch.setattr(files, "video_frame_to_rgb", convert)

@@ -497,6 +497,9 @@ def test_results_nobody_polls_are_capped_keeping_the_newest(recognizer, caplog):
     assert len(kept) + len(rest) + stream.dropped_results >= 148
     with pytest.raises(InputError, match="max_pending_results"):
         StreamConfig(window_ms=1000, hop_ms=1000, max_pending_results=0)
+    for bad in (0, -3, True, 2.0, "8"):
+        with pytest.raises(InputError, match="face_batch must be a whole number"):
+            StreamConfig(window_ms=1000, hop_ms=1000, face_batch=bad)
 
 
 def test_the_pending_cap_drops_whole_windows_with_several_people(recognizer):

@@ -526,3 +526,25 @@ def test_cli_prints_per_person_lines(composite_files):
     assert {line["person"] for line in lines} == {0, 1}
     speakers = {line["person"] for line in lines if line["speaking"]}
     assert len(speakers) == 1 and all(line["face"]["bbox"][0] < 360 for line in lines if line["speaking"])
+
+
+def test_batched_face_encoding_keeps_every_person_s_results(recognizers, composite_files, monkeypatch):
+    """``analyze`` encodes several frames' faces in one call (``FILE_FACE_BATCH``): with two people
+    in view, each person's results are those of encoding every frame's faces as the frame comes."""
+    import edge_emotion.recognizer as recognizer_module
+
+    assert recognizers[2]._file_face_batch() == recognizer_module.FILE_FACE_BATCH > 2
+    batched = list(recognizers[2].analyze(composite_files["left-speaks"]))
+    monkeypatch.setattr(recognizer_module, "FILE_FACE_BATCH", 1)
+    one_frame_a_call = list(recognizers[2].analyze(composite_files["left-speaks"]))
+    assert len(batched) == len(one_frame_a_call) > 0
+    for a, b in zip(batched, one_frame_a_call, strict=True):
+        assert (a.t_start_ms, a.person, a.speaking, a.label, a.face, a.modalities) == (
+            b.t_start_ms,
+            b.person,
+            b.speaking,
+            b.label,
+            b.face,
+            b.modalities,
+        )
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), rtol=0, atol=1e-5)

@@ -315,3 +315,52 @@ def test_openvino_explicit_inference_precision(bundle_dir):
             with pytest.raises(BackendError, match=f"CPU cannot compute in {wanted}"):
                 load_backend("openvino", path, inference_precision=wanted)
     assert load_backend("openvino", path, device="AUTO").inference_precision is None  # AUTO does not report it
+
+
+def _allowed_cpus(native_id: int) -> str:
+    with open(f"/proc/self/task/{native_id}/status") as status:
+        return next(line.split(":", 1)[1].strip() for line in status if line.startswith("Cpus_allowed_list"))
+
+
+@_skip_unless("openvino")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads thread affinities from Linux's /proc")
+def test_openvino_leaves_the_callers_thread_free_to_move(bundle_dir):
+    """With one inference thread the CPU plugin's default pinning moves the caller's own thread to
+    CPU 0 for every inference, so every process using the SDK shares that core. The backend turns it
+    off: the compiled graph says so, and a thread watching the caller sees its allowed CPUs unchanged
+    while it runs inferences. Asking for pinning reaches the plugin."""
+    import threading
+    import time
+
+    import openvino as ov
+
+    if "ENABLE_CPU_PINNING" not in [str(p) for p in ov.Core().get_property("CPU", "SUPPORTED_PROPERTIES")]:
+        pytest.skip("this OpenVINO's CPU plugin has no ENABLE_CPU_PINNING property")
+    path = bundle_dir / "onnx" / "visual_encoder.onnx"
+    pinned = load_backend("openvino", path, threads=1, cpu_pinning=True)
+    assert pinned.cpu_pinning is True
+    assert pinned.compiled.get_property("ENABLE_CPU_PINNING") is True
+    backend = load_backend("openvino", path, threads=1)
+    assert backend.cpu_pinning is False
+    assert backend.compiled.get_property("ENABLE_CPU_PINNING") is False
+
+    caller = threading.get_native_id()
+    before = _allowed_cpus(caller)
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add(_allowed_cpus(caller))
+            time.sleep(0.0005)
+
+    inputs = random_inputs(EDGE, batch=1)["visual_encoder"]
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(300):
+            backend.run(inputs)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == {before}
