@@ -237,7 +237,6 @@ class Recognizer:
             threads = stream_threads()
         # "process": the decoder starts first, so that its start-up overlaps loading the model
         decoder = _start_decoder() if options.file_decoder == "process" else None
-        _warm_face_detector(options.face_detector)  # its network compiles while the model loads
         try:
             model = BundleModel.from_bundle(bundle, backend=backend, device=device, threads=threads, format=format)
             recognizer = cls(model, options)
@@ -493,25 +492,6 @@ def resolve_file_decoder(choice: str) -> str:
     if choice != "auto":
         return choice
     return "process" if usable_cpus() >= 2 and process_decoding_available() else "thread"
-
-
-def _warm_face_detector(choice: str) -> None:
-    """Compile the SDK's face detector network (once per process, shared by every stream) on a
-    thread of its own, so that it overlaps loading the model, when this process may use two CPUs
-    or more. A failure here is left for the stream that needs the detector to report."""
-    if choice == "mediapipe" or usable_cpus() < 2:
-        return
-    from .frontend.blazeface import ONNX_MODEL_PATH, BlazeFaceDetector
-
-    def warm() -> None:
-        try:
-            BlazeFaceDetector.warm(ONNX_MODEL_PATH, choice)
-        except Exception as exc:  # the stream's own load raises it, with the reason
-            log.debug("face detector not compiled ahead: %s", exc)
-
-    # not a daemon: a process that ends while the runtime compiles (a bad option, say) waits the
-    # fraction of a second it takes, where a daemon thread in native code would abort the process
-    threading.Thread(target=warm, name="edge-emotion-face-detector").start()
 
 
 def _start_decoder():

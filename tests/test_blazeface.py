@@ -107,34 +107,6 @@ def test_detectors_share_one_network_across_threads():
     assert results == [[]] * 4
 
 
-def test_warming_the_network_is_what_a_detector_then_finds(monkeypatch):
-    """``BlazeFaceDetector.warm`` loads the network a detector made later shares; a warm-up still
-    loading on another thread is waited for, not repeated (what ``Recognizer.from_bundle`` does
-    while the model loads)."""
-    import edge_emotion.frontend.blazeface as blazeface
-
-    monkeypatch.setattr(blazeface, "_LOADED", {})
-    loads = []
-    real = blazeface._load_backend
-
-    def slow_load(path, runtime):
-        loads.append(runtime)
-        threading.Event().wait(0.2)
-        return real(path, runtime)
-
-    monkeypatch.setattr(blazeface, "_load_backend", slow_load)
-    warming = threading.Thread(target=BlazeFaceDetector.warm, args=(ONNX_MODEL_PATH, "onnxruntime"))
-    warming.start()
-    while not loads:  # the warm-up holds the load
-        threading.Event().wait(0.005)
-    detector = BlazeFaceDetector(runtime="onnxruntime")
-    warming.join()
-    assert loads == ["onnxruntime"]
-    assert detector.backend is blazeface._LOADED[(str(ONNX_MODEL_PATH.resolve()), "onnxruntime")]
-    with pytest.raises(ValueError, match="runtime must be one of"):
-        BlazeFaceDetector.warm(ONNX_MODEL_PATH, "tflite")
-
-
 # MediaPipe 1.2.3's FaceDetector task on every 10th frame of the packaged sample clip (0, 400, ...,
 # 2800 ms): the primary face's box and score. The SDK's detector must find the same.
 SAMPLE_BOXES = [

@@ -442,35 +442,3 @@ def test_tampered_manifest_in_the_cli_is_one_line_and_exit_2(bundle_copy, shared
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert message in lines[0]
     assert proc.stdout == ""
-
-
-def test_graphs_load_side_by_side_and_the_first_failure_is_raised(monkeypatch):
-    """On two CPUs or more, ONNX Runtime and OpenVINO load the three graphs on threads of their own;
-    every load finishes, and a failure is the one loading them in order would have raised."""
-    import threading
-    import time
-
-    import edge_emotion.model.engine as engine
-
-    monkeypatch.setattr(engine, "usable_cpus", lambda: 2)
-    threads, finished = {}, []
-
-    def load(graph):
-        threads[graph] = threading.get_ident()
-        time.sleep(0.05)
-        finished.append(graph)
-        if graph != GRAPHS[0]:
-            raise BackendError(f"{graph} does not load")
-        return graph.upper()
-
-    with pytest.raises(BackendError, match=f"{GRAPHS[1]} does not load"):
-        engine._load_graphs("openvino", load)
-    assert sorted(finished) == sorted(GRAPHS) and len(set(threads.values())) == len(GRAPHS)
-    threads.clear()
-    assert engine._load_graphs("onnxruntime", lambda g: g.upper()) == {g: g.upper() for g in GRAPHS}
-    engine._load_graphs("tensorrt", lambda g: threads.setdefault(g, threading.get_ident()))
-    assert set(threads.values()) == {threading.get_ident()}  # engines load one after the other
-    monkeypatch.setattr(engine, "usable_cpus", lambda: 1)
-    threads.clear()
-    engine._load_graphs("openvino", lambda g: threads.setdefault(g, threading.get_ident()))
-    assert set(threads.values()) == {threading.get_ident()}

@@ -150,14 +150,6 @@ class BlazeFaceDetector:
                 _LOADED[key] = _load_backend(path, runtime)
             return _LOADED[key]
 
-    @classmethod
-    def warm(cls, model_path: str | os.PathLike = ONNX_MODEL_PATH, runtime: str = "auto") -> None:
-        """Load the network for ``runtime`` now (what the first detector would do), so that a
-        detector made later finds it compiled; a load in progress on another thread is waited for."""
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-        cls._load(Path(model_path), runtime)
-
     def _warp(self, height: int, width: int) -> tuple[np.ndarray, float, float, float]:
         """The letterbox of a ``width`` x ``height`` frame: the perspective matrix from the frame to
         the input, and the square's centre and side in frame pixels."""

@@ -20,30 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import PresetConfig, usable_cpus
+from ..config import PresetConfig
 from ..errors import BackendError, BundleError
 from .bundle import Bundle
 from .formats import AUDIO_ENCODER, AUTO_ORDER, FUSION_HEAD, GRAPHS, VISUAL_ENCODER, get_format, graph_tensors
 
 logger = logging.getLogger(__name__)
-
-
-#: Runtimes whose graphs load side by side on threads (compiling lets Python's GIL go): three
-#: OpenVINO graphs took 0.45-0.65 s instead of 0.69-0.99 s on a 2-core CPU (BENCHMARKS.md, §4).
-_PARALLEL_LOAD = ("onnxruntime", "openvino")
-
-
-def _load_graphs(runtime: str, load) -> dict:
-    """``{graph: load(graph)}`` for every graph of :data:`GRAPHS`, on one thread each for the
-    runtimes of :data:`_PARALLEL_LOAD` when this process may use two CPUs or more. Every load
-    finishes before a failure is raised: the first in ``GRAPHS`` order, as one after the other."""
-    if runtime not in _PARALLEL_LOAD or usable_cpus() < 2:
-        return {graph: load(graph) for graph in GRAPHS}
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(GRAPHS), thread_name_prefix="edge-emotion-load") as pool:
-        futures = {graph: pool.submit(load, graph) for graph in GRAPHS}
-    return {graph: futures[graph].result() for graph in GRAPHS}
 
 
 def _candidates(bundle: Bundle, backend: str, format_key: str | None) -> list[tuple[str, str]]:
@@ -138,18 +120,17 @@ class BundleModel:
             runtime_options.update(format_options(runtime, get_format(key).precision))  # never a plugin default
             if runtime == "torch":
                 runtime_options["trusted"] = trust_code
-
-            def load(graph: str, key: str = key, runtime: str = runtime, runtime_options: dict = runtime_options):
-                return load_backend(
-                    runtime,
-                    bundle.graph_path(key, graph),
-                    device=device,
-                    **runtime_options,
-                    **bundle.load_options(key, graph, runtime),
-                )
-
             try:
-                backends = _load_graphs(runtime, load)
+                backends = {
+                    g: load_backend(
+                        runtime,
+                        bundle.graph_path(key, g),
+                        device=device,
+                        **runtime_options,
+                        **bundle.load_options(key, g, runtime),
+                    )
+                    for g in GRAPHS
+                }
             except BackendError as exc:
                 if backend != "auto":
                     raise
