@@ -322,14 +322,18 @@ class Recognizer:
         return EmotionStream(self.model, config, self._face_detector() if video else None)
 
     def _file_face_batch(self) -> int:
-        """:data:`FILE_FACE_BATCH` for a model whose visual encoder runs on a CPU runtime with a free
-        batch axis (ONNX Runtime, OpenVINO), else 1 (TensorRT engines and static-batch graphs bound
-        their batch)."""
+        """:data:`FILE_FACE_BATCH` for a model whose visual encoder runs on the CPU through ONNX
+        Runtime or OpenVINO with a free batch axis (where batching was measured to give the same
+        embeddings), else 1: TensorRT engines and GPU providers build for the batch sizes they see,
+        static-batch graphs take one size."""
         backends = getattr(self.model, "backends", None) or {}
         graph = backends.get("visual_encoder")
         if graph is None or getattr(self.model, "backend_name", None) not in ("onnxruntime", "openvino"):
             return 1
-        return FILE_FACE_BATCH if graph.input_specs[0].shape[0] is None else 1
+        if getattr(graph, "device", None) not in ("CPUExecutionProvider", "CPU"):
+            return 1
+        face = next((spec for spec in graph.input_specs if spec.name == "face"), None)
+        return FILE_FACE_BATCH if face is not None and face.shape[0] is None else 1
 
     def analyze(
         self,
@@ -477,10 +481,11 @@ class Recognizer:
 
 
 FILE_DECODERS = ("auto", "process", "thread")
-#: How many faces :meth:`Recognizer.analyze` encodes in one call (``StreamConfig.face_batch``) with
-#: ONNX Runtime or OpenVINO: on the 60-s benchmark clip's 600 faces, OpenVINO INT8's visual encoder
-#: took 1.10 s of CPU called on each frame's face, 0.64 s on 8 at a time and 0.48 s on 16, with the
-#: same embeddings (BENCHMARKS.md, §4).
+#: How many faces :meth:`Recognizer.analyze` encodes in one call at most (``StreamConfig.face_batch``)
+#: with ONNX Runtime or OpenVINO on the CPU; a window encodes what waits, so with one face a call
+#: gets about one hop's faces (10 at the edge preset's 10 fps and 1-s hop). On the 60-s benchmark
+#: clip's 600 faces, OpenVINO INT8's visual encoder took 1.10 s of CPU called on each frame's face,
+#: 0.64 s with at most 8 a call and 0.48 s with at most 16, with the same embeddings (BENCHMARKS.md, §4).
 FILE_FACE_BATCH = 16
 
 

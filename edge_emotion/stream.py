@@ -94,12 +94,14 @@ class StreamConfig:
     ``max_faces``: how many people a window's results are about (see the module docstring); the
     face detector must follow as many. ``max_pending_results``: how many results computed at push
     a stream keeps for a :meth:`EmotionStream.poll` that does not come (the oldest go first).
-    ``face_batch``: how many face crops the visual encoder takes in one call. 1 (the default)
-    encodes each frame's faces as the frame arrives; N > 1 holds the crops until N wait or a window
-    needs them, and encodes them together, N at most per call (for files: an encoder called once
-    per frame finds its weights gone from the CPU's caches, one called on N faces pays that once;
-    BENCHMARKS.md, §4). The results are the same either way (the graph's batch axis is
-    independent); a model whose graphs take a fixed or bounded batch needs N within it.
+    ``face_batch``: how many face crops the visual encoder takes in one call at most. 1 (the
+    default) encodes each frame's faces as the frame arrives; N > 1 holds the crops until N wait or
+    a window needs them (so a call gets at most N faces, in a file polled at every push about one
+    hop's worth), and encodes them together (for files: an encoder called once per frame finds its
+    weights gone from the CPU's caches, one called on several faces pays that once; BENCHMARKS.md,
+    §4). Results equal those of 1 where the runtime computes each batch item alike at any batch
+    size, as measured for the shipped bundle's CPU formats; a graph with a fixed batch needs 1, one
+    with a bounded batch an N within the bound.
     """
 
     window_ms: int
@@ -230,6 +232,7 @@ class EmotionStream:
         if close is not None:
             close()
         self._faces = None
+        self._unencoded = []  # crops that no window will need now
         self._finished = True
 
     def __enter__(self) -> EmotionStream:
@@ -339,20 +342,21 @@ class EmotionStream:
                 for tf, crop, face in zip(followed, crops, faces, strict=True):
                     entry.people[tf.track_id] = (None, face)
                     self._unencoded.append((entry, tf.track_id, crop))
-                if len(self._unencoded) >= self._config.face_batch:
-                    self._encode_waiting()
         self._frames.append(entry)
+        if len(self._unencoded) >= self._config.face_batch:
+            self._encode_waiting()
         self._bound_buffers()
 
     def _encode_waiting(self) -> None:
-        """Encode the crops waiting for a batch (``StreamConfig.face_batch`` at most per call)."""
-        waiting, self._unencoded = self._unencoded, []
+        """Encode the crops waiting for a batch (``StreamConfig.face_batch`` at most per call). A
+        crop leaves the queue only once encoded: after an encoder error the next window retries it."""
         size = self._config.face_batch
-        for first in range(0, len(waiting), size):
-            part = waiting[first : first + size]
+        while self._unencoded:
+            part = self._unencoded[:size]
             embeddings = self._model.encode_faces(np.stack([crop for _, _, crop in part]))
             for (entry, track_id, _), embedding in zip(part, embeddings, strict=True):
                 entry.people[track_id] = (embedding, entry.people[track_id][1])
+            del self._unencoded[: len(part)]
 
     def _follow(self, frame: np.ndarray, timestamp_ms: int) -> list[TrackedFace]:
         """The usable faces of a frame with their track ids."""

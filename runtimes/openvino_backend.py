@@ -77,8 +77,8 @@ class OpenVinoBackend:
     such as ``AUTO``, which forward the hint to the device they pick but do not report it).
     ``weights_path``: an IR's ``.bin`` (None: the one beside the ``.xml``). ``cpu_pinning``: let the
     CPU plugin pin its inference threads to cores (``ENABLE_CPU_PINNING``; off by default, see the
-    module docstring); :attr:`cpu_pinning` is what the compiled model reports (None where the
-    device has no such property).
+    module docstring; virtual devices pass it to the CPU plugin); :attr:`cpu_pinning` is what the
+    compiled model reports (None where the device has no such property or does not report it).
     """
 
     name = "openvino"
@@ -114,8 +114,11 @@ class OpenVinoBackend:
             config: dict = {"INFERENCE_PRECISION_HINT": wanted}
             if threads is not None:
                 config["INFERENCE_NUM_THREADS"] = threads
-            if base == "CPU" and "ENABLE_CPU_PINNING" in _supported(core, "CPU"):
-                config["ENABLE_CPU_PINNING"] = bool(cpu_pinning)
+            if "CPU" in known and "ENABLE_CPU_PINNING" in _supported(core, "CPU"):
+                if base == "CPU":
+                    config["ENABLE_CPU_PINNING"] = bool(cpu_pinning)
+                elif virtual:  # AUTO, MULTI, HETERO may run the graph on the CPU plugin: tell it
+                    config["DEVICE_PROPERTIES"] = {"CPU": {"ENABLE_CPU_PINNING": bool(cpu_pinning)}}
             self.compiled = core.compile_model(model, self.device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with its own messages
             raise BackendError(f"openvino could not load {self.graph_path} on {self.device}: {exc}") from exc

@@ -160,14 +160,40 @@ def test_a_stream_s_face_batch_bounds_every_call_and_waits_for_no_window(recogni
     _same_results(results[3], results[1])
 
 
-class _Recording:
-    """A model that records how many faces each ``encode_faces`` call gets."""
+def test_a_failed_batch_is_encoded_again_not_lost(recognizer, crema_flv):
+    """An encoder error while crops wait (a runtime hiccup the app catches) loses nothing: the
+    crops are encoded at the next call and the results are those of a stream without the error."""
+    frames = list(VideoFileSource(crema_flv))
+    with recognizer.create_stream(audio=False, face_batch=3) as stream:
+        stream._model = _Recording(stream._model, [], fail_on_call=2)
+        got, failures = [], 0
+        for frame in frames:
+            try:
+                stream.push_video(frame, frame.timestamp_ms)
+                got += stream.poll()
+            except RuntimeError:
+                failures += 1
+        got += stream.flush()
+    with recognizer.create_stream(audio=False) as stream:
+        for frame in frames:
+            stream.push_video(frame, frame.timestamp_ms)
+        want = stream.flush()
+    assert failures == 1
+    assert all(np.isfinite(list(r.raw_scores.values())).all() for r in got)
+    _same_results(got, want)
 
-    def __init__(self, model, sizes: list[int]):
-        self._model, self._sizes = model, sizes
+
+class _Recording:
+    """A model that records how many faces each ``encode_faces`` call gets (and fails the
+    ``fail_on_call``-th call, counting from 1, when told)."""
+
+    def __init__(self, model, sizes: list[int], fail_on_call: int | None = None):
+        self._model, self._sizes, self._fail_on_call = model, sizes, fail_on_call
 
     def encode_faces(self, faces):
         self._sizes.append(len(faces))
+        if len(self._sizes) == self._fail_on_call:
+            raise RuntimeError("the runtime failed this call")
         return self._model.encode_faces(faces)
 
     def __getattr__(self, name):

@@ -533,10 +533,21 @@ def test_batched_face_encoding_keeps_every_person_s_results(recognizers, composi
     in view, each person's results are those of encoding every frame's faces as the frame comes."""
     import edge_emotion.recognizer as recognizer_module
 
+    model = type(recognizers[2].model)
+    encode, sizes = model.encode_faces, []
+
+    def counting(self, faces):
+        sizes.append(len(faces))
+        return encode(self, faces)
+
+    monkeypatch.setattr(model, "encode_faces", counting)
     assert recognizers[2]._file_face_batch() == recognizer_module.FILE_FACE_BATCH > 2
     batched = list(recognizers[2].analyze(composite_files["left-speaks"]))
+    batched_sizes, sizes[:] = list(sizes), []
     monkeypatch.setattr(recognizer_module, "FILE_FACE_BATCH", 1)
     one_frame_a_call = list(recognizers[2].analyze(composite_files["left-speaks"]))
+    assert set(sizes) == {2}  # both faces of a frame in one call
+    assert sum(batched_sizes) == sum(sizes) and max(batched_sizes) > 2
     assert len(batched) == len(one_frame_a_call) > 0
     for a, b in zip(batched, one_frame_a_call, strict=True):
         assert (a.t_start_ms, a.person, a.speaking, a.label, a.face, a.modalities) == (
