@@ -53,6 +53,7 @@ EXTRA_KEYS = {
     "metric_info",
     "cpu_isa",
     "inference_precision",
+    "parity",
 }
 PASSING_PARITY = {
     "reference": "the same graphs",
@@ -257,6 +258,7 @@ def _report_rows() -> list[BenchRow]:
             metric=0.5,
             inference_precision="bf16",
             validation="labels agree on 96.1% < 97% (int8 bounds, real windows, end to end)",
+            parity={"reference": "onnx on onnxruntime", "faces": 40, "label_agreement": 0.975},
             **common,
         ),
         BenchRow(
@@ -284,9 +286,42 @@ def test_report_fits_100_columns_and_prints_notes_as_plain_text():
     flat = " ".join(text.split())
     assert "pip install 'edge-emotion[openvino]'" in flat, text  # [openvino] is not read as markup
     assert "/a/bundle/[with brackets]" in flat
-    for word in ("openvino-int8", "openvino-fp16", "int8 (bf16)", "failed validation", "123/988", "amx_int8"):
+    for word in ("openvino-int8", "openvino-fp16", "int8 (bf16)", "failed validation", "123/988", "amx_int8", "97.5"):
         assert word in text, word
     assert "labels agree on 96.1% < 97%" in flat
+
+
+def test_rows_report_their_face_labels_against_the_fp32_onnx_row_on_this_machine(bench_run):
+    """Every row that runs after the FP32 ONNX graphs on ONNX Runtime is compared with them on the
+    clip's faces; the fake bundle's rows run the same graphs, so they agree."""
+    proc, rows = bench_run
+    assert _row(rows, "onnx", "onnxruntime")["parity"] is None  # the reference itself
+    int8 = _row(rows, "onnx-int8", "onnxruntime")["parity"]  # the same graph files, tampered record
+    assert int8["reference"] == "onnx on onnxruntime" and int8["faces"] > 5
+    assert int8["label_agreement"] == 1.0 and int8["max_abs_diff_logits"] == 0.0
+    if OPENVINO:
+        same = _row(rows, "onnx", "openvino")["parity"]  # the same graph on another runtime, in f32
+        assert same["faces"] == int8["faces"] and same["max_abs_diff_logits"] < 1e-3
+    for fmt, runtime in (("openvino", "openvino"), ("tensorrt-fp16", "tensorrt")):  # did not run
+        assert _row(rows, fmt, runtime)["parity"] is None
+    assert "agree" in proc.stdout and "ref" in proc.stdout
+    flat = " ".join(proc.stdout.split())
+    assert f"agree: % of the clip's {int8['faces']} faces" in flat
+
+
+def test_parity_with_the_reference():
+    from edge_emotion.bench.rows import parity_with
+
+    reference = [[2.0, 0.0, 1.0], [0.0, 3.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 4.0]]
+    moved = [[2.0, 0.1, 1.0], [0.0, 3.0, 1.0], [0.0, 1.5, 0.5], [0.0, 0.0, 4.0]]  # the third changes label
+    assert parity_with(reference, moved) == {
+        "reference": "onnx on onnxruntime",
+        "faces": 4,
+        "label_agreement": 0.75,
+        "max_abs_diff_logits": 1.5,
+    }
+    assert parity_with(reference, moved[:3]) is None  # not the same faces
+    assert parity_with([], []) is None
 
 
 def test_a_named_runtime_that_is_missing_fails_its_row(bundle, tmp_path):

@@ -4,9 +4,11 @@ not share a runtime's thread pools, caches or memory (peak RSS is the worker's o
     python -m edge_emotion.bench.measure SPEC.json RESULT.json
 
 ``SPEC.json`` is a :class:`WorkerSpec` as a dict; ``RESULT.json`` gets ``{"stages": {stage:
-{"p50_ms", "p95_ms", "repeats"}}, "rtf", "clip_duration_ms", "peak_rss_mb", "device", "inference_precision",
-"metric", "metric_info", "error"}`` (the keys measured). A failure is recorded in ``error`` with what was
-measured before it; the worker exits 0 whenever it wrote its result.
+{"p50_ms", "p95_ms", "repeats"}}, "rtf", "clip_duration_ms", "peak_rss_mb", "device",
+"inference_precision", "metric", "metric_info", "outputs", "error"}`` (the keys measured;
+``outputs``: the row's face-only logits on the clip's faces, :func:`face_only_logits`, which the
+runner compares across rows). A failure is recorded in ``error`` with what was measured before it;
+the worker exits 0 whenever it wrote its result.
 
 Two modes: ``front_end`` times the runtime-independent stages (face detection + crop per frame,
 log-mel per window) once per bench run; ``row`` loads one format on one runtime and times its
@@ -172,6 +174,50 @@ def measure_front_end(spec: WorkerSpec, preset: PresetConfig, result: dict[str, 
     )
 
 
+#: Faces of the clip whose face-only logits a row reports (every third frame with a usable face).
+MAX_PARITY_FACES = 40
+
+
+def clip_faces(clip: ClipInputs, preset: PresetConfig) -> np.ndarray:
+    """``(N, 3, S, S) float32``: the usable faces of every third frame of the clip (at most
+    :data:`MAX_PARITY_FACES`), cropped as the SDK crops them. The same frames, detector and crops in
+    every row of a bench run, so rows differ only by what their graphs compute."""
+    from ..frontend.face import FaceTracker, crop_face
+
+    crops = []
+    with FaceTracker(preset.visual, running_mode="image") as tracker:
+        for frame in clip.frames[::3]:
+            observation = tracker.detect(frame, 0)
+            if observation.usable:
+                crops.append(crop_face(frame, observation.bbox, preset.visual))
+            if len(crops) == MAX_PARITY_FACES:
+                break
+    s = preset.visual.crop_size
+    return np.stack(crops).astype(np.float32) if crops else np.zeros((0, 3, s, s), np.float32)
+
+
+def face_only_logits(model, faces: np.ndarray, preset: PresetConfig) -> np.ndarray:
+    """``(N, C)``: each face alone through the visual encoder and the fusion head (its embedding on
+    every video step, the audio masked), as a face-only window is computed."""
+    from ..frontend.align import align_encoded
+
+    if not len(faces):
+        return np.zeros((0, len(preset.labels)), np.float32)
+    embeddings = model.encode_faces(faces)
+    rows = []
+    for embedding in embeddings:
+        audio = np.zeros((1, preset.audio_steps, preset.model.audio_dim), np.float32)
+        fused = align_encoded(
+            preset,
+            audio,
+            np.repeat(embedding[None, None], preset.video_frames, axis=1),
+            np.ones((1, preset.video_frames), np.float32),
+            np.zeros((1, preset.model.time_steps), np.float32),
+        )
+        rows.append(model.fuse(*fused)[0])
+    return np.stack(rows).astype(np.float32)
+
+
 def _spread(items: list, limit: int | None) -> list:
     if limit is None or limit <= 0 or len(items) <= limit:
         return list(items)
@@ -250,6 +296,8 @@ def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     result["clip_duration_ms"] = clip.duration_ms
     result["rtf"] = round(float(np.median(seconds)) * 1000.0 / clip.duration_ms, 5)
     result["peak_rss_mb"] = peak_rss_mb()  # before the accuracy run, which holds whole clips
+    result["phase"] = "outputs for parity"
+    result["outputs"] = {"face_logits": face_only_logits(model, clip_faces(clip, preset), preset).tolist()}
     if spec.data is not None:
         result["phase"] = "accuracy"
         result["metric"], result["metric_info"] = measure_metric(model, spec)

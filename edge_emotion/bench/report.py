@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .machine import AS_STORED
-from .rows import FAILED_VALIDATION, STAGES, BenchRow
+from .rows import FAILED_VALIDATION, OK, PARITY_REFERENCE, STAGES, BenchRow
 
 _STAGE_TITLES = {
     "face": "face",
@@ -30,10 +30,21 @@ COLUMNS: tuple[str, ...] = (
     "RTF",
     "peak RSS MB",
     "metric",
+    "agree",
     "threads",
 )
 #: The screen's first table: what ran, how it did and what it cost as a whole.
-RUN_COLUMNS: tuple[str, ...] = ("format", "runtime", "precision", "status", "size MB", "RTF", "RSS MB", "metric")
+RUN_COLUMNS: tuple[str, ...] = (
+    "format",
+    "runtime",
+    "precision",
+    "status",
+    "size MB",
+    "RTF",
+    "RSS MB",
+    "metric",
+    "agree",
+)
 #: The screen's second table: p50 / p95 latency per stage.
 STAGE_COLUMNS: tuple[str, ...] = ("format", "runtime", *(_STAGE_TITLES[s] for s in STAGES))
 #: Short status words for the screen (the notes under the tables give the full reason).
@@ -94,8 +105,18 @@ def cells(row: BenchRow) -> list[str]:
         _num(row.rtf, 3),
         _num(row.peak_rss_mb, 0),
         _num(row.metric, 3),
+        agree_cell(row),
         str(row.threads),
     ]
+
+
+def agree_cell(row: BenchRow) -> str:
+    """The row's face-only label agreement with the reference row on this machine, in %
+    (``BenchRow.parity``); "ref" for the reference row itself, "-" without one."""
+    if (row.format, row.runtime) == PARITY_REFERENCE and row.status in (OK, FAILED_VALIDATION):
+        return "ref"
+    parity = row.parity
+    return "-" if not parity else f"{100.0 * parity['label_agreement']:.1f}"
 
 
 def notes(rows: Sequence[BenchRow]) -> list[str]:
@@ -138,6 +159,7 @@ def rich_table(rows: Sequence[BenchRow], title: str | None = None):
             _num(row.rtf, 3),
             _num(row.peak_rss_mb, 0),
             _num(row.metric, 3),
+            agree_cell(row),
             style=_STYLES.get(row.status, "yellow"),
         )
     return table
@@ -165,8 +187,26 @@ def print_report(console, rows: Sequence[BenchRow], title: str) -> None:
         console.print(f"CPU features: {isa}", markup=False, highlight=False)
     console.print(rich_table(rows))
     console.print(stage_table(rows))
+    explained = parity_note(rows)
+    if explained:
+        console.print(explained, markup=False, highlight=False)
     for line in notes(rows):
         console.print(line, markup=False, highlight=False)
+
+
+def parity_note(rows: Sequence[BenchRow]) -> str | None:
+    """What the "agree" column measures, and the largest logit change behind it; None when no row
+    was compared."""
+    compared = [row for row in rows if row.parity]
+    if not compared:
+        return None
+    faces = compared[0].parity["faces"]
+    worst = max((row.parity.get("max_abs_diff_logits", 0.0), row.format, row.runtime) for row in compared)
+    return (
+        f"agree: % of the clip's {faces} faces that each row labels (face only) as the FP32 ONNX graphs "
+        f"on ONNX Runtime (ref) do, computed on this machine; largest logit change "
+        f"{worst[0]:.3g} ({worst[1]} on {worst[2]})."
+    )
 
 
 def markdown_table(rows: Sequence[BenchRow]) -> str:

@@ -71,7 +71,10 @@ class BenchRow:
     weighted accuracy on ``--data`` (None without it), detailed in ``metric_info``; ``isa``: the
     CPU's instruction-set features (:func:`~.machine.cpu_features`); ``inference_precision``: the
     arithmetic precision the runtime reported for the loaded graphs (``"f32"``, ``"bf16"``, ...;
-    ``"as stored"`` for runtimes that compute what the files store; None when the row did not load)."""
+    ``"as stored"`` for runtimes that compute what the files store; None when the row did not load);
+    ``parity``: how this row's face-only labels on the clip's faces compare, on this machine, with
+    the reference row's (the FP32 ONNX graphs on ONNX Runtime; :func:`parity_with`), None without
+    one."""
 
     runtime: str
     format: str
@@ -90,6 +93,7 @@ class BenchRow:
     machine: str | None = None
     isa: tuple[str, ...] = ()
     inference_precision: str | None = None
+    parity: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -120,6 +124,7 @@ class BenchRow:
             "machine": self.machine,
             "cpu_isa": list(self.isa),
             "inference_precision": self.inference_precision,
+            "parity": self.parity,
         }
 
 
@@ -138,3 +143,22 @@ __all__ = [
     "check_parity",
     "BenchRow",
 ]
+
+
+#: The row every other row is compared with: the FP32 graphs as stored, on ONNX Runtime.
+PARITY_REFERENCE = ("onnx", "onnxruntime")
+
+
+def parity_with(reference: Sequence[Sequence[float]], logits: Sequence[Sequence[float]]) -> dict[str, Any] | None:
+    """How a row's face-only logits compare with the reference row's on the same faces:
+    ``{"reference", "faces", "label_agreement", "max_abs_diff_logits"}``; None without faces or
+    when the two did not see the same number of them."""
+    ref, got = np.asarray(reference, np.float64), np.asarray(logits, np.float64)
+    if ref.ndim != 2 or ref.shape != got.shape or not len(ref):
+        return None
+    return {
+        "reference": " on ".join(PARITY_REFERENCE),
+        "faces": int(len(ref)),
+        "label_agreement": round(float(np.mean(ref.argmax(1) == got.argmax(1))), 4),
+        "max_abs_diff_logits": round(float(np.abs(ref - got).max()), 4),
+    }

@@ -24,7 +24,18 @@ from ..model.bundle import Bundle
 from ..model.formats import FORMATS
 from .machine import cpu_count, cpu_features, machine_description
 from .measure import WorkerSpec
-from .rows import FAILED, FAILED_VALIDATION, FRONT_END_STAGES, OK, SKIPPED, BenchRow, StageTiming, check_parity
+from .rows import (
+    FAILED,
+    FAILED_VALIDATION,
+    FRONT_END_STAGES,
+    OK,
+    PARITY_REFERENCE,
+    SKIPPED,
+    BenchRow,
+    StageTiming,
+    check_parity,
+    parity_with,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +168,9 @@ def run_bench(
     on_start: Callable[[str, str, int, int], None] | None = None,
 ) -> list[BenchRow]:
     """Bench the bundle at ``model``: one :class:`BenchRow` per (format, runtime) of
-    :func:`plan_rows`, each measured in a fresh worker process, in order. ``on_start`` is called
+    :func:`plan_rows`, each measured in a fresh worker process, in order. Each row after the FP32
+    ONNX graphs on ONNX Runtime (the first row where that pair runs) gets its ``parity`` with them:
+    face-only labels on the clip's faces, computed on this machine. ``on_start`` is called
     as ``on_start(format, runtime, index, total)`` (index from 1) before each row, ``on_row``
     with each row as it is done. Raises :class:`~edge_emotion.errors.EdgeEmotionError` subclasses
     for bad input (a missing or altered bundle, a missing clip or data set, an unknown backend)
@@ -186,6 +199,8 @@ def run_bench(
         "rtf_runs": config.rtf_runs,
     }
     rows = []
+    # the reference row's face-only logits: every later row is compared with them on this machine
+    reference: list | None = None
     with tempfile.TemporaryDirectory(prefix="edge-emotion-bench-") as work:
         work_dir = Path(work)
         front_stages: dict[str, StageTiming] | None = None  # measured before the first row that runs
@@ -231,6 +246,11 @@ def run_bench(
                     status = OK
                 stages = {s: t for s, t in front_stages.items() if s in FRONT_END_STAGES}
                 stages.update(_timings(result.get("stages", {})))
+                logits = (result.get("outputs") or {}).get("face_logits")
+                if (key, runtime) == PARITY_REFERENCE and logits is not None and not result.get("error"):
+                    reference = logits
+                compared = reference is not None and logits is not None and (key, runtime) != PARITY_REFERENCE
+                parity = parity_with(reference, logits) if compared else None
                 row = BenchRow(
                     status=status,
                     stages=stages,
@@ -242,6 +262,7 @@ def run_bench(
                     inference_precision=result.get("inference_precision"),
                     error=result.get("error"),
                     validation=validation.note,
+                    parity=parity,
                     **base,
                 )
             rows.append(row)
