@@ -9,6 +9,7 @@ bench runs with 2 timed calls per stage and no warm-up to stay quick.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -228,6 +229,9 @@ def test_table_on_screen(bench_run):
         assert f"{fmt} on {runtime}: " in proc.stderr, proc.stderr
 
 
+PARITY_100 = {"reference": "onnx on onnxruntime", "faces": 40, "label_agreement": 1.0, "max_abs_diff_logits": 123.456}
+
+
 def _report_rows() -> list[BenchRow]:
     slow = {stage: StageTiming(123.456, 987.654, 100) for stage in STAGES}
     common = {"threads": 2, "machine": "a CPU with a long model name, 64 CPUs, Linux x86_64, Python 3.11.7"}
@@ -258,7 +262,7 @@ def _report_rows() -> list[BenchRow]:
             metric=0.5,
             inference_precision="bf16",
             validation="labels agree on 96.1% < 97% (int8 bounds, real windows, end to end)",
-            parity={"reference": "onnx on onnxruntime", "faces": 40, "label_agreement": 0.975},
+            parity=PARITY_100,
             **common,
         ),
         BenchRow(
@@ -286,7 +290,7 @@ def test_report_fits_100_columns_and_prints_notes_as_plain_text():
     flat = " ".join(text.split())
     assert "pip install 'edge-emotion[openvino]'" in flat, text  # [openvino] is not read as markup
     assert "/a/bundle/[with brackets]" in flat
-    for word in ("openvino-int8", "openvino-fp16", "int8 (bf16)", "failed validation", "123/988", "amx_int8", "97.5"):
+    for word in ("openvino-int8", "openvino-fp16", "int8 (bf16)", "failed validation", "123/988", "amx_int8", "100.0"):
         assert word in text, word
     assert "labels agree on 96.1% < 97%" in flat
 
@@ -295,7 +299,8 @@ def test_rows_report_their_face_labels_against_the_fp32_onnx_row_on_this_machine
     """Every row that runs after the FP32 ONNX graphs on ONNX Runtime is compared with them on the
     clip's faces; the fake bundle's rows run the same graphs, so they agree."""
     proc, rows = bench_run
-    assert _row(rows, "onnx", "onnxruntime")["parity"] is None  # the reference itself
+    reference = _row(rows, "onnx", "onnxruntime")["parity"]
+    assert reference["is_reference"] and reference["label_agreement"] == 1.0
     int8 = _row(rows, "onnx-int8", "onnxruntime")["parity"]  # the same graph files, tampered record
     assert int8["reference"] == "onnx on onnxruntime" and int8["faces"] > 5
     assert int8["label_agreement"] == 1.0 and int8["max_abs_diff_logits"] == 0.0
@@ -304,7 +309,9 @@ def test_rows_report_their_face_labels_against_the_fp32_onnx_row_on_this_machine
         assert same["faces"] == int8["faces"] and same["max_abs_diff_logits"] < 1e-3
     for fmt, runtime in (("openvino", "openvino"), ("tensorrt-fp16", "tensorrt")):  # did not run
         assert _row(rows, fmt, runtime)["parity"] is None
-    assert "agree" in proc.stdout and "ref" in proc.stdout
+    assert any(
+        line.split()[:2] == ["onnx", "onnxruntime"] and line.split()[-1] == "ref" for line in proc.stdout.splitlines()
+    )
     flat = " ".join(proc.stdout.split())
     assert f"agree: % of the clip's {int8['faces']} faces" in flat
 
@@ -322,6 +329,20 @@ def test_parity_with_the_reference():
     }
     assert parity_with(reference, moved[:3]) is None  # not the same faces
     assert parity_with([], []) is None
+    broken = parity_with(reference, [[float("nan"), 0.0, 1.0]] + moved[1:])
+    assert broken["max_abs_diff_logits"] is None  # no NaN in --json
+
+
+def test_parity_note_says_what_was_and_was_not_compared():
+    from edge_emotion.bench.report import parity_note
+
+    rows = _report_rows()
+    assert parity_note(rows).startswith("agree: % of the clip's 40 faces")
+    assert "largest logit change 123 (openvino-int8 on openvino)" in parity_note(rows)
+    alone = [r for r in rows if r.format == "onnx"]  # the reference ran, nothing else did
+    assert "nothing compared (no face found in the clip, or no other row)" in parity_note(alone)
+    others = [dataclasses.replace(r, parity=None) for r in rows if r.format != "onnx"]  # no reference ran
+    assert "no row ran the FP32 ONNX graphs on ONNX Runtime" in parity_note(others)
 
 
 def test_a_named_runtime_that_is_missing_fails_its_row(bundle, tmp_path):

@@ -5,7 +5,7 @@ not share a runtime's thread pools, caches or memory (peak RSS is the worker's o
 
 ``SPEC.json`` is a :class:`WorkerSpec` as a dict; ``RESULT.json`` gets ``{"stages": {stage:
 {"p50_ms", "p95_ms", "repeats"}}, "rtf", "clip_duration_ms", "peak_rss_mb", "device",
-"inference_precision", "metric", "metric_info", "outputs", "error"}`` (the keys measured;
+"inference_precision", "metric", "metric_info", "outputs", "outputs_error", "error"}`` (the keys measured;
 ``outputs``: the row's face-only logits on the clip's faces, :func:`face_only_logits`, which the
 runner compares across rows). A failure is recorded in ``error`` with what was measured before it;
 the worker exits 0 whenever it wrote its result.
@@ -203,9 +203,9 @@ def face_only_logits(model, faces: np.ndarray, preset: PresetConfig) -> np.ndarr
 
     if not len(faces):
         return np.zeros((0, len(preset.labels)), np.float32)
-    embeddings = model.encode_faces(faces)
     rows = []
-    for embedding in embeddings:
+    for face in faces:  # one face a call, as a stream encodes it (and within any engine's batch bound)
+        embedding = model.encode_faces(face[None])[0]
         audio = np.zeros((1, preset.audio_steps, preset.model.audio_dim), np.float32)
         fused = align_encoded(
             preset,
@@ -296,8 +296,11 @@ def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     result["clip_duration_ms"] = clip.duration_ms
     result["rtf"] = round(float(np.median(seconds)) * 1000.0 / clip.duration_ms, 5)
     result["peak_rss_mb"] = peak_rss_mb()  # before the accuracy run, which holds whole clips
-    result["phase"] = "outputs for parity"
-    result["outputs"] = {"face_logits": face_only_logits(model, clip_faces(clip, preset), preset).tolist()}
+    try:  # the row's own measurements stand whatever happens here
+        result["outputs"] = {"face_logits": face_only_logits(model, clip_faces(clip, preset), preset).tolist()}
+    except Exception as exc:
+        result["outputs_error"] = " ".join(str(exc).split()) or type(exc).__name__
+        log.debug("parity outputs failed", exc_info=True)
     if spec.data is not None:
         result["phase"] = "accuracy"
         result["metric"], result["metric_info"] = measure_metric(model, spec)

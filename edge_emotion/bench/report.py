@@ -113,10 +113,10 @@ def cells(row: BenchRow) -> list[str]:
 def agree_cell(row: BenchRow) -> str:
     """The row's face-only label agreement with the reference row on this machine, in %
     (``BenchRow.parity``); "ref" for the reference row itself, "-" without one."""
-    if (row.format, row.runtime) == PARITY_REFERENCE and row.status in (OK, FAILED_VALIDATION):
-        return "ref"
     parity = row.parity
-    return "-" if not parity else f"{100.0 * parity['label_agreement']:.1f}"
+    if not parity:
+        return "-"
+    return "ref" if parity.get("is_reference") else f"{100.0 * parity['label_agreement']:.1f}"
 
 
 def notes(rows: Sequence[BenchRow]) -> list[str]:
@@ -197,15 +197,21 @@ def print_report(console, rows: Sequence[BenchRow], title: str) -> None:
 def parity_note(rows: Sequence[BenchRow]) -> str | None:
     """What the "agree" column measures, and the largest logit change behind it; None when no row
     was compared."""
-    compared = [row for row in rows if row.parity]
+    ran = [row for row in rows if row.status in (OK, FAILED_VALIDATION)]
+    compared = [row for row in ran if row.parity and not row.parity.get("is_reference")]
     if not compared:
-        return None
+        if not any((row.format, row.runtime) == PARITY_REFERENCE for row in ran):
+            return "agree: nothing compared (no row ran the FP32 ONNX graphs on ONNX Runtime)" if ran else None
+        return "agree: nothing compared (no face found in the clip, or no other row)"
     faces = compared[0].parity["faces"]
-    worst = max((row.parity.get("max_abs_diff_logits", 0.0), row.format, row.runtime) for row in compared)
+    diffs = [(row.parity.get("max_abs_diff_logits"), row.format, row.runtime) for row in compared]
+    unknown = [d for d in diffs if d[0] is None]
+    worst = unknown[0] if unknown else max(diffs)
+    change = "not finite" if worst[0] is None else f"{worst[0]:.3g}"
     return (
         f"agree: % of the clip's {faces} faces that each row labels (face only) as the FP32 ONNX graphs "
-        f"on ONNX Runtime (ref) do, computed on this machine; largest logit change "
-        f"{worst[0]:.3g} ({worst[1]} on {worst[2]})."
+        f"on ONNX Runtime (ref) do, computed on this machine; largest logit change {change} "
+        f"({worst[1]} on {worst[2]})."
     )
 
 
@@ -213,7 +219,8 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
     """The rows as a GitHub markdown table, with the notes under it."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    extra = notes(rows)
+    explained = parity_note(rows)
+    extra = ([explained] if explained else []) + notes(rows)
     if extra:
         lines.append("")
         lines += [f"- {line}" for line in extra]

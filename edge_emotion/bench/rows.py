@@ -73,8 +73,8 @@ class BenchRow:
     arithmetic precision the runtime reported for the loaded graphs (``"f32"``, ``"bf16"``, ...;
     ``"as stored"`` for runtimes that compute what the files store; None when the row did not load);
     ``parity``: how this row's face-only labels on the clip's faces compare, on this machine, with
-    the reference row's (the FP32 ONNX graphs on ONNX Runtime; :func:`parity_with`), None without
-    one."""
+    the reference row's (the FP32 ONNX graphs on ONNX Runtime; :func:`parity_with`; the reference
+    row's own has ``is_reference``), None without a reference or without faces."""
 
     runtime: str
     format: str
@@ -156,9 +156,10 @@ def parity_with(reference: Sequence[Sequence[float]], logits: Sequence[Sequence[
     ref, got = np.asarray(reference, np.float64), np.asarray(logits, np.float64)
     if ref.ndim != 2 or ref.shape != got.shape or not len(ref):
         return None
+    diff = float(np.abs(ref - got).max())
     return {
         "reference": " on ".join(PARITY_REFERENCE),
         "faces": int(len(ref)),
         "label_agreement": round(float(np.mean(ref.argmax(1) == got.argmax(1))), 4),
-        "max_abs_diff_logits": round(float(np.abs(ref - got).max()), 4),
+        "max_abs_diff_logits": round(diff, 4) if np.isfinite(diff) else None,  # None: NaN or inf logits
     }

@@ -247,10 +247,11 @@ def run_bench(
                 stages = {s: t for s, t in front_stages.items() if s in FRONT_END_STAGES}
                 stages.update(_timings(result.get("stages", {})))
                 logits = (result.get("outputs") or {}).get("face_logits")
-                if (key, runtime) == PARITY_REFERENCE and logits is not None and not result.get("error"):
+                if (key, runtime) == PARITY_REFERENCE and logits:
                     reference = logits
-                compared = reference is not None and logits is not None and (key, runtime) != PARITY_REFERENCE
-                parity = parity_with(reference, logits) if compared else None
+                parity = parity_with(reference, logits) if reference is not None and logits is not None else None
+                if parity is not None and (key, runtime) == PARITY_REFERENCE:
+                    parity["is_reference"] = True
                 row = BenchRow(
                     status=status,
                     stages=stages,
