@@ -196,25 +196,31 @@ def clip_faces(clip: ClipInputs, preset: PresetConfig) -> np.ndarray:
     return np.stack(crops).astype(np.float32) if crops else np.zeros((0, 3, s, s), np.float32)
 
 
+def one_face_window(preset: PresetConfig, embedding: np.ndarray, audio_seq: np.ndarray | None = None) -> tuple:
+    """The fusion head's inputs for one window whose every video step shows the face of
+    ``embedding`` ``(1, D_v)``, with the audio ``audio_seq`` ``(1, T_a, D_a)`` on every step or,
+    when None, masked (a face-only window)."""
+    from ..frontend.align import align_encoded
+
+    heard = audio_seq is not None
+    if not heard:
+        audio_seq = np.zeros((1, preset.audio_steps, preset.model.audio_dim), np.float32)
+    return align_encoded(
+        preset,
+        audio_seq,
+        np.repeat(embedding[:, None], preset.video_frames, axis=1),
+        np.ones((1, preset.video_frames), np.float32),
+        np.full((1, preset.model.time_steps), 1.0 if heard else 0.0, np.float32),
+    )
+
+
 def face_only_logits(model, faces: np.ndarray, preset: PresetConfig) -> np.ndarray:
     """``(N, C)``: each face alone through the visual encoder and the fusion head (its embedding on
     every video step, the audio masked), as a face-only window is computed."""
-    from ..frontend.align import align_encoded
-
     if not len(faces):
         return np.zeros((0, len(preset.labels)), np.float32)
-    rows = []
-    for face in faces:  # one face a call, as a stream encodes it (and within any engine's batch bound)
-        embedding = model.encode_faces(face[None])[0]
-        audio = np.zeros((1, preset.audio_steps, preset.model.audio_dim), np.float32)
-        fused = align_encoded(
-            preset,
-            audio,
-            np.repeat(embedding[None, None], preset.video_frames, axis=1),
-            np.ones((1, preset.video_frames), np.float32),
-            np.zeros((1, preset.model.time_steps), np.float32),
-        )
-        rows.append(model.fuse(*fused)[0])
+    # one face a call, as a stream encodes it (and within any engine's batch bound)
+    rows = [model.fuse(*one_face_window(preset, model.encode_faces(face[None])))[0] for face in faces]
     return np.stack(rows).astype(np.float32)
 
 
@@ -256,7 +262,6 @@ def _analyze_s(recognizer, clip_path: str) -> float:
 
 def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     """Load the format on the runtime and measure it; fills ``result`` as it goes."""
-    from ..frontend.align import align_encoded
     from ..model.bundle import Bundle
     from ..model.engine import BundleModel
     from ..recognizer import Recognizer
@@ -279,14 +284,7 @@ def measure_row(spec: WorkerSpec, result: dict[str, Any]) -> None:
     result["phase"] = "audio encoder"
     stages["audio_encoder"] = asdict(time_calls(lambda: model.encode_audio(log_mel), spec.warmup, spec.repeats))
     result["phase"] = "fusion head"
-    embedding = model.encode_faces(faces)
-    fused = align_encoded(
-        preset,
-        model.encode_audio(log_mel),
-        np.repeat(embedding[:, None], preset.video_frames, axis=1),
-        np.ones((1, preset.video_frames), np.float32),
-        np.ones((1, preset.model.time_steps), np.float32),
-    )
+    fused = one_face_window(preset, model.encode_faces(faces), model.encode_audio(log_mel))
     stages["fusion"] = asdict(time_calls(lambda: model.fuse(*fused), spec.warmup, spec.repeats))
     result["phase"] = "end to end (Recognizer.analyze)"
     recognizer = Recognizer(model)

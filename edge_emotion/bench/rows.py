@@ -128,23 +128,6 @@ class BenchRow:
         }
 
 
-__all__ = [
-    "STAGES",
-    "FRONT_END_STAGES",
-    "OK",
-    "FAILED_VALIDATION",
-    "FAILED",
-    "SKIPPED",
-    "STATUSES",
-    "StageTiming",
-    "ValidationBounds",
-    "VALIDATION_BOUNDS",
-    "Validation",
-    "check_parity",
-    "BenchRow",
-]
-
-
 #: The row every other row is compared with: the FP32 graphs as stored, on ONNX Runtime.
 PARITY_REFERENCE = ("onnx", "onnxruntime")
 
@@ -163,3 +146,22 @@ def parity_with(reference: Sequence[Sequence[float]], logits: Sequence[Sequence[
         "label_agreement": round(float(np.mean(ref.argmax(1) == got.argmax(1))), 4),
         "max_abs_diff_logits": round(diff, 4) if np.isfinite(diff) else None,  # None: NaN or inf logits
     }
+
+
+__all__ = [
+    "STAGES",
+    "FRONT_END_STAGES",
+    "OK",
+    "FAILED_VALIDATION",
+    "FAILED",
+    "SKIPPED",
+    "STATUSES",
+    "StageTiming",
+    "ValidationBounds",
+    "VALIDATION_BOUNDS",
+    "Validation",
+    "check_parity",
+    "BenchRow",
+    "PARITY_REFERENCE",
+    "parity_with",
+]
